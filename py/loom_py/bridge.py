@@ -1,0 +1,177 @@
+"""The one Python process a verb runs in.
+
+The CLI writes a request (JSON) on stdin and reads one JSON result from stdout; progress events go to
+stderr as ``@@loom {json}`` lines. Two modes:
+
+``{"mode": "flow", "flow": "ingest_flow.py", "flow_name": "IngestDataset", "params": {...},
+   "prepare": "loom_py.ingest:prepare"}``
+    runs ``prepare(params)`` first (asserts upstream runs, validates input; raises UsageError before
+    anything is written), then the flow through Metaflow's CLI with a run-id file, then reads the
+    ``loom_result`` artifact and the card's path back through the Client API.
+
+``{"mode": "call", "fn": "loom_py.datasets:list_datasets", "params": {...}}``
+    calls a function that reads the datastore without creating a run (datasets, doctor).
+
+Errors: UsageError → exit 2, DomainError → exit 1, anything else → exit 1 with a one-line message
+(the traceback only with ``"debug": true``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections import deque
+
+from . import events
+from .errors import LoomError, UsageError
+
+FLOWS_DIR = os.environ.get("LOOM_FLOWS_DIR") or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "flows")
+
+
+def _stderr_event(ev: dict) -> None:
+    sys.stderr.write(events.MARKER + json.dumps(ev, default=str) + "\n")
+    sys.stderr.flush()
+
+
+def _load(ref: str):
+    mod, _, fn = ref.partition(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
+def _flow_args(params: dict) -> list[str]:
+    args: list[str] = []
+    for k, v in params.items():
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        elif isinstance(v, (dict, list)):
+            v = json.dumps(v)
+        args += [f"--{k}", str(v)]
+    return args
+
+
+def card_path_of(run) -> str | None:
+    from metaflow.cards import get_cards
+
+    for step in run:
+        for task in step:
+            try:
+                cards = get_cards(task)
+            except Exception:
+                continue
+            for c in cards:
+                if c.path:
+                    root = os.environ.get("METAFLOW_DATASTORE_SYSROOT_LOCAL", "")
+                    full = os.path.join(root, ".metaflow", "mf.cards", c.path)
+                    return full if os.path.exists(full) else c.path
+    return None
+
+
+def run_flow(req: dict) -> dict:
+    params = dict(req.get("params") or {})
+    inputs: list[str] = []
+    prep = None
+    if req.get("prepare"):
+        prep = _load(req["prepare"])(params) or {}
+        params = prep.get("params", params)
+        inputs = prep.get("inputs", [])
+    flow_file = os.path.join(os.environ.get("LOOM_FLOWS_DIR", FLOWS_DIR), req["flow"])
+    flow_name = req["flow_name"]
+    try:
+        with tempfile.TemporaryDirectory(prefix="loom-run-") as tmp:
+            rid_file = os.path.join(tmp, "run-id")
+            cmd = [sys.executable, flow_file, "--quiet", "--no-pylint", "run", "--run-id-file", rid_file]
+            cmd += req.get("flow_options", [])
+            cmd += _flow_args(params)
+            t0 = time.time()
+            tail: deque[str] = deque(maxlen=400)
+            error_event = None
+            debug = bool(req.get("debug"))
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    bufsize=1, cwd=os.environ.get("LOOM_WORKSPACE_DIR") or None)
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                ev = events.parse_line(line)
+                if ev is not None:
+                    if ev.get("kind") == "error":
+                        error_event = ev
+                    else:
+                        _stderr_event(ev)
+                    continue
+                tail.append(line.rstrip("\n"))
+                if debug:
+                    sys.stderr.write(line)
+            rc = proc.wait()
+            run_id = open(rid_file).read().strip() if os.path.exists(rid_file) else None
+        pathspec = f"{flow_name}/{run_id}" if run_id else None
+        if rc != 0:
+            if error_event:
+                return {"ok": False, "exit_code": int(error_event.get("exit_code", 1)),
+                        "message": error_event.get("message", "the flow failed"), "pathspec": pathspec}
+            last = _last_error_line(tail)
+            return {"ok": False, "exit_code": 1, "pathspec": pathspec,
+                    "message": f"{flow_name} failed: {last} (see `loom doctor`; rerun with --debug for the log)",
+                    "log_tail": list(tail)[-60:] if debug else []}
+        from metaflow import Run, namespace
+
+        namespace(None)
+        run = Run(pathspec)
+        res = run.data.loom_result
+        out = {"ok": True, "pathspec": pathspec, "card_path": card_path_of(run),
+               "flow_seconds": round(time.time() - t0, 3), **res}
+        out["inputs"] = list(dict.fromkeys(inputs + list(res.get("inputs") or [])))
+        return out
+    finally:
+        if prep and prep.get("cleanup"):
+            for p in prep["cleanup"]:
+                try:
+                    os.remove(p)
+                except OSError:
+                    pass
+
+
+def _last_error_line(tail) -> str:
+    lines = [l for l in tail if l.strip()]
+    for l in reversed(lines):
+        s = l.split(")] ", 1)[-1].strip()
+        if s and not s.startswith(("Task failed", "Workflow failed", "Step failure", "Internal error")) and ("Error" in s or "Exception" in s):
+            return s[:300]
+    return (lines[-1].split(")] ", 1)[-1].strip()[:300]) if lines else "no output"
+
+
+def call(req: dict) -> dict:
+    res = _load(req["fn"])(dict(req.get("params") or {}))
+    res.setdefault("exit_code", 0)
+    res.setdefault("messages", [])
+    res.setdefault("next", [])
+    res.setdefault("inputs", [])
+    return {"ok": True, "pathspec": None, "card_path": None, **res}
+
+
+def main() -> int:
+    req = json.loads(sys.stdin.read() or "{}")
+    try:
+        out = run_flow(req) if req.get("mode") == "flow" else call(req)
+    except LoomError as e:
+        out = {"ok": False, "exit_code": e.exit_code, "message": e.message}
+        if e.status:
+            out["status"] = e.status
+        if e.summary is not None:
+            out["summary"] = e.summary
+    except Exception as e:  # a bug: one line, traceback with --debug
+        out = {"ok": False, "exit_code": 1, "message": f"internal error: {type(e).__name__}: {e}",
+               "traceback": traceback.format_exc() if req.get("debug") else None}
+    sys.stdout.write(json.dumps(out, default=str))
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

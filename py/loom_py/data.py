@@ -1,0 +1,153 @@
+"""Data objects: how a table lives in the Metaflow datastore and how any verb gets it back.
+
+A *data object* is a successful run whose artifacts include ``data_parquet`` (the table as Parquet
+bytes: portable, typed, no pickle of a DataFrame), ``schema``, ``rows``, ``n_columns``,
+``content_hash``, ``label`` and ``lineage``. ``IngestDataset`` runs create them at the ingest boundary;
+``FeaturesFlow`` runs create new ones. Verbs receive a pathspec and load through the Client API, so a
+flow runs unchanged on Metaflow's remote compute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+
+from .errors import UsageError
+
+DATASET_FLOWS = ("IngestDataset", "FeaturesFlow")
+PATHSPEC_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*/[A-Za-z0-9_.-]+$")
+
+
+def datastore_root() -> str:
+    return os.environ.get("METAFLOW_DATASTORE_SYSROOT_LOCAL", "")
+
+
+def require_datastore() -> str:
+    root = datastore_root()
+    if not root or not os.path.isdir(os.path.join(root, ".metaflow")):
+        raise UsageError(
+            f"no Loom datastore at {root or '(unset)'}: ingest data first (`loom ingest --source FILE`) "
+            "or run `loom doctor`"
+        )
+    return root
+
+
+def _client():
+    from metaflow import namespace
+
+    namespace(None)
+    import metaflow
+
+    return metaflow
+
+
+def resolve_run(pathspec: str, flows: tuple[str, ...] | None = None, *, what: str = "run", require_success: bool = True):
+    """Return the Client ``Run`` for ``pathspec`` or raise a UsageError that says what to do."""
+    if not isinstance(pathspec, str) or not PATHSPEC_RE.match(pathspec):
+        raise UsageError(f"'{pathspec}' is not a run pathspec (expected Flow/RunId, e.g. IngestDataset/123)")
+    flow_name, run_id = pathspec.split("/")
+    if flows and flow_name not in flows:
+        raise UsageError(
+            f"{pathspec} is a {flow_name} run, but this needs a {what} from {' or '.join(flows)}"
+        )
+    require_datastore()
+    mf = _client()
+    try:
+        run = mf.Run(pathspec)
+    except Exception:  # MetaflowNotFound and friends
+        hint = "`loom datasets` lists data objects" if what == "data object" else "check the pathspec"
+        raise UsageError(f"{pathspec} does not exist in this workspace's datastore: {hint}")
+    if require_success and not run.successful:
+        raise UsageError(f"{pathspec} did not finish successfully: use a successful run (or see `loom doctor`)")
+    return run
+
+
+def resolve_dataset(pathspec: str):
+    run = resolve_run(pathspec, None, what="data object")
+    try:
+        if "data_parquet" not in run.data:
+            raise KeyError
+    except Exception:
+        raise UsageError(f"{pathspec} is not a data object: pass an IngestDataset/N or FeaturesFlow/N pathspec")
+    return run
+
+
+def load_table(pathspec: str):
+    """(pyarrow.Table, info dict) for a data object."""
+    import pyarrow.parquet as pq
+
+    run = resolve_dataset(pathspec)
+    d = run.data
+    table = pq.read_table(io.BytesIO(d.data_parquet))
+    return table, dataset_info(run)
+
+
+def load_frame(pathspec: str):
+    """(pandas.DataFrame, info dict) for a data object."""
+    table, info = load_table(pathspec)
+    return table.to_pandas(), info
+
+
+def dataset_info(run) -> dict:
+    d = run.data
+    get = lambda k, default=None: getattr(d, k) if k in d else default  # noqa: E731
+    return {
+        "pathspec": run.pathspec,
+        "label": get("label", ""),
+        "rows": get("rows"),
+        "columns": get("n_columns"),
+        "schema": get("schema", []),
+        "content_hash": get("content_hash"),
+        "source": get("source", {}),
+        "lineage": get("lineage", {}),
+        "created": run.created_at.isoformat() if run.created_at else None,
+    }
+
+
+# ---- building a data object -------------------------------------------------------------------
+
+def schema_of(table) -> list[dict]:
+    return [{"name": f.name, "type": str(f.type), "nullable": bool(f.nullable)} for f in table.schema]
+
+
+def content_hash(table) -> str:
+    """sha256 over the table's Arrow IPC stream: the same rows, columns and types give the same hash."""
+    import pyarrow as pa
+
+    h = hashlib.sha256()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        for batch in table.combine_chunks().to_batches(max_chunksize=1 << 16):
+            w.write_batch(batch)
+    h.update(sink.getvalue().to_pybytes())
+    return "sha256:" + h.hexdigest()
+
+
+def to_parquet_bytes(table) -> bytes:
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def from_frame(df):
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+def dataset_artifacts(table, *, label: str, source: dict, lineage: dict, parquet: bytes | None = None) -> dict:
+    """The artifacts a flow sets (``for k, v in ...items(): setattr(self, k, v)``) to make a data object."""
+    return {
+        "data_parquet": parquet if parquet is not None else to_parquet_bytes(table),
+        "schema": schema_of(table),
+        "rows": table.num_rows,
+        "n_columns": table.num_columns,
+        "content_hash": content_hash(table),
+        "label": label,
+        "source": source,
+        "lineage": lineage,
+    }

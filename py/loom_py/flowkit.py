@@ -1,0 +1,113 @@
+"""Small helpers every flow uses: the result artifact, error relay, and card building blocks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+from . import events
+from .errors import LoomError
+
+RESULT_ARTIFACT = "loom_result"
+
+
+def result(status: str, summary: dict, *, verdict: str | None = None, exit_code: int = 0,
+           inputs: list[str] | None = None, messages: list[str] | None = None,
+           next: list[str] | None = None) -> dict:
+    """The dict a flow stores as ``self.loom_result``; the bridge hands it to the CLI as-is."""
+    res = {
+        "status": status,
+        "verdict": verdict,
+        "exit_code": exit_code,
+        "summary": json_safe(summary),
+        "inputs": inputs or [],
+        "messages": messages or [],
+        "next": next or [],
+    }
+    json.dumps(res)  # fail loudly inside the step if something is not JSON-able
+    return res
+
+
+def json_safe(obj):
+    """Convert numpy / pandas scalars and non-finite floats into plain JSON values."""
+    import math
+
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover
+        np = None
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if np is not None:
+        if isinstance(obj, np.generic):
+            obj = obj.item()
+        elif isinstance(obj, np.ndarray):
+            return [json_safe(v) for v in obj.tolist()]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)
+
+
+@contextlib.contextmanager
+def relay_errors():
+    """Inside a step: a LoomError becomes an ``error`` event (exit code + one line) before the step fails."""
+    try:
+        yield
+    except LoomError as e:
+        events.emit("error", exit_code=e.exit_code, message=e.message)
+        raise
+
+
+def pin_threads(n: int = 1) -> None:
+    """Pin BLAS / OpenMP threads (determinism and fair timing). Call before importing numpy-heavy code."""
+    import os
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        os.environ[var] = str(n)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except Exception:
+        pass
+
+
+# ---- card building blocks (Metaflow card components) ---------------------------------------------
+
+def card_table(rows: list[dict], columns: list[str] | None = None, limit: int = 50):
+    from metaflow.cards import Table
+
+    rows = rows[:limit]
+    if not rows:
+        return Table([["(none)"]], headers=["-"])
+    columns = columns or list(rows[0].keys())
+    return Table([[_cell(r.get(c)) for c in columns] for r in rows], headers=columns)
+
+
+def _cell(v):
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, default=str)[:200]
+    return "" if v is None else str(v)
+
+
+def card_image(fig):
+    """A matplotlib figure as a card Image (the figure is closed)."""
+    import matplotlib.pyplot as plt
+    from metaflow.cards import Image
+
+    img = Image.from_matplotlib(fig)
+    plt.close(fig)
+    return img
+
+
+def card_header(title: str, lines: list[str]):
+    from metaflow.cards import Markdown
+
+    body = "\n".join(f"- {l}" for l in lines)
+    return Markdown(f"# {title}\n\n{body}")

@@ -1,0 +1,149 @@
+"""Shared tabular vocabulary: semantic column types, task inference, and the default model.
+
+One place for these so eda, features, validate and the search agree on what a column is and what
+the task is.
+"""
+
+from __future__ import annotations
+
+SEMANTIC_TYPES = ("numeric", "categorical", "boolean", "datetime", "text", "identifier")
+HIGH_CARDINALITY = 50
+
+
+def semantic_type(s, name: str | None = None) -> str:
+    """numeric | categorical | boolean | datetime | text | identifier for a pandas Series."""
+    import pandas as pd
+
+    nn = s.dropna()
+    n = len(nn)
+    if pd.api.types.is_bool_dtype(s) or (n and set(pd.unique(nn)) <= {0, 1, True, False} and nn.nunique() == 2
+                                         and not pd.api.types.is_float_dtype(s)):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "datetime"
+    nunique = nn.nunique()
+    name_l = (name or str(s.name or "")).lower()
+    idlike_name = name_l in ("id", "uuid", "key", "index") or name_l.endswith(("_id", "_uuid", "_key")) or name_l.startswith("id_")
+    if pd.api.types.is_integer_dtype(s):
+        if n and nunique == n and (idlike_name or _is_sequence(nn)):
+            return "identifier"
+        return "numeric"
+    if pd.api.types.is_numeric_dtype(s):
+        return "numeric"
+    # object / string
+    if n == 0:
+        return "categorical"
+    sample = nn.astype(str).head(2000)
+    if _parses_as_datetime(sample):
+        return "datetime"
+    if nunique == n and n >= 20 and (idlike_name or sample.str.len().std() < 1.0 or sample.str.match(r"^[A-Za-z0-9_-]+$").all()):
+        return "identifier"
+    mean_len = sample.str.len().mean()
+    if nunique > max(HIGH_CARDINALITY, 0.5 * n) and mean_len > 30 and sample.str.contains(" ").mean() > 0.5:
+        return "text"
+    return "categorical"
+
+
+def _is_sequence(nn) -> bool:
+    import numpy as np
+
+    v = np.sort(nn.to_numpy())
+    return len(v) > 1 and bool(np.all(np.diff(v) == 1))
+
+
+def _parses_as_datetime(sample) -> bool:
+    import warnings
+
+    import pandas as pd
+
+    if not sample.str.contains(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}", regex=True).mean() > 0.9:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return parsed.notna().mean() > 0.95
+
+
+def infer_task(y) -> str:
+    """'classification' or 'regression' for a target Series (non-null values)."""
+    import pandas as pd
+
+    nn = y.dropna()
+    if pd.api.types.is_bool_dtype(nn) or not pd.api.types.is_numeric_dtype(nn):
+        return "classification"
+    nunique = nn.nunique()
+    if pd.api.types.is_float_dtype(nn) and not (nn == nn.round()).all():
+        return "regression"
+    return "classification" if nunique <= max(10, int(0.005 * len(nn))) and nunique <= 50 else "regression"
+
+
+def feature_columns(df, target: str | None, exclude: tuple = ()) -> list[str]:
+    return [c for c in df.columns if c != target and c not in exclude]
+
+
+def make_preprocessor(X, *, scale: bool = False):
+    """A ColumnTransformer fitted inside each CV fold: median-impute numerics (optionally scaled),
+    most-frequent-impute + one-hot (rare levels grouped) for low-cardinality categoricals, ordinal for
+    high-cardinality ones; datetimes become numeric parts; identifiers and free text are dropped."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    num, low, high, dts = [], [], [], []
+    for c in X.columns:
+        t = semantic_type(X[c], c)
+        if t in ("numeric", "boolean"):
+            num.append(c)
+        elif t == "datetime":
+            dts.append(c)
+        elif t == "categorical":
+            (low if X[c].nunique() <= 20 else high).append(c)
+    parts = []
+    if num:
+        steps = [SimpleImputer(strategy="median")] + ([StandardScaler()] if scale else [])
+        parts.append(("num", make_pipeline(*steps), num))
+    if low:
+        parts.append(("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                                           OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5,
+                                                         sparse_output=False)), low))
+    if high:
+        parts.append(("hcat", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                                            OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)), high))
+    if dts:
+        parts.append(("dt", make_pipeline(FunctionTransformer(_datetime_parts), SimpleImputer(strategy="median")), dts))
+    return ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
+
+
+def _datetime_parts(X):
+    import numpy as np
+    import pandas as pd
+
+    cols = []
+    for c in X.columns:
+        d = pd.to_datetime(X[c], errors="coerce", format="mixed") if not pd.api.types.is_datetime64_any_dtype(X[c]) else X[c]
+        cols += [d.dt.year, d.dt.month, d.dt.dayofweek, d.dt.hour]
+    return np.column_stack([c.astype("float64").to_numpy() for c in cols])
+
+
+def _cast_objects(X):
+    """Mixed-type object columns to str so encoders see one type."""
+    X = X.copy()
+    for c in X.columns:
+        if X[c].dtype == object:
+            X[c] = X[c].where(X[c].isna(), X[c].astype(str))
+    return X
+
+
+def default_model(task: str, X, seed: int = 0):
+    """The strong default estimator: histogram gradient boosting behind the preprocessor."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    est = (HistGradientBoostingClassifier(random_state=seed, max_iter=200, early_stopping=False)
+           if task == "classification" else HistGradientBoostingRegressor(random_state=seed, max_iter=200, early_stopping=False))
+    return make_pipeline(FunctionTransformer(_cast_objects), make_preprocessor(X), est)
+
+
+DEFAULT_MODEL_NAME = "HistGradientBoosting (sklearn) with median/most-frequent imputation, one-hot/ordinal encoding"
