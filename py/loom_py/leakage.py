@@ -1,0 +1,435 @@
+"""Leakage checks shared by eda, features and validate.
+
+Every check returns a list of flags ``{"column", "reason", "evidence"}``. Reasons are stable strings:
+
+- ``single_feature_predictor``: one column alone predicts the target almost perfectly on held-out rows
+  (5-fold out-of-fold score of a one-feature histogram estimator: ROC-AUC for classification, R² for
+  regression).
+- ``identifier``: unique per row (or nearly) and integer-sequence / key-like / named like a key; a model
+  would memorize rows with it.
+- ``target_copy``: a near-copy or monotone function of the target (|Spearman| or |Pearson| with a
+  regression target, correlation ratio / bias-corrected Cramér's V with a class target).
+- ``post_outcome_timestamp``: a timestamp whose missingness alone predicts the target (filled only
+  after the outcome).
+- ``after_prediction_time``: a timestamp that lies after the prediction time (``time_col``) on most rows.
+
+The expensive statistics run on at most ``SAMPLE_ROWS`` rows (seeded sample); evidence says
+``rows_used`` so a summary can state that it sampled.
+
+The one-feature estimator: the column is cut into quantile bins (numerics, datetimes) or categories
+(everything else), missing values get their own bin, and each held-out row is predicted by the smoothed
+target mean / class distribution of its bin in the other folds. It is fast (bincount), handles any
+column type, and sees missingness as a signal. Bins are target-free (computed once); only the
+per-bin target statistics are fitted, inside folds.
+"""
+
+from __future__ import annotations
+
+SAMPLE_ROWS = 200_000
+N_FOLDS = 5
+# Thresholds, measured on clean data (see docs/decisions/0100-leakage-thresholds.md):
+# breast_cancer's best genuine single feature reaches an out-of-fold AUC of about 0.97, so 0.95 would
+# flag it; 0.99 leaves a margin above genuine data while planted leaks score > 0.995.
+THRESHOLD_AUC = 0.99
+THRESHOLD_R2 = 0.95
+COPY_CORR = 0.98          # |Spearman| or |Pearson| with a regression target
+COPY_ETA2 = 0.95          # correlation ratio (numeric column by class target)
+COPY_CRAMERS_V = 0.95     # bias-corrected Cramér's V (categorical column vs class target)
+MISSING_AUC = 0.9         # missingness of a timestamp predicts the target
+MISSING_R2 = 0.5
+AFTER_SHARE = 0.95        # share of rows where a timestamp is after the prediction time
+ID_UNIQUE_SHARE = 0.95    # near-unique share for a key-named column
+
+REASON_ORDER = ("target_copy", "post_outcome_timestamp", "after_prediction_time",
+                "single_feature_predictor", "identifier")
+
+
+def _flag(column, reason, **evidence) -> dict:
+    from .flowkit import json_safe
+
+    return {"column": str(column), "reason": reason, "evidence": json_safe(evidence)}
+
+
+def _sample(df, seed: int = 0, max_rows: int = SAMPLE_ROWS):
+    if len(df) <= max_rows:
+        return df
+    return df.sample(n=max_rows, random_state=seed)
+
+
+def _check_target(df, target):
+    from .errors import UsageError
+
+    if target not in df.columns:
+        raise UsageError(f"unknown target column '{target}': columns are {', '.join(map(str, list(df.columns)[:30]))}")
+
+
+def _task(df, target, task):
+    from .tabular import infer_task
+
+    return task or infer_task(df[target])
+
+
+def _target_codes(y, task):
+    """(y as float array for regression | int codes for classification, n_classes)."""
+    import numpy as np
+    import pandas as pd
+
+    if task == "classification":
+        codes, uniques = pd.factorize(y, sort=True)
+        return codes.astype(np.int64), len(uniques)
+    return pd.to_numeric(y, errors="coerce").to_numpy(dtype="float64"), 0
+
+
+def _is_datetime_like(s, name=None) -> bool:
+    import pandas as pd
+
+    from .tabular import semantic_type
+
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return True
+    return s.dtype == object and semantic_type(s, name) == "datetime"
+
+
+def _as_datetime(s):
+    import warnings
+
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(s):
+        d = s
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            d = pd.to_datetime(s, errors="coerce", format="mixed")
+    if getattr(d.dt, "tz", None) is not None:
+        d = d.dt.tz_convert("UTC").dt.tz_localize(None)
+    return d
+
+
+def bin_codes(s, max_bins: int = 32):
+    """Target-free integer codes for one column: quantile bins for numerics/datetimes, categories
+    otherwise; missing values get their own code. Returns (codes, n_codes)."""
+    import numpy as np
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(s):
+        v = s.astype("float64")
+    elif pd.api.types.is_datetime64_any_dtype(s):
+        d = _as_datetime(s)
+        a = d.to_numpy(dtype="datetime64[ns]").view("int64").astype("float64")
+        a[d.isna().to_numpy()] = np.nan
+        v = pd.Series(a, index=s.index)
+    elif pd.api.types.is_numeric_dtype(s):
+        v = pd.to_numeric(s, errors="coerce").astype("float64")
+    else:
+        v = None
+    if v is not None:
+        a = v.to_numpy(dtype="float64")
+        miss = ~np.isfinite(a)
+        nn = a[~miss]
+        if len(nn) == 0:
+            return np.zeros(len(a), dtype=np.int64), 1
+        uniq = np.unique(nn)
+        if len(uniq) <= max_bins:
+            codes = np.searchsorted(uniq, np.where(miss, uniq[0], a))
+        else:
+            edges = np.unique(np.quantile(nn, np.linspace(0, 1, max_bins + 1)[1:-1]))
+            codes = np.searchsorted(edges, np.where(miss, nn[0], a), side="right")
+        n = int(codes.max()) + 1 if len(codes) else 1
+        codes = np.where(miss, n, codes).astype(np.int64)
+        return codes, n + 1
+    codes, uniques = pd.factorize(s.astype("object").where(s.notna(), None))
+    n = len(uniques)
+    codes = np.where(codes < 0, n, codes).astype(np.int64)
+    return codes, n + 1
+
+
+def _folds(n: int, seed: int, k: int = N_FOLDS):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return rng.permutation(n) % k
+
+
+def oof_score(codes, n_codes: int, y, task: str, n_classes: int = 0, *, seed: int = 0, smoothing: float = 2.0) -> float:
+    """Out-of-fold score of the one-feature histogram estimator: ROC-AUC (classification, macro
+    one-vs-rest for multiclass) or R² (regression)."""
+    import numpy as np
+
+    n = len(codes)
+    fold = _folds(n, seed)
+    if task == "classification":
+        from sklearn.metrics import roc_auc_score
+
+        k = max(n_classes, 2)
+        proba = np.zeros((n, k))
+        for f in range(N_FOLDS):
+            tr, te = fold != f, fold == f
+            prior = np.bincount(y[tr], minlength=k) / max(tr.sum(), 1)
+            counts = np.bincount(codes[tr] * k + y[tr], minlength=n_codes * k).reshape(n_codes, k)
+            tot = counts.sum(1, keepdims=True)
+            p = (counts + smoothing * prior) / (tot + smoothing)
+            proba[te] = p[codes[te]]
+        if len(np.unique(y)) < 2:
+            return float("nan")
+        if k == 2:
+            return float(roc_auc_score(y, proba[:, 1]))
+        present = np.unique(y)
+        if len(present) < k:
+            proba = proba[:, present]
+            y = np.searchsorted(present, y)
+        proba = proba / proba.sum(1, keepdims=True)
+        if proba.shape[1] == 2:
+            return float(roc_auc_score(y, proba[:, 1]))
+        return float(roc_auc_score(y, proba, multi_class="ovr", average="macro"))
+    pred = np.zeros(n)
+    for f in range(N_FOLDS):
+        tr, te = fold != f, fold == f
+        prior = y[tr].mean()
+        s = np.bincount(codes[tr], weights=y[tr], minlength=n_codes)
+        c = np.bincount(codes[tr], minlength=n_codes)
+        pred[te] = ((s + smoothing * prior) / (c + smoothing))[codes[te]]
+    sst = ((y - y.mean()) ** 2).sum()
+    return float(1 - ((y - pred) ** 2).sum() / sst) if sst > 0 else float("nan")
+
+
+def _prepared(df, target, task, seed):
+    """(sampled frame with a non-missing target, y, n_classes, task, rows_used)."""
+    import numpy as np
+
+    _check_target(df, target)
+    task = _task(df, target, task)
+    d = df[df[target].notna()]
+    d = _sample(d, seed)
+    y, k = _target_codes(d[target], task)
+    if task == "regression":
+        keep = np.isfinite(y)
+        d, y = d[keep], y[keep]
+    return d, y, k, task, len(d)
+
+
+def single_feature_predictors(df, target, task=None, *, threshold_auc: float = THRESHOLD_AUC,
+                              threshold_r2: float = THRESHOLD_R2, seed: int = 0) -> list[dict]:
+    """Columns that alone predict the target almost perfectly on held-out rows."""
+    d, y, k, task, used = _prepared(df, target, task, seed)
+    if used < 20:
+        return []
+    out = []
+    for c in d.columns:
+        if c == target:
+            continue
+        codes, n_codes = bin_codes(d[c])
+        if n_codes <= 1:
+            continue
+        score = oof_score(codes, n_codes, y, task, k, seed=seed)
+        metric, thr = ("roc_auc", threshold_auc) if task == "classification" else ("r2", threshold_r2)
+        if score == score and score >= thr:
+            out.append(_flag(c, "single_feature_predictor", metric=metric, score=round(score, 4),
+                             threshold=thr, method=f"{N_FOLDS}-fold out-of-fold one-feature histogram estimator",
+                             rows_used=used))
+    return out
+
+
+def single_feature_scores(df, target, task=None, *, seed: int = 0) -> dict:
+    """{column: out-of-fold one-feature score} for every feature (used by eda for its tables)."""
+    d, y, k, task, used = _prepared(df, target, task, seed)
+    res = {}
+    for c in d.columns:
+        if c == target:
+            continue
+        codes, n_codes = bin_codes(d[c])
+        res[c] = oof_score(codes, n_codes, y, task, k, seed=seed) if n_codes > 1 and used >= 20 else None
+    return res
+
+
+def identifier_columns(df, target=None) -> list[dict]:
+    """Unique-per-row keys: integer sequences, key-like strings, or key-named near-unique columns."""
+    import pandas as pd
+
+    from .tabular import semantic_type
+
+    out = []
+    n_rows = len(df)
+    if n_rows < 20:
+        return out
+    for c in df.columns:
+        if c == target:
+            continue
+        s = df[c]
+        if pd.api.types.is_float_dtype(s) or pd.api.types.is_bool_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
+            continue
+        nn = s.dropna()
+        n = len(nn)
+        if n < 20:
+            continue
+        sample = nn if n <= SAMPLE_ROWS else nn.sample(SAMPLE_ROWS, random_state=0)
+        share = sample.nunique() / len(sample)
+        st = semantic_type(sample, str(c))
+        name_l = str(c).lower()
+        keyname = name_l in ("id", "uuid", "guid", "key", "index", "row", "rowid", "row_id") or \
+            name_l.endswith(("_id", "_uuid", "_key", "id")) and not name_l.endswith(("paid", "valid", "void", "grid", "fluid", "solid"))
+        if st == "identifier":
+            out.append(_flag(c, "identifier", unique_share=round(share, 4), semantic_type=st,
+                             why="unique per row (integer sequence, key-like string or key name)"))
+        elif keyname and share >= ID_UNIQUE_SHARE:
+            out.append(_flag(c, "identifier", unique_share=round(share, 4), semantic_type=st,
+                             threshold=ID_UNIQUE_SHARE, why="key-like name and nearly unique per row"))
+    return out
+
+
+def _cramers_v_corrected(a_codes, b_codes) -> float:
+    """Bias-corrected Cramér's V (Bergsma 2013)."""
+    import numpy as np
+
+    n = len(a_codes)
+    ra, rb = a_codes.max() + 1, b_codes.max() + 1
+    table = np.bincount(a_codes * rb + b_codes, minlength=ra * rb).reshape(ra, rb).astype(float)
+    table = table[table.sum(1) > 0][:, table.sum(0) > 0]
+    r, k = table.shape
+    if r < 2 or k < 2 or n < 2:
+        return 0.0
+    expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / n
+    chi2 = ((table - expected) ** 2 / expected).sum()
+    phi2 = chi2 / n
+    phi2c = max(0.0, phi2 - (k - 1) * (r - 1) / (n - 1))
+    rc = r - (r - 1) ** 2 / (n - 1)
+    kc = k - (k - 1) ** 2 / (n - 1)
+    den = min(kc - 1, rc - 1)
+    return float(np.sqrt(phi2c / den)) if den > 0 else 0.0
+
+
+def correlation_ratio(codes, x) -> float:
+    """eta² of x by group codes: between-group variance / total variance."""
+    import numpy as np
+
+    n = len(x)
+    if n < 2:
+        return 0.0
+    tot = ((x - x.mean()) ** 2).sum()
+    if tot <= 0:
+        return 0.0
+    cnt = np.bincount(codes)
+    s = np.bincount(codes, weights=x)
+    nz = cnt > 0
+    means = s[nz] / cnt[nz]
+    between = (cnt[nz] * (means - x.mean()) ** 2).sum()
+    return float(between / tot)
+
+
+def target_copies(df, target, task=None, *, seed: int = 0) -> list[dict]:
+    """Near-copies or monotone functions of the target."""
+    import numpy as np
+    import pandas as pd
+
+    d, y, k, task, used = _prepared(df, target, task, seed)
+    out = []
+    if used < 20:
+        return out
+    for c in d.columns:
+        if c == target:
+            continue
+        s = d[c]
+        numeric = (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)) and not pd.api.types.is_datetime64_any_dtype(s)
+        if task == "regression":
+            if not numeric:
+                continue
+            x = pd.to_numeric(s, errors="coerce").astype("float64").to_numpy()
+            m = np.isfinite(x)
+            if m.sum() < max(20, 0.5 * used) or np.nanstd(x[m]) == 0 or np.std(y[m]) == 0:
+                continue
+            xs, ys = x[m], y[m]
+            pearson = float(np.corrcoef(xs, ys)[0, 1])
+            spearman = float(np.corrcoef(pd.Series(xs).rank().to_numpy(), pd.Series(ys).rank().to_numpy())[0, 1])
+            if max(abs(pearson), abs(spearman)) >= COPY_CORR:
+                out.append(_flag(c, "target_copy", pearson=round(pearson, 4), spearman=round(spearman, 4),
+                                 threshold=COPY_CORR, rows_used=int(m.sum()),
+                                 why="near-copy or monotone function of the target"))
+        else:
+            if numeric:
+                x = pd.to_numeric(s, errors="coerce").astype("float64").to_numpy()
+                m = np.isfinite(x)
+                if m.sum() < max(20, 0.5 * used) or np.std(x[m]) == 0:
+                    continue
+                eta2 = correlation_ratio(y[m], x[m])
+                if eta2 >= COPY_ETA2:
+                    out.append(_flag(c, "target_copy", correlation_ratio=round(eta2, 4), threshold=COPY_ETA2,
+                                     rows_used=int(m.sum()), why="the column is (almost) a function of the class"))
+            else:
+                if pd.api.types.is_datetime64_any_dtype(s):
+                    continue
+                codes, n_codes = bin_codes(s)
+                if n_codes - 1 > 50 or n_codes < 2:
+                    continue
+                v = _cramers_v_corrected(codes, y)
+                if v >= COPY_CRAMERS_V:
+                    out.append(_flag(c, "target_copy", cramers_v=round(v, 4), threshold=COPY_CRAMERS_V,
+                                     rows_used=used, why="categories map one-to-one onto the classes"))
+    return out
+
+
+def temporal_leaks(df, target, time_col=None, task=None, *, seed: int = 0) -> list[dict]:
+    """Timestamps filled only after the outcome (missingness predicts the target) or lying after the
+    prediction time ``time_col``."""
+    import numpy as np
+
+    from .errors import UsageError
+
+    d, y, k, task, used = _prepared(df, target, task, seed)
+    if time_col is not None and time_col not in d.columns:
+        raise UsageError(f"unknown time column '{time_col}': pass --time with one of the data object's columns")
+    out = []
+    if used < 20:
+        return out
+    t0 = _as_datetime(d[time_col]) if time_col is not None else None
+    for c in d.columns:
+        if c in (target, time_col):
+            continue
+        s = d[c]
+        if not _is_datetime_like(s, str(c)):
+            continue
+        dt = _as_datetime(s)
+        miss = dt.isna().to_numpy()
+        share = float(miss.mean())
+        if 0.02 <= share <= 0.98:
+            score = oof_score(miss.astype(np.int64), 2, y, task, k, seed=seed)
+            thr = MISSING_AUC if task == "classification" else MISSING_R2
+            if score == score and score >= thr:
+                out.append(_flag(c, "post_outcome_timestamp", missing_share=round(share, 4),
+                                 metric="roc_auc" if task == "classification" else "r2",
+                                 missingness_score=round(score, 4), threshold=thr, rows_used=used,
+                                 why="whether the timestamp is filled predicts the target: it is written after the outcome"))
+                continue
+        if t0 is not None:
+            both = dt.notna().to_numpy() & t0.notna().to_numpy()
+            if both.sum() >= 20:
+                after = float((dt.to_numpy()[both] > t0.to_numpy()[both]).mean())
+                if after >= AFTER_SHARE:
+                    out.append(_flag(c, "after_prediction_time", share_after=round(after, 4), time_column=time_col,
+                                     threshold=AFTER_SHARE, rows_used=int(both.sum()),
+                                     why=f"the timestamp is later than the prediction time '{time_col}'"))
+    return out
+
+
+def find_leaks(df, target, task=None, time_col=None, *, seed: int = 0,
+               threshold_auc: float = THRESHOLD_AUC, threshold_r2: float = THRESHOLD_R2) -> list[dict]:
+    """All checks, one flag per column (the strongest reason first; the others in evidence.also)."""
+    _check_target(df, target)
+    task = _task(df, target, task)
+    flags = (target_copies(df, target, task, seed=seed)
+             + temporal_leaks(df, target, time_col, task, seed=seed)
+             + single_feature_predictors(df, target, task, threshold_auc=threshold_auc,
+                                         threshold_r2=threshold_r2, seed=seed)
+             + identifier_columns(df, target))
+    by_col: dict[str, dict] = {}
+    for f in sorted(flags, key=lambda f: REASON_ORDER.index(f["reason"])):
+        if f["column"] in by_col:
+            by_col[f["column"]]["evidence"].setdefault("also", []).append(f["reason"])
+        else:
+            by_col[f["column"]] = {**f, "evidence": dict(f["evidence"])}
+    order = {str(c): i for i, c in enumerate(df.columns)}
+    return sorted(by_col.values(), key=lambda f: order.get(f["column"], 0))
+
+
+def sampled(df) -> bool:
+    """Whether the leakage statistics ran on a sample of ``df``."""
+    return len(df) > SAMPLE_ROWS

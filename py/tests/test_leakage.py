@@ -1,0 +1,91 @@
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from leakdata import PLANTED, clean, planted  # noqa: E402
+
+from loom_py import leakage as L  # noqa: E402
+from loom_py.errors import UsageError  # noqa: E402
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_planted_leaks_found_with_their_reasons(task, seed):
+    flags = {f["column"]: f["reason"] for f in L.find_leaks(planted(1500, seed, task), "target")}
+    assert flags == PLANTED
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_clean_generated_data_gets_no_flags(task, seed):
+    assert L.find_leaks(clean(1500, seed, task), "target") == []
+    assert L.find_leaks(clean(1500, seed, task), "target", time_col="signup") == []
+
+
+@pytest.mark.parametrize("loader", ["load_breast_cancer", "load_wine", "load_diabetes"])
+def test_sklearn_datasets_get_no_flags(loader):
+    from sklearn import datasets
+
+    df = getattr(datasets, loader)(as_frame=True).frame
+    assert L.find_leaks(df, "target") == []
+
+
+def test_single_feature_predictor_on_categorical_copy():
+    df = clean(1000, 3)
+    df["status"] = np.where(df["target"] == 1, "churned", "stayed")
+    flags = {f["column"]: f for f in L.find_leaks(df, "target")}
+    assert list(flags) == ["status"]
+    assert flags["status"]["reason"] == "target_copy"
+    assert "single_feature_predictor" in flags["status"]["evidence"]["also"]
+    sfp = L.single_feature_predictors(df, "target")
+    assert [f["column"] for f in sfp] == ["status"] and sfp[0]["evidence"]["score"] >= 0.99
+
+
+def test_after_prediction_time_and_post_outcome():
+    df = clean(1000, 4)
+    df["decided_at"] = df["signup"] + pd.to_timedelta(np.arange(1000) % 90 + 1, unit="D")
+    flags = {f["column"]: f["reason"] for f in L.temporal_leaks(df, "target", "signup")}
+    assert flags == {"decided_at": "after_prediction_time"}
+    assert L.temporal_leaks(df, "target", None) == []
+
+
+def test_identifier_kinds():
+    n = 200
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({
+        "seq": np.arange(n), "uuid": [f"k{rng.integers(1e12):x}" for _ in range(n)],
+        "customer_id": np.r_[np.arange(n - 5), np.arange(5)] * 7 + 3,
+        "amount": rng.normal(size=n), "count": rng.integers(0, 5, n), "target": rng.integers(0, 2, n)})
+    assert {f["column"] for f in L.identifier_columns(df, "target")} == {"seq", "uuid", "customer_id"}
+
+
+def test_unknown_columns_are_usage_errors():
+    df = clean(100)
+    with pytest.raises(UsageError):
+        L.find_leaks(df, "nope")
+    with pytest.raises(UsageError):
+        L.temporal_leaks(df, "target", "nope")
+
+
+def test_bin_codes_missing_gets_its_own_bin():
+    s = pd.Series([1.0, 2.0, np.nan, 4.0])
+    codes, n = L.bin_codes(s)
+    assert len(set(codes)) == 4 and codes[2] == n - 1
+    codes, n = L.bin_codes(pd.Series(["a", None, "b", "a"]))
+    assert codes[0] == codes[3] and codes[1] == n - 1
+
+
+def test_large_data_is_sampled_and_fast():
+    import time
+
+    df = planted(300_000, 0)
+    t = time.time()
+    flags = L.find_leaks(df, "target")
+    assert time.time() - t < 30
+    assert {f["column"] for f in flags} == set(PLANTED)
+    assert L.sampled(df)
+    assert flags[0]["evidence"].get("rows_used", L.SAMPLE_ROWS) <= L.SAMPLE_ROWS
