@@ -89,3 +89,12 @@ def test_large_data_is_sampled_and_fast():
     assert {f["column"] for f in flags} == set(PLANTED)
     assert L.sampled(df)
     assert flags[0]["evidence"].get("rows_used", L.SAMPLE_ROWS) <= L.SAMPLE_ROWS
+
+
+def test_roc_auc_matches_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    s = np.round(y + rng.normal(0, 1, 500), 1)  # ties included
+    assert abs(L.roc_auc(y == 1, s) - roc_auc_score(y, s)) < 1e-12
