@@ -1,0 +1,307 @@
+"""eda: profile a data object — shape, semantic dtypes, missingness, duplicates, target balance, top
+associations, ydata-style alerts and leakage flags. ``profile(df, ...)`` is pure (tested on plain
+DataFrames); EdaFlow loads, calls, records and renders.
+"""
+
+from __future__ import annotations
+
+from . import leakage
+from .errors import UsageError
+
+CORR_SAMPLE = 100_000      # rows used for associations (Spearman ranks, Cramér's V, correlation ratio)
+TOP_N = 10
+TASKS = ("classification", "regression")
+
+# alert thresholds (in the spirit of ydata-profiling's defaults)
+ALERTS = {
+    "constant": "one distinct non-missing value",
+    "all_unique": "every non-missing value distinct (and not a float measurement)",
+    "high_cardinality": 50,           # distinct categories
+    "missing": 0.2,                   # share of rows missing
+    "skewed": 3.0,                    # |sample skewness| of a numeric column
+    "imbalance": 0.5,                 # 1 - normalized entropy of a categorical column (or class target)
+    "high_correlation": 0.9,          # feature–feature association
+}
+
+
+def _sample(df, n: int, seed: int = 0):
+    return df if len(df) <= n else df.sample(n=n, random_state=seed)
+
+
+def imbalance(counts) -> float:
+    """1 - normalized entropy (0 = balanced, 1 = one category)."""
+    import numpy as np
+
+    p = np.asarray(counts, dtype=float)
+    p = p[p > 0]
+    if len(p) < 2:
+        return 1.0 if len(p) == 1 else 0.0
+    p = p / p.sum()
+    return float(1 - (-(p * np.log(p)).sum()) / np.log(len(p)))
+
+
+def column_types(df) -> dict:
+    from .tabular import semantic_type
+
+    return {str(c): semantic_type(df[c], str(c)) for c in df.columns}
+
+
+def target_balance(y, task: str) -> dict:
+    import pandas as pd
+
+    nn = y.dropna()
+    if task == "classification":
+        vc = nn.astype(str).value_counts()
+        return {"task": task, "classes": {str(k): int(v) for k, v in vc.items()}, "n_classes": int(len(vc)),
+                "imbalance_ratio": float(vc.max() / vc.min()) if len(vc) else None,
+                "minority_share": float(vc.min() / vc.sum()) if len(vc) else None,
+                "missing": int(y.isna().sum())}
+    v = pd.to_numeric(nn, errors="coerce").dropna()
+    q = v.quantile([0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0])
+    return {"task": task, "mean": float(v.mean()), "std": float(v.std()), "skew": float(v.skew()) if len(v) > 2 else None,
+            "quantiles": {f"p{int(k * 100)}": float(x) for k, x in q.items()}, "missing": int(y.isna().sum())}
+
+
+def _assoc(a, b, ta: str, tb: str):
+    """(value, method) for a pair of columns given their semantic types ('num' or 'cat')."""
+    import numpy as np
+    import pandas as pd
+
+    from .leakage import _cramers_v_corrected, bin_codes, correlation_ratio
+
+    if ta == "num" and tb == "num":
+        x = pd.to_numeric(a, errors="coerce").to_numpy(dtype="float64")
+        y = pd.to_numeric(b, errors="coerce").to_numpy(dtype="float64")
+        ok = np.isfinite(x) & np.isfinite(y)
+        if ok.sum() < 3 or x[ok].std() == 0 or y[ok].std() == 0:
+            return None, None
+        x, y = x[ok], y[ok]
+        pearson = float(np.corrcoef(x, y)[0, 1])
+        spearman = float(np.corrcoef(pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy())[0, 1])
+        return (pearson, "pearson") if abs(pearson) >= abs(spearman) else (spearman, "spearman")
+    if ta == "cat" and tb == "cat":
+        ca, na = bin_codes(a)
+        cb, nb = bin_codes(b)
+        if na < 2 or nb < 2:
+            return None, None
+        return _cramers_v_corrected(ca, cb), "cramers_v"
+    cat, num = (a, b) if ta == "cat" else (b, a)
+    x = pd.to_numeric(num, errors="coerce").to_numpy(dtype="float64")
+    ok = np.isfinite(x)
+    codes, n = bin_codes(cat)
+    if ok.sum() < 3 or n < 2:
+        return None, None
+    return float(np.sqrt(correlation_ratio(codes[ok], x[ok]))), "correlation_ratio"
+
+
+def _kind(st: str) -> str | None:
+    return {"numeric": "num", "boolean": "num", "categorical": "cat"}.get(st)
+
+
+def correlations(df, types: dict, target: str | None, task: str | None) -> dict:
+    """Feature–target and feature–feature associations with the method per pair type."""
+    d = _sample(df, CORR_SAMPLE)
+    feats = [c for c in d.columns if c != target and _kind(types[str(c)])]
+    with_target = []
+    if target:
+        tk = "cat" if task == "classification" else "num"
+        for c in feats:
+            v, m = _assoc(d[c], d[target], _kind(types[str(c)]), tk)
+            if v is not None and v == v:
+                with_target.append({"column": str(c), "value": round(v, 4), "method": m})
+        with_target.sort(key=lambda r: -abs(r["value"]))
+    pairs = []
+    use = feats[:40]
+    for i, a in enumerate(use):
+        for b in use[i + 1:]:
+            v, m = _assoc(d[a], d[b], _kind(types[str(a)]), _kind(types[str(b)]))
+            if v is not None and v == v:
+                pairs.append({"a": str(a), "b": str(b), "value": round(v, 4), "method": m})
+    pairs.sort(key=lambda r: -abs(r["value"]))
+    return {"with_target": with_target[:TOP_N], "feature_pairs": pairs[:TOP_N], "all_with_target": with_target,
+            "all_pairs": pairs,
+            "methods": {"numeric-numeric": "Pearson or Spearman (the stronger, signed)",
+                        "categorical-categorical": "Cramér's V (bias-corrected)",
+                        "numeric-categorical": "correlation ratio (eta)"},
+            "rows_used": len(d), "sampled": len(d) < len(df)}
+
+
+def alerts(df, types: dict, target: str | None, task: str | None, balance: dict | None, pairs: list[dict]) -> list[dict]:
+    import pandas as pd
+
+    out = []
+    n = len(df)
+    for c in df.columns:
+        s = df[c]
+        st = types[str(c)]
+        nn = s.dropna()
+        nunique = int(nn.nunique())
+        miss = float(s.isna().mean()) if n else 0.0
+        if nunique <= 1:
+            out.append({"column": str(c), "alert": "constant", "value": nunique, "threshold": ALERTS["constant"]})
+            continue
+        if nunique == len(nn) and len(nn) >= 20 and not pd.api.types.is_float_dtype(s) and c != target:
+            out.append({"column": str(c), "alert": "all_unique", "value": nunique, "threshold": ALERTS["all_unique"]})
+        if st == "categorical" and nunique > ALERTS["high_cardinality"]:
+            out.append({"column": str(c), "alert": "high_cardinality", "value": nunique, "threshold": ALERTS["high_cardinality"]})
+        if miss > ALERTS["missing"]:
+            out.append({"column": str(c), "alert": "missing", "value": round(miss, 4), "threshold": ALERTS["missing"]})
+        if st == "numeric" and len(nn) > 2:
+            sk = float(pd.to_numeric(nn, errors="coerce").skew())
+            if sk == sk and abs(sk) > ALERTS["skewed"]:
+                out.append({"column": str(c), "alert": "skewed", "value": round(sk, 3), "threshold": ALERTS["skewed"]})
+        if st in ("categorical", "boolean") and c != target:
+            imb = imbalance(nn.value_counts().to_numpy())
+            if imb > ALERTS["imbalance"]:
+                out.append({"column": str(c), "alert": "imbalance", "value": round(imb, 3), "threshold": ALERTS["imbalance"]})
+    if balance and balance.get("task") == "classification" and balance.get("classes"):
+        imb = imbalance(list(balance["classes"].values()))
+        if imb > ALERTS["imbalance"]:
+            out.append({"column": str(target), "alert": "imbalance", "value": round(imb, 3), "threshold": ALERTS["imbalance"],
+                        "note": f"class imbalance ratio {balance['imbalance_ratio']:.1f}"})
+    for p in pairs:
+        if abs(p["value"]) >= ALERTS["high_correlation"]:
+            out.append({"column": f"{p['a']} ~ {p['b']}", "alert": "high_correlation", "value": p["value"],
+                        "method": p["method"], "threshold": ALERTS["high_correlation"]})
+    return out
+
+
+def duplicate_rows(df) -> int:
+    import pandas as pd
+
+    if len(df) == 0:
+        return 0
+    try:
+        h = pd.util.hash_pandas_object(df, index=False)
+    except TypeError:  # unhashable cells (lists): fall back to their text
+        h = pd.util.hash_pandas_object(df.astype(str), index=False)
+    return int(h.duplicated().sum())
+
+
+def validate_target(y, target: str, task: str | None = None) -> str:
+    """The task for a usable target, else UsageError (all missing, one class, non-numeric regression)."""
+    import pandas as pd
+
+    from .tabular import infer_task
+
+    nn = y.dropna()
+    if len(nn) == 0:
+        raise UsageError(f"target column '{target}' is entirely missing: choose another --target")
+    if nn.nunique() < 2:
+        raise UsageError(f"target column '{target}' has a single value ({nn.iloc[0]!r}): choose another --target")
+    if task and task not in TASKS:
+        raise UsageError(f"--task must be classification or regression, not '{task}'")
+    task = task or infer_task(y)
+    if task == "regression" and not pd.api.types.is_numeric_dtype(nn):
+        raise UsageError(f"target column '{target}' is not numeric, so it cannot be a regression target: use --task classification")
+    return task
+
+
+def profile(df, target: str | None = None, task: str | None = None, time_col: str | None = None, *, seed: int = 0) -> dict:
+    """The eda summary for a DataFrame (without plots)."""
+    if target is not None and target not in df.columns:
+        raise UsageError(f"unknown target column '{target}': columns are {', '.join(map(str, list(df.columns)[:30]))}")
+    if time_col is not None and time_col not in df.columns:
+        raise UsageError(f"unknown time column '{time_col}': columns are {', '.join(map(str, list(df.columns)[:30]))}")
+    if len(df) == 0:
+        raise UsageError("the data object has no rows: ingest a non-empty table")
+    if target is not None:
+        task = validate_target(df[target], target, task)
+    else:
+        task = None
+    types = column_types(df)
+    n = len(df)
+    miss_counts = df.isna().sum()
+    dtypes = [{"column": str(c), "dtype": str(df[c].dtype), "semantic_type": types[str(c)],
+               "missing": int(miss_counts[c]), "unique": int(df[c].nunique())} for c in df.columns]
+    missingness = {"overall_share": float(miss_counts.sum() / (n * max(df.shape[1], 1))),
+                   "rows_with_missing": int(df.isna().any(axis=1).sum()),
+                   "columns": {str(c): round(float(miss_counts[c] / n), 6) for c in df.columns}}
+    balance = target_balance(df[target], task) if target else None
+    corr = correlations(df, types, target, task)
+    if target:
+        flags = leakage.find_leaks(df, target, task, time_col, seed=seed)
+    else:
+        flags = leakage.identifier_columns(df)
+    al = alerts(df, types, target, task, balance, corr["all_pairs"])
+    sampling = []
+    if corr["sampled"]:
+        sampling.append(f"associations computed on a seeded sample of {corr['rows_used']:,} of {n:,} rows")
+    if target and leakage.sampled(df):
+        sampling.append(f"leakage statistics computed on a seeded sample of {leakage.SAMPLE_ROWS:,} of {n:,} rows")
+    return {
+        "shape": {"rows": n, "columns": int(df.shape[1])},
+        "target": target, "task": task, "time_column": time_col,
+        "dtypes": dtypes,
+        "semantic_types": {t: sum(1 for v in types.values() if v == t) for t in sorted(set(types.values()))},
+        "missingness": missingness,
+        "duplicate_rows": duplicate_rows(df),
+        "target_balance": balance,
+        "top_correlations": {"with_target": corr["with_target"], "feature_pairs": corr["feature_pairs"],
+                             "methods": corr["methods"]},
+        "alerts": al,
+        "leakage_flags": flags,
+        "sampling": sampling,
+        "thresholds": {"alerts": ALERTS,
+                       "leakage": {"single_feature_roc_auc": leakage.THRESHOLD_AUC, "single_feature_r2": leakage.THRESHOLD_R2,
+                                   "target_copy_corr": leakage.COPY_CORR, "target_copy_eta2": leakage.COPY_ETA2,
+                                   "target_copy_cramers_v": leakage.COPY_CRAMERS_V,
+                                   "missingness_roc_auc": leakage.MISSING_AUC, "after_prediction_share": leakage.AFTER_SHARE}},
+    }
+
+
+def figures(df, summary: dict) -> list[tuple[str, object]]:
+    from . import viz
+
+    figs = [("missingness", viz.missingness_fig(summary["missingness"]["columns"]))]
+    if summary.get("target"):
+        figs.append(("target_balance", viz.target_fig(df[summary["target"]], summary["task"], summary["target"])))
+        if summary["top_correlations"]["with_target"]:
+            figs.append(("top_correlations", viz.correlations_bar_fig(summary["top_correlations"]["with_target"])))
+    return figs
+
+
+# ---- bridge hook ----------------------------------------------------------------------------------
+
+def _schema_names(info: dict) -> list[str]:
+    return [f["name"] for f in info.get("schema") or []]
+
+
+def check_columns(info: dict, pathspec: str, **cols) -> None:
+    names = _schema_names(info)
+    for flag, col in cols.items():
+        if col and col not in names:
+            shown = ", ".join(names[:25]) + (" …" if len(names) > 25 else "")
+            raise UsageError(f"--{flag} '{col}' is not a column of {pathspec}: columns are {shown}")
+
+
+def read_column(run, column: str):
+    """One column of a data object as a pandas Series (Parquet column projection)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    return pq.read_table(io.BytesIO(run.data.data_parquet), columns=[column]).column(0).to_pandas()
+
+
+def prepare(params: dict) -> dict:
+    """Assert the data object and columns before the run (exit 2, nothing written)."""
+    from .data import dataset_info, resolve_dataset
+
+    ds = params.get("dataset")
+    if not ds:
+        raise UsageError("--dataset is required: pass a data object pathspec (see `loom datasets`)")
+    run = resolve_dataset(ds)
+    info = dataset_info(run)
+    target = params.get("target") or None
+    time_col = params.get("time") or params.get("time_column") or None
+    task = params.get("task") or None
+    check_columns(info, ds, target=target, time=time_col)
+    if task and task not in TASKS:
+        raise UsageError(f"--task must be classification or regression, not '{task}'")
+    if not info.get("rows"):
+        raise UsageError(f"{ds} has no rows: ingest a non-empty table")
+    if target:
+        validate_target(read_column(run, target), target, task)
+    return {"params": {"dataset": ds, "target": target or "", "time_column": time_col or "", "task": task or ""},
+            "inputs": [ds]}

@@ -1,0 +1,330 @@
+"""Standard plots (matplotlib, Agg): distributions, correlation heatmap, feature vs target, missingness,
+target balance, top correlations, leaderboard. Each ``*_fig`` returns a Figure with labelled axes and a
+size that stays readable; categorical plots show the top categories only (the rest as "other").
+
+``render(kind, df, ...)`` returns a list of ``(name, Figure)``; ``save(figs, out_dir)`` writes PNGs.
+"""
+
+from __future__ import annotations
+
+import os
+
+KINDS = ("distributions", "correlation", "target", "leaderboard")
+TOP_CATEGORIES = 15
+MAX_PANELS = 24
+PLOT_SAMPLE = 100_000
+
+
+def _plt():
+    import matplotlib
+
+    if os.environ.get("MPLBACKEND") is None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _short(s, n: int = 22) -> str:
+    s = str(s)
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _sample(df, n: int = PLOT_SAMPLE, seed: int = 0):
+    return df if len(df) <= n else df.sample(n=n, random_state=seed)
+
+
+def top_counts(s, k: int = TOP_CATEGORIES):
+    """Value counts of the top ``k`` categories, the rest summed as '(other)', missing as '(missing)'."""
+    import pandas as pd
+
+    vc = s.astype("object").where(s.notna(), "(missing)").astype(str).value_counts()
+    if len(vc) > k:
+        vc = pd.concat([vc.iloc[:k], pd.Series({"(other)": int(vc.iloc[k:].sum())})])
+    return vc
+
+
+def _is_num(s) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def distributions_fig(df, columns: list[str] | None = None, title: str = "Distributions"):
+    import numpy as np
+    import pandas as pd
+
+    from .tabular import semantic_type
+
+    plt = _plt()
+    cols = [c for c in (columns or list(df.columns))][:MAX_PANELS]
+    n = max(len(cols), 1)
+    ncol = min(3, n)
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False)
+    d = _sample(df[cols])
+    for ax, c in zip(axes.flat, cols):
+        s = d[c]
+        st = semantic_type(s, str(c))
+        if st == "numeric":
+            v = pd.to_numeric(s, errors="coerce").dropna()
+            ax.hist(v, bins=min(40, max(5, v.nunique())), color="#4C72B0", edgecolor="white")
+            ax.set_xlabel(_short(c))
+            ax.set_ylabel("rows")
+        elif st == "datetime":
+            v = pd.to_datetime(s, errors="coerce", format="mixed").dropna()
+            ax.hist(v, bins=30, color="#55A868", edgecolor="white")
+            ax.set_xlabel(_short(c))
+            ax.set_ylabel("rows")
+            ax.tick_params(axis="x", labelrotation=30)
+        else:
+            vc = top_counts(s, 10)
+            ax.barh([_short(i, 18) for i in vc.index[::-1]], vc.values[::-1], color="#8172B2")
+            ax.set_xlabel("rows")
+            ax.set_ylabel(_short(c))
+        ax.set_title(f"{_short(c, 30)} ({st})", fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(cols):]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def association_matrix(df, columns: list[str]):
+    """Symmetric matrix of |Pearson| for numeric pairs, Cramér's V for categorical pairs, correlation
+    ratio for mixed pairs (on a sample)."""
+    import numpy as np
+    import pandas as pd
+
+    from .leakage import _cramers_v_corrected, bin_codes, correlation_ratio
+
+    d = _sample(df[columns])
+    k = len(columns)
+    m = np.eye(k)
+    num = {c: _is_num(d[c]) for c in columns}
+    codes = {}
+    for i, a in enumerate(columns):
+        for j in range(i + 1, k):
+            b = columns[j]
+            if num[a] and num[b]:
+                x = d[[a, b]].apply(pd.to_numeric, errors="coerce").dropna()
+                v = abs(float(np.corrcoef(x[a], x[b])[0, 1])) if len(x) > 2 and x[a].std() > 0 and x[b].std() > 0 else 0.0
+            elif not num[a] and not num[b]:
+                ca = codes.setdefault(a, bin_codes(d[a])[0])
+                cb = codes.setdefault(b, bin_codes(d[b])[0])
+                v = _cramers_v_corrected(ca, cb)
+            else:
+                cat, nu = (a, b) if not num[a] else (b, a)
+                x = pd.to_numeric(d[nu], errors="coerce").to_numpy(dtype="float64")
+                ok = np.isfinite(x)
+                cc = codes.setdefault(cat, bin_codes(d[cat])[0])
+                v = float(np.sqrt(correlation_ratio(cc[ok], x[ok]))) if ok.sum() > 2 else 0.0
+            m[i, j] = m[j, i] = 0.0 if v != v else v
+    return m
+
+
+def correlation_fig(df, columns: list[str], title: str = "Association heatmap"):
+    plt = _plt()
+    cols = columns[:30]
+    m = association_matrix(df, cols)
+    size = max(4.5, 0.42 * len(cols) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(cols)), [_short(c, 16) for c in cols], rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(cols)), [_short(c, 16) for c in cols], fontsize=7)
+    if len(cols) <= 15:
+        for i in range(len(cols)):
+            for j in range(len(cols)):
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if m[i, j] < 0.6 else "black")
+    fig.colorbar(im, ax=ax, label="|Pearson| · Cramér's V · correlation ratio")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def feature_target_fig(df, target: str, columns: list[str], task: str, title: str = "Features vs target"):
+    import numpy as np
+    import pandas as pd
+
+    from .tabular import semantic_type
+
+    plt = _plt()
+    cols = columns[:12]
+    n = max(len(cols), 1)
+    ncol = min(3, n)
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 3.2 * nrow), squeeze=False)
+    d = _sample(df[cols + [target]].dropna(subset=[target]), 20_000)
+    y = d[target]
+    for ax, c in zip(axes.flat, cols):
+        st = semantic_type(d[c], str(c))
+        if task == "classification":
+            classes = top_counts(y, 8).index.tolist()
+            if st == "numeric":
+                x = pd.to_numeric(d[c], errors="coerce")
+                data = [x[y.astype(str) == k].dropna().to_numpy() for k in classes if k not in ("(other)", "(missing)")]
+                labels = [_short(k, 12) for k in classes if k not in ("(other)", "(missing)")]
+                ax.boxplot(data, tick_labels=labels, showfliers=False)
+                ax.set_xlabel(f"{_short(target)} (class)")
+                ax.set_ylabel(_short(c))
+            else:
+                cats = top_counts(d[c], 8).index.tolist()
+                xs = d[c].astype("object").where(d[c].notna(), "(missing)").astype(str)
+                xs = xs.where(xs.isin(cats), "(other)")
+                ct = pd.crosstab(xs, y.astype(str), normalize="index")
+                ct.plot(kind="barh", stacked=True, ax=ax, legend=False, width=0.8)
+                ax.set_xlabel(f"share of {_short(target)}")
+                ax.set_ylabel(_short(c))
+        else:
+            if st == "numeric":
+                x = pd.to_numeric(d[c], errors="coerce")
+                ax.scatter(x, y, s=4, alpha=0.25 if len(d) > 2000 else 0.6, color="#4C72B0", rasterized=True)
+                ax.set_xlabel(_short(c))
+                ax.set_ylabel(_short(target))
+            else:
+                cats = top_counts(d[c], 10).index.tolist()
+                xs = d[c].astype("object").where(d[c].notna(), "(missing)").astype(str)
+                xs = xs.where(xs.isin(cats), "(other)")
+                groups = [pd.to_numeric(y[xs == k], errors="coerce").dropna().to_numpy() for k in cats if (xs == k).any()]
+                ax.boxplot(groups, tick_labels=[_short(k, 12) for k in cats if (xs == k).any()], vert=False, showfliers=False)
+                ax.set_xlabel(_short(target))
+                ax.set_ylabel(_short(c))
+        ax.set_title(f"{_short(c, 30)} vs {_short(target, 20)}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(cols):]:
+        ax.set_visible(False)
+    if task == "classification" and cols:
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        for ax in axes.flat:
+            h, l = ax.get_legend_handles_labels()
+            if h:
+                fig.legend(h, [f"{target}={x}" for x in l], loc="upper right", fontsize=7)
+                break
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def missingness_fig(missing_share: dict, title: str = "Missing values per column"):
+    plt = _plt()
+    items = sorted(missing_share.items(), key=lambda kv: -kv[1])[:30]
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.28 * len(items) + 1)))
+    ax.barh([_short(k) for k, _ in items][::-1], [v * 100 for _, v in items][::-1], color="#C44E52")
+    ax.set_xlabel("missing (% of rows)")
+    ax.set_ylabel("column")
+    ax.set_xlim(0, 100)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def target_fig(y, task: str, target: str):
+    import pandas as pd
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if task == "classification":
+        vc = top_counts(y.dropna(), 20)
+        ax.bar([_short(i, 14) for i in vc.index], vc.values, color="#4C72B0")
+        ax.set_xlabel(f"{_short(target)} (class)")
+        ax.set_ylabel("rows")
+        ax.tick_params(axis="x", labelrotation=30 if len(vc) > 5 else 0)
+    else:
+        v = pd.to_numeric(y, errors="coerce").dropna()
+        ax.hist(_sample(v.to_frame())[v.name] if len(v) > PLOT_SAMPLE else v, bins=50, color="#4C72B0", edgecolor="white")
+        ax.set_xlabel(_short(target))
+        ax.set_ylabel("rows")
+    ax.set_title(f"Target balance: {_short(target, 40)}")
+    fig.tight_layout()
+    return fig
+
+
+def correlations_bar_fig(rows: list[dict], title: str = "Top associations with the target"):
+    plt = _plt()
+    rows = rows[:15]
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.32 * len(rows) + 1)))
+    labels = [f"{_short(r['column'])} ({r['method']})" for r in rows][::-1]
+    ax.barh(labels, [abs(r["value"]) for r in rows][::-1], color="#55A868")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("strength of association (0-1)")
+    ax.set_title(title)
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def leaderboard_fig(leaderboard: list[dict], title: str = "Leaderboard"):
+    """Scores of the leaderboard entries (node, score, model, status), best first."""
+    plt = _plt()
+    rows = [r for r in leaderboard if isinstance(r, dict) and isinstance(r.get("score"), (int, float))]
+    rows = rows[:30]
+    fig, ax = plt.subplots(figsize=(8, max(2.5, 0.3 * len(rows) + 1.2)))
+    if not rows:
+        ax.text(0.5, 0.5, "no scored entries", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    colors = ["#55A868" if str(r.get("status", "")).lower() in ("ok", "success", "done", "good", "completed") else "#C44E52"
+              for r in rows]
+    labels = [f"{r.get('node', i)}: {_short(r.get('model', ''), 28)}" for i, r in enumerate(rows)]
+    ax.barh(labels[::-1], [r["score"] for r in rows][::-1], color=colors[::-1])
+    lo = min(r["score"] for r in rows)
+    hi = max(r["score"] for r in rows)
+    pad = (hi - lo) * 0.1 or abs(hi) * 0.05 or 0.05
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_xlabel("score")
+    ax.set_ylabel("node: model")
+    ax.set_title(title)
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def sort_leaderboard(leaderboard: list[dict], higher_is_better: bool = True) -> list[dict]:
+    scored = [r for r in leaderboard if isinstance(r, dict) and isinstance(r.get("score"), (int, float))]
+    rest = [r for r in leaderboard if r not in scored]
+    return sorted(scored, key=lambda r: r["score"], reverse=higher_is_better) + rest
+
+
+def plot_columns(df, target: str | None = None) -> list[str]:
+    """Columns worth a plot: not identifiers, not free text, not the target."""
+    from .tabular import semantic_type
+
+    return [c for c in df.columns if c != target and semantic_type(df[c], str(c)) not in ("identifier", "text")]
+
+
+def render(kind: str, df=None, *, target: str | None = None, task: str | None = None,
+           leaderboard: list[dict] | None = None, label: str = "") -> list[tuple[str, object]]:
+    """(name, Figure) pairs for one kind of plot."""
+    from .tabular import infer_task
+
+    if kind == "leaderboard":
+        return [("leaderboard", leaderboard_fig(leaderboard or [], f"Leaderboard {label}".strip()))]
+    cols = plot_columns(df, target)
+    if kind == "distributions":
+        figs = []
+        for i in range(0, max(len(cols), 1), MAX_PANELS):
+            chunk = cols[i:i + MAX_PANELS]
+            figs.append((f"distributions_{i // MAX_PANELS + 1}", distributions_fig(df, chunk, f"Distributions {label}".strip())))
+        if target:
+            figs.append(("target", target_fig(df[target], task or infer_task(df[target]), target)))
+        return figs
+    if kind == "correlation":
+        return [("correlation", correlation_fig(df, cols + ([target] if target else []), f"Associations {label}".strip()))]
+    if kind == "target":
+        task = task or infer_task(df[target])
+        return [("target", target_fig(df[target], task, target)),
+                ("features_vs_target", feature_target_fig(df, target, cols, task, f"Features vs {target} {label}".strip()))]
+    raise ValueError(kind)
+
+
+def save(figs: list[tuple[str, object]], out_dir: str, dpi: int = 100) -> list[str]:
+    plt = _plt()
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for name, fig in figs:
+        p = os.path.join(out_dir, f"{name}.png")
+        fig.savefig(p, dpi=dpi, bbox_inches="tight")
+        paths.append(p)
+    return paths
