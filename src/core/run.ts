@@ -1,0 +1,196 @@
+/** One verb invocation: parse → validate → workspace → preflight → gate → handler → check → output. */
+import { parseArgs, type ArgsDef } from "citty";
+import * as v from "valibot";
+import { callBridge, type BridgeReply, type BridgeRequest } from "./bridge";
+import { defaultHuman, envelope, errorOutcome, renderHuman } from "./contract";
+import type { Outcome, VerbContext, VerbDef } from "./define";
+import { UsageError } from "./errors";
+import { runGate, terminalIO } from "./gate";
+import { requirePython } from "./pyenv";
+import type { Tier } from "./tiers";
+import { makeUI } from "./ui";
+import { datastoreExists, ensureWorkspace, locateWorkspace, readLimits, type Workspace } from "./workspace";
+
+export const COMMON_ARGS: ArgsDef = {
+  json: { type: "boolean", description: "print exactly one JSON object (the contract) on stdout" },
+  debug: { type: "boolean", description: "show the Python/Metaflow log and tracebacks" },
+  quiet: { type: "boolean", description: "no progress lines" },
+};
+export const YES_ARG: ArgsDef = {
+  yes: { type: "boolean", description: "accept the expensive-tier gate (never skips an irreversible confirmation)" },
+};
+
+export function argsFor(verb: VerbDef): ArgsDef {
+  const gated = verb.tier === "expensive" || !!verb.cost;
+  return { ...verb.args, ...COMMON_ARGS, ...(gated ? YES_ARG : {}) };
+}
+
+/** Pure: flags in rawArgs that the verb does not declare. */
+export function unknownFlags(rawArgs: string[], defs: ArgsDef): string[] {
+  const known = new Set<string>(["help", "h"]);
+  for (const [name, d] of Object.entries(defs)) {
+    known.add(name);
+    const al = (d as { alias?: string | string[] }).alias;
+    for (const a of Array.isArray(al) ? al : al ? [al] : []) known.add(a);
+  }
+  const bad: string[] = [];
+  for (const a of rawArgs) {
+    if (a === "--") break;
+    if (!a.startsWith("-") || /^-\d/.test(a)) continue;
+    let name = a.replace(/^--?/, "").split("=")[0]!;
+    if (!known.has(name) && name.startsWith("no-") && known.has(name.slice(3))) name = name.slice(3);
+    if (!known.has(name)) bad.push(a.split("=")[0]!);
+  }
+  return bad;
+}
+
+/** Pure: the parsed args restricted to what the verb declares (citty also adds camelCase twins). */
+export function pickDeclared(parsed: Record<string, unknown>, defs: ArgsDef): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, d] of Object.entries(defs)) {
+    const val = parsed[name];
+    if (val === undefined || val === "") continue;
+    if ((d as { type?: string }).type === "positional" && val === undefined) continue;
+    out[name] = val;
+  }
+  return out;
+}
+
+export function formatIssue(issue: v.BaseIssue<unknown>): string {
+  const key = issue.path?.map((p) => String(p.key)).join(".");
+  return key ? `--${key}: ${issue.message}` : issue.message;
+}
+
+export function replyToOutcome(r: BridgeReply): Outcome {
+  if (r.ok) {
+    return {
+      status: r.status ?? "OK",
+      verdict: r.verdict ?? null,
+      exit_code: (r.exit_code ?? 0) as 0 | 1 | 2,
+      pathspec: r.pathspec ?? null,
+      card_path: r.card_path ?? null,
+      inputs: r.inputs ?? [],
+      summary: r.summary ?? {},
+      messages: r.messages ?? [],
+      next: r.next ?? [],
+    };
+  }
+  const code = (r.exit_code === 2 ? 2 : 1) as 1 | 2;
+  if (code === 2) throw new UsageError(r.message ?? "bad input");
+  const out = errorOutcome(r.status ?? "FAILED", 1, r.message ?? "failed", r.summary ?? {});
+  out.pathspec = r.pathspec ?? null;
+  return out;
+}
+
+function makeContext(verb: VerbDef, ws: Workspace, flags: { json: boolean; debug: boolean; yes: boolean; quiet: boolean }): VerbContext {
+  const ui = makeUI({ quiet: flags.quiet });
+  const onEvent = (ev: { kind: string; [k: string]: unknown }) => {
+    if (verb.onEvent) return verb.onEvent(ev, ui);
+    if (ev.kind === "progress" && typeof ev.message === "string") ui.progress(ev.message);
+  };
+  const bridge = async (req: BridgeRequest, env?: Record<string, string>) =>
+    replyToOutcome(await callBridge(req, { ws: ctx.workspace, debug: flags.debug, onEvent, env }));
+  const ctx: VerbContext = {
+    workspace: ws,
+    ui,
+    ...flags,
+    async flow(req) {
+      ctx.workspace = ensureWorkspace(ctx.workspace);
+      return bridge(
+        { mode: "flow", flow: req.flow, flow_name: req.flowName, params: req.params, prepare: req.prepare, flow_options: req.flowOptions },
+        req.env,
+      );
+    },
+    async call(fn, params, opts) {
+      return bridge({ mode: "call", fn, params }, opts?.env);
+    },
+  };
+  return ctx;
+}
+
+export interface Printed {
+  exitCode: number;
+}
+
+export async function executeVerb(verb: VerbDef, rawArgs: string[]): Promise<Printed> {
+  const defs = argsFor(verb);
+  const flagsOnly = parseArgs(rawArgs, { json: { type: "boolean" }, debug: { type: "boolean" } } as ArgsDef);
+  const json = !!flagsOnly.json;
+  let humanInput: unknown = undefined;
+  let tier: Tier = typeof verb.tier === "string" ? verb.tier : "expensive";
+  const print = (out: Outcome): Printed => {
+    const env = envelope(verb.name, tier, out, verb.emitsVerdict);
+    if (json) process.stdout.write(JSON.stringify(env) + "\n");
+    else if (out.exit_code === 2) process.stderr.write(`loom ${verb.name}: ${out.messages[0] ?? out.status}\n`);
+    else process.stdout.write(renderHuman(env, verb.human ? safeHuman(verb, out) : defaultHuman(out.summary)));
+    return { exitCode: out.exit_code };
+  };
+  const safeHuman = (vb: VerbDef, out: Outcome) => {
+    try {
+      return vb.human!(out, humanInput);
+    } catch {
+      return defaultHuman(out.summary);
+    }
+  };
+  try {
+    const bad = unknownFlags(rawArgs, defs);
+    if (bad.length) throw new UsageError(`unknown option ${bad.join(", ")}: see \`loom ${verb.name} --help\``);
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = parseArgs(rawArgs, defs) as Record<string, unknown>;
+    } catch (e) {
+      throw new UsageError(`${(e as Error).message}: see \`loom ${verb.name} --help\``);
+    }
+    const flags = { json, debug: !!parsed.debug, yes: !!parsed.yes, quiet: !!parsed.quiet };
+    const res = v.safeParse(verb.input, pickDeclared(parsed, verb.args));
+    if (!res.success) throw new UsageError(`${formatIssue(res.issues[0])} (see \`loom ${verb.name} --help\`)`);
+    const input = res.output;
+    humanInput = input;
+    tier = typeof verb.tier === "function" ? verb.tier(input) : verb.tier;
+
+    const ws = locateWorkspace();
+    if (verb.needsPython !== false) {
+      requirePython();
+      if (!verb.createsWorkspace && !datastoreExists(ws))
+        throw new UsageError(
+          `no Loom datastore here (looked for .loom/ from ${process.cwd()} upward): ingest data first (\`loom ingest --source FILE\`), set LOOM_WORKSPACE, or run \`loom doctor\``,
+        );
+    }
+    const ctx = makeContext(verb, ws, flags);
+    if (verb.preflight) {
+      const early = await verb.preflight(input, ctx);
+      if (early) return print(early);
+    }
+    const decision = await runGate(
+      tier,
+      verb.name,
+      {
+        writes: verb.writes?.(input, ctx),
+        cost: verb.cost ? await verb.cost(input, ctx) : undefined,
+        limits: readLimits(ws),
+        yes: flags.yes,
+      },
+      terminalIO(),
+    );
+    if (!decision.allowed) {
+      return print(errorOutcome("DENIED", 1, `gate denied: ${decision.reason}`, { gate: { tier, allowed: false, reason: decision.reason } }));
+    }
+    const out = await verb.run(input, ctx);
+    if (out.exit_code !== 2 && !["DENIED", "FAILED"].includes(out.status)) {
+      const check = v.safeParse(verb.summary, out.summary);
+      if (!check.success) {
+        const issue = check.issues[0];
+        return print(
+          errorOutcome("FAILED", 1, `internal error: the ${verb.name} summary does not match its schema (${formatIssue(issue).replace(/^--/, "summary.")}); please report it`, out.summary),
+        );
+      }
+      out.summary = check.output;
+    }
+    return print(out);
+  } catch (e) {
+    if (e instanceof UsageError) return print(errorOutcome("ERROR", 2, e.message));
+    const err = e as Error;
+    if (flagsOnly.debug) process.stderr.write((err.stack ?? String(err)) + "\n");
+    return print(errorOutcome("FAILED", 1, `internal error: ${err.message ?? String(err)} (rerun with --debug)`));
+  }
+}

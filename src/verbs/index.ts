@@ -1,0 +1,19 @@
+/** The registry: every verb Loom has. The CLI, --json contract, gate and agent all read this list. */
+import type { VerbDef } from "../core/define";
+import connect from "./connect";
+import datasets from "./datasets";
+import doctor from "./doctor";
+import ingest from "./ingest";
+import setup from "./setup";
+
+export const VERBS: VerbDef[] = [
+  setup,
+  doctor,
+  connect,
+  ingest,
+  datasets,
+];
+
+export function findVerb(name: string): VerbDef | undefined {
+  return VERBS.find((v) => v.name === name || v.aliases?.includes(name));
+}
