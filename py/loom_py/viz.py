@@ -158,8 +158,13 @@ def feature_target_fig(df, target: str, columns: list[str], task: str, title: st
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 3.2 * nrow), squeeze=False)
     d = _sample(df[cols + [target]].dropna(subset=[target]), 20_000)
     y = d[target]
+    d = d.copy()
     for ax, c in zip(axes.flat, cols):
         st = semantic_type(d[c], str(c))
+        if st == "datetime":  # compare by period (quarters), missing kept as its own level
+            dt = pd.to_datetime(d[c], errors="coerce", format="mixed")
+            d[c] = dt.dt.to_period("Q").astype(str).where(dt.notna(), None)
+            st = "categorical"
         if task == "classification":
             classes = top_counts(y, 8).index.tolist()
             if st == "numeric":
@@ -307,8 +312,6 @@ def render(kind: str, df=None, *, target: str | None = None, task: str | None = 
         for i in range(0, max(len(cols), 1), MAX_PANELS):
             chunk = cols[i:i + MAX_PANELS]
             figs.append((f"distributions_{i // MAX_PANELS + 1}", distributions_fig(df, chunk, f"Distributions {label}".strip())))
-        if target:
-            figs.append(("target", target_fig(df[target], task or infer_task(df[target]), target)))
         return figs
     if kind == "correlation":
         return [("correlation", correlation_fig(df, cols + ([target] if target else []), f"Associations {label}".strip()))]
@@ -328,3 +331,75 @@ def save(figs: list[tuple[str, object]], out_dir: str, dpi: int = 100) -> list[s
         fig.savefig(p, dpi=dpi, bbox_inches="tight")
         paths.append(p)
     return paths
+
+
+# ---- bridge hook ----------------------------------------------------------------------------------
+
+def _run_dataset(run) -> str | None:
+    """The data object a run was made from (its own pathspec for a data object)."""
+    d = run.data
+    if "data_parquet" in d:
+        return run.pathspec
+    for k in ("profiled_dataset", "dataset", "dataset_ref"):
+        if k in d:
+            v = getattr(d, k)
+            if isinstance(v, str) and "/" in v:
+                return v
+    if "lineage" in d and isinstance(d.lineage, dict):
+        for p in d.lineage.get("inputs") or []:
+            if str(p).startswith(("IngestDataset/", "FeaturesFlow/")):
+                return p
+    return None
+
+
+def prepare(params: dict) -> dict:
+    from .data import dataset_info, resolve_dataset, resolve_run
+    from .eda import check_columns
+    from .errors import UsageError
+
+    ds, rs = params.get("dataset") or None, params.get("run") or None
+    kind = params.get("kind") or ""
+    target = params.get("target") or None
+    if bool(ds) == bool(rs):
+        raise UsageError("pass exactly one of --dataset PATHSPEC (a data object) or --run PATHSPEC (e.g. a run with a leaderboard)")
+    if kind and kind not in KINDS:
+        raise UsageError(f"--kind must be one of {', '.join(KINDS)}, not '{kind}'")
+    inputs = []
+    source_run = ""
+    if rs:
+        run = resolve_run(rs, None, what="run", require_success=False)
+        has_lb = "leaderboard" in run.data
+        if kind == "leaderboard" or (not kind and has_lb):
+            if not has_lb:
+                raise UsageError(f"{rs} holds no leaderboard artifact: pass an optimize run (e.g. OptimizeFlow/N)")
+            lb = run.data.leaderboard
+            if not isinstance(lb, list):
+                raise UsageError(f"{rs}'s leaderboard is not a list of entries: it cannot be plotted")
+            return {"params": {"source_run": rs, "kind": "leaderboard", "dataset": "", "target": ""}, "inputs": [rs]}
+        if not run.successful:
+            raise UsageError(f"{rs} did not finish successfully: use a successful run")
+        ds = _run_dataset(run)
+        if not ds:
+            raise UsageError(f"{rs} is neither a data object nor made from one, and holds no leaderboard: pass --dataset")
+        if not target and "eda_target" in run.data and run.data.eda_target:
+            target = run.data.eda_target
+        source_run = rs
+        inputs.append(rs)
+    dsrun = resolve_dataset(ds)
+    info = dataset_info(dsrun)
+    check_columns(info, ds, target=target)
+    if kind == "target" and not target:
+        raise UsageError("--kind target needs --target COL (the column to plot the features against)")
+    if kind == "leaderboard":
+        raise UsageError("--kind leaderboard needs --run PATHSPEC of a run that holds a leaderboard (e.g. OptimizeFlow/N)")
+    if not info.get("rows"):
+        raise UsageError(f"{ds} has no rows: nothing to plot")
+    inputs.append(ds)
+    return {"params": {"dataset": ds, "source_run": source_run, "kind": kind, "target": target or ""},
+            "inputs": list(dict.fromkeys(inputs))}
+
+
+def default_kinds(kind: str, target: str | None) -> list[str]:
+    if kind:
+        return [kind]
+    return ["distributions", "correlation"] + (["target"] if target else [])
