@@ -3,8 +3,12 @@ import type { VerbDef } from "../core/define";
 import connect from "./connect";
 import datasets from "./datasets";
 import doctor from "./doctor";
+import eda from "./eda";
+import features from "./features";
+import viz from "./viz";
 import ingest from "./ingest";
 import setup from "./setup";
+import train from "./train";
 
 export const VERBS: VerbDef[] = [
   setup,
@@ -12,6 +16,10 @@ export const VERBS: VerbDef[] = [
   connect,
   ingest,
   datasets,
+  eda,
+  viz,
+  features,
+  train,
 ];
 
 export function findVerb(name: string): VerbDef | undefined {
