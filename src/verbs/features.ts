@@ -1,0 +1,63 @@
+import * as v from "valibot";
+import { defineVerb } from "../core/define";
+import { Column, DatasetPathspec, Pathspec, SchemaField } from "../core/schemas";
+import { kv } from "../core/ui";
+
+const Summary = v.object({
+  dataset: v.string(),
+  from: v.nullable(v.string()),
+  output: v.string(),
+  recipe: v.picklist(["minimal", "standard"]),
+  target: v.nullable(v.string()),
+  rows: v.number(),
+  columns: v.number(),
+  schema: v.array(SchemaField),
+  content_hash: v.pipe(v.string(), v.startsWith("sha256:")),
+  dropped_for_leakage: v.array(v.object({ column: v.string(), reason: v.string(), evidence: v.record(v.string(), v.unknown()) })),
+  leakage_checked_by: v.string(),
+  dropped: v.array(v.object({ column: v.string(), reason: v.string() })),
+  manifest: v.array(v.object({ column: v.string(), inputs: v.array(v.string()), transform: v.string() })),
+  lineage: v.looseObject({ verb: v.literal("features"), inputs: v.array(v.string()) }),
+  target_free: v.boolean(),
+});
+type S = v.InferOutput<typeof Summary>;
+
+export default defineVerb({
+  name: "features",
+  description: "Engineer features into a NEW data object, leakage-aware; --from EdaFlow/N drops eda's flagged columns first (→ FeaturesFlow/N)",
+  tier: "workspace-write",
+  args: {
+    dataset: { type: "string", description: "input data object pathspec (IngestDataset/N or FeaturesFlow/N)" },
+    target: { type: "string", description: "target column (passes through untouched; default: the eda run's target)" },
+    from: { type: "string", description: "EdaFlow/N: assert it profiled this data object, then drop every column it flagged for leakage" },
+    recipe: { type: "enum", options: ["minimal", "standard"], description: "minimal (default) or standard (adds log of skewed, frequency encoding, missing indicators)" },
+    time: { type: "string", description: "prediction-time column for the leakage checks run here (without --from)" },
+  },
+  input: v.object({
+    dataset: DatasetPathspec,
+    target: v.optional(Column),
+    from: v.optional(Pathspec("EdaFlow")),
+    recipe: v.optional(v.picklist(["minimal", "standard"], "must be minimal or standard"), "minimal"),
+    time: v.optional(Column),
+  }),
+  summary: Summary,
+  writes: (input, ctx) => `reads ${input.dataset} (unchanged) and writes a new FeaturesFlow data object under ${ctx.workspace.dir}`,
+  human: (out) => {
+    const s = out.summary as S;
+    return [
+      kv("data object", `${s.output}: ${s.rows.toLocaleString()} rows × ${s.columns} columns (${s.recipe})`),
+      kv("leakage", s.dropped_for_leakage.length
+        ? `dropped ${s.dropped_for_leakage.map((f) => `${f.column} (${f.reason})`).join(", ")} — checked by ${s.leakage_checked_by}`
+        : `nothing to drop — checked by ${s.leakage_checked_by}`),
+      kv("recipe drops", s.dropped.length ? s.dropped.map((d) => `${d.column} (${d.reason})`).join(", ") : "none"),
+      kv("lineage", s.lineage.inputs.join(" + ")),
+    ];
+  },
+  run: (input, ctx) =>
+    ctx.flow({
+      flow: "features_flow.py",
+      flowName: "FeaturesFlow",
+      prepare: "loom_py.features:prepare",
+      params: { dataset: input.dataset, target: input.target, from: input.from, recipe: input.recipe, time: input.time },
+    }),
+});

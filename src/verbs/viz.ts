@@ -1,0 +1,51 @@
+import * as v from "valibot";
+import { defineVerb } from "../core/define";
+import { Column, Pathspec, PATHSPEC_RE } from "../core/schemas";
+import { kv } from "../core/ui";
+
+const KINDS = ["distributions", "correlation", "target", "leaderboard"] as const;
+
+const Summary = v.object({
+  kinds: v.array(v.picklist(KINDS)),
+  plots: v.array(v.object({ name: v.string(), path: v.string() })),
+  output_dir: v.string(),
+  lineage: v.object({ run: v.nullish(v.string()), dataset: v.nullish(v.string()), content_hash: v.optional(v.nullish(v.string())) }),
+});
+type S = v.InferOutput<typeof Summary>;
+
+export default defineVerb({
+  name: "viz",
+  description: "Standard lineage-grounded plots from a data object or a run (distributions, correlation, target, leaderboard) as card images + PNGs (→ VizFlow/N)",
+  tier: "read-only",
+  args: {
+    dataset: { type: "string", description: "data object pathspec (IngestDataset/N or FeaturesFlow/N)" },
+    run: { type: "string", description: "a run: one with a leaderboard (e.g. OptimizeFlow/N), or one made from a data object (e.g. EdaFlow/N)" },
+    kind: { type: "enum", options: [...KINDS], description: "which plots (default: distributions + correlation (+ target with --target); leaderboard for a run with one)" },
+    target: { type: "string", description: "target column for the target plots" },
+  },
+  input: v.pipe(
+    v.object({
+      dataset: v.optional(v.pipe(v.string(), v.regex(PATHSPEC_RE, "expected a data object pathspec like IngestDataset/123"))),
+      run: v.optional(Pathspec("run")),
+      kind: v.optional(v.picklist(KINDS, `must be one of ${KINDS.join(", ")}`)),
+      target: v.optional(Column),
+    }),
+    v.check((i) => !!i.dataset !== !!i.run, "pass exactly one of --dataset PATHSPEC or --run PATHSPEC"),
+  ),
+  summary: Summary,
+  human: (out) => {
+    const s = out.summary as S;
+    return [
+      kv("from", [s.lineage.run, s.lineage.dataset].filter(Boolean).join(" ← ")),
+      kv("plots", s.kinds.join(", ")),
+      ...s.plots.map((p) => kv(p.name, p.path)),
+    ];
+  },
+  run: (input, ctx) =>
+    ctx.flow({
+      flow: "viz_flow.py",
+      flowName: "VizFlow",
+      prepare: "loom_py.viz:prepare",
+      params: { dataset: input.dataset, run: input.run, kind: input.kind, target: input.target },
+    }),
+});
