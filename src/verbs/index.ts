@@ -6,9 +6,6 @@ import doctor from "./doctor";
 import eda from "./eda";
 import features from "./features";
 import viz from "./viz";
-import eda from "./eda";
-import features from "./features";
-import viz from "./viz";
 import ingest from "./ingest";
 import setup from "./setup";
 import train from "./train";
@@ -19,9 +16,6 @@ export const VERBS: VerbDef[] = [
   connect,
   ingest,
   datasets,
-  eda,
-  viz,
-  features,
   eda,
   viz,
   features,
