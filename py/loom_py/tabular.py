@@ -141,8 +141,10 @@ def default_model(task: str, X, seed: int = 0):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    est = (HistGradientBoostingClassifier(random_state=seed, max_iter=200, early_stopping=False)
-           if task == "classification" else HistGradientBoostingRegressor(random_state=seed, max_iter=200, early_stopping=False))
+    # early stopping on an inner 10% split: better calibrated, as accurate, ~8x faster than a fixed 200
+    # rounds on small data (docs/decisions/0200-default-model-early-stopping.md)
+    est = (HistGradientBoostingClassifier(random_state=seed, max_iter=200, early_stopping=True)
+           if task == "classification" else HistGradientBoostingRegressor(random_state=seed, max_iter=200, early_stopping=True))
     return make_pipeline(FunctionTransformer(_cast_objects), make_preprocessor(X), est)
 
 

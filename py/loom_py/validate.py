@@ -1,0 +1,556 @@
+"""validate: the rigorous VERDICT that gates promotion.
+
+``prepare(params)`` (launcher, before any run) checks the input and refuses bad input with one line.
+``evaluate(df, opts, ...)`` (inside ValidateFlow) does the work on a plain DataFrame:
+
+1. the sealed holdout (``splits.carve_holdout``): derived from the data object's content hash and the
+   split choices; its rows never enter cross-validation;
+2. cross-validation on the remaining rows: purged K-fold with embargo (``--time``), group K-fold
+   (``--group``), stratified K-fold (classification) or K-fold (regression);
+3. one fit on all CV rows, scored once on the holdout;
+4. calibration (classification), per-slice / fairness (``--sensitive``), leakage
+   (``leakage.find_leaks`` on the CV rows, duplicated rows between CV data and holdout, a holdout
+   score implausibly above CV);
+5. the VERDICT: PASS only when every check passes; otherwise FAIL with one reason per failed check.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+
+from .errors import UsageError
+
+# metric -> (task, higher is better, uses probabilities)
+METRICS = {
+    "roc_auc": ("classification", True, True),
+    "log_loss": ("classification", False, True),
+    "accuracy": ("classification", True, False),
+    "f1": ("classification", True, False),
+    "pr_auc": ("classification", True, True),
+    "rmse": ("regression", False, False),
+    "mae": ("regression", False, False),
+    "r2": ("regression", True, False),
+}
+DEFAULT_METRIC = {"classification": "roc_auc", "regression": "rmse"}
+BOUNDED_SCORE = {"roc_auc", "accuracy", "f1", "pr_auc", "r2"}
+
+# defaults for the verdict's bounds (all overridable; all written in summary.thresholds)
+DEFAULT_BOUNDS = {
+    "cv_tolerance": None,           # None: 0.05 for bounded scores, 10% of |CV mean| for errors / log loss
+    "cv_std_multiple": 3.0,         # the tolerance is at least this many CV standard deviations
+    "max_ece": 0.10,
+    "max_dp_diff": 0.10,
+    "max_eo_diff": 0.10,
+    "min_group": 30,
+    "max_duplicate_share": 0.01,    # share of holdout rows that also occur (whole row) in the CV data
+}
+DEFAULT_FOLDS = 5
+
+
+# ---- metrics ---------------------------------------------------------------------------------------
+
+def score(metric: str, y_true, proba=None, pred=None, classes=None) -> float:
+    from sklearn import metrics as M
+
+    y_true = np.asarray(y_true)
+    if metric == "rmse":
+        return float(np.sqrt(M.mean_squared_error(y_true, pred)))
+    if metric == "mae":
+        return float(M.mean_absolute_error(y_true, pred))
+    if metric == "r2":
+        return float(M.r2_score(y_true, pred))
+    classes = list(classes)
+    binary = len(classes) == 2
+    if metric == "accuracy":
+        return float(M.accuracy_score(y_true, pred))
+    if metric == "f1":
+        if binary:
+            return float(M.f1_score(y_true, pred, pos_label=classes[1]))
+        return float(M.f1_score(y_true, pred, average="macro", labels=classes))
+    if metric == "log_loss":
+        return float(M.log_loss(y_true, np.clip(proba, 1e-15, 1), labels=classes))
+    if metric == "roc_auc":
+        if binary:
+            return float(M.roc_auc_score(y_true == classes[1], proba[:, 1]))
+        present = [i for i, c in enumerate(classes) if (y_true == c).any()]
+        p = proba[:, present]
+        p = p / p.sum(1, keepdims=True)
+        return float(M.roc_auc_score(y_true, p, multi_class="ovr", average="macro",
+                                     labels=[classes[i] for i in present]))
+    if metric == "pr_auc":
+        if binary:
+            return float(M.average_precision_score(y_true == classes[1], proba[:, 1]))
+        onehot = (y_true.reshape(-1, 1) == np.asarray(classes, dtype=object).reshape(1, -1))
+        keep = onehot.any(0)
+        return float(M.average_precision_score(onehot[:, keep], proba[:, keep], average="macro"))
+    raise ValueError(metric)
+
+
+def better(metric: str, a: float, b: float) -> bool:
+    """a is better than b."""
+    return a > b if METRICS[metric][1] else a < b
+
+
+def _proba_full(est, X, classes) -> np.ndarray:
+    """predict_proba with columns aligned to ``classes`` (a fold may miss a rare class)."""
+    p = np.asarray(est.predict_proba(X), dtype="float64")
+    est_classes = list(getattr(est, "classes_", classes))
+    if est_classes == list(classes):
+        return p
+    out = np.zeros((len(p), len(classes)))
+    pos = {c: i for i, c in enumerate(classes)}
+    for j, c in enumerate(est_classes):
+        out[:, pos[c]] = p[:, j]
+    return out
+
+
+# ---- input checks (launcher side, exit 2) ----------------------------------------------------------
+
+def _as_list(v) -> list[str]:
+    if v in (None, "", []):
+        return []
+    if isinstance(v, str):
+        try:
+            v = json.loads(v) if v.startswith("[") else [v]
+        except ValueError:
+            v = [v]
+    out = []
+    for x in v:
+        out += [s.strip() for s in str(x).split(",") if s.strip()]
+    return out
+
+
+def bound_overrides(params: dict) -> dict:
+    """Bounds given as ``bounds`` (dict or JSON) and/or as top-level keys named like DEFAULT_BOUNDS."""
+    over = params.get("bounds") or {}
+    if isinstance(over, str):
+        try:
+            over = json.loads(over or "{}")
+        except ValueError:
+            raise UsageError(f"bounds must be a JSON object, got {over!r}")
+    over = dict(over)
+    for k in DEFAULT_BOUNDS:
+        if params.get(k) not in (None, ""):
+            over[k] = params[k]
+    out = {}
+    for k, v in over.items():
+        if v is None:
+            continue
+        if k not in DEFAULT_BOUNDS:
+            raise UsageError(f"unknown bound '{k}': use {', '.join(DEFAULT_BOUNDS)}")
+        try:
+            out[k] = int(v) if k == "min_group" else float(v)
+        except (TypeError, ValueError):
+            raise UsageError(f"bound {k} must be a number, got {v!r}")
+    return out
+
+
+def resolve_options(df, params: dict) -> dict:
+    """Check every option against the frame; return the resolved options. Raises UsageError."""
+    import pandas as pd
+
+    from . import splits
+    from .tabular import infer_task
+
+    cols = list(df.columns)
+    listing = ", ".join(map(str, cols[:30])) + (" …" if len(cols) > 30 else "")
+    target = params.get("target")
+    if not target:
+        raise UsageError("validate needs --target COL (the column to predict)")
+    if target not in df.columns:
+        raise UsageError(f"unknown target column '{target}': columns are {listing}")
+    y = df[target].dropna()
+    if len(y) == 0:
+        raise UsageError(f"target '{target}' has no values: pick another --target")
+    if y.nunique() < 2:
+        raise UsageError(f"target '{target}' is constant ({y.iloc[0]!r}): nothing to predict; pick another --target")
+    task = params.get("task") or infer_task(df[target])
+    n_classes = int(y.nunique()) if task == "classification" else 0
+    metric = params.get("metric") or DEFAULT_METRIC[task]
+    if metric not in METRICS:
+        raise UsageError(f"unknown --metric '{metric}': use one of {', '.join(METRICS)}")
+    if METRICS[metric][0] != task:
+        fits = ", ".join(m for m, v in METRICS.items() if v[0] == task)
+        raise UsageError(f"--metric {metric} is for {METRICS[metric][0]}, but '{target}' is a {task} target: use {fits}")
+    for flag, col in (("--time", params.get("time")), ("--group", params.get("group"))):
+        if col and col not in df.columns:
+            raise UsageError(f"unknown {flag} column '{col}': columns are {listing}")
+        if col and col == target:
+            raise UsageError(f"{flag} cannot be the target column")
+    time_col, group_col = params.get("time") or None, params.get("group") or None
+    if time_col and group_col:
+        raise UsageError("pass --time or --group, not both (purged K-fold orders by time; group K-fold by entity)")
+    if params.get("horizon") not in (None, "", 0, "0") and not time_col:
+        raise UsageError("--horizon needs --time COL (the label horizon is measured along the time column)")
+    sensitive = _as_list(params.get("sensitive"))
+    for s in sensitive:
+        if s not in df.columns:
+            raise UsageError(f"unknown --sensitive column '{s}': columns are {listing}")
+        if s == target:
+            raise UsageError("--sensitive cannot be the target column")
+        if df[s].astype("string").fillna("<missing>").nunique() < 2:
+            raise UsageError(f"--sensitive {s} has a single group: per-group results need at least two")
+    try:
+        folds = int(params.get("folds") or DEFAULT_FOLDS)
+    except (TypeError, ValueError):
+        raise UsageError(f"--folds must be a whole number, got {params.get('folds')!r}")
+    if folds < 2:
+        raise UsageError(f"--folds must be at least 2, got {folds}")
+    try:
+        seed = int(params.get("seed") or 0)
+    except (TypeError, ValueError):
+        raise UsageError(f"--seed must be a whole number, got {params.get('seed')!r}")
+    holdout = float(params.get("holdout") or splits.DEFAULT_HOLDOUT)
+    if not 0.05 <= holdout <= 0.5:
+        raise UsageError(f"--holdout must be a share between 0.05 and 0.5, got {holdout}")
+    embargo = params.get("embargo")
+    embargo = splits.DEFAULT_EMBARGO if embargo in (None, "") else float(embargo)
+    if not 0 <= embargo <= 0.2:
+        raise UsageError(f"--embargo must be a share of rows between 0 and 0.2, got {embargo}")
+    threshold = params.get("threshold")
+    if threshold not in (None, ""):
+        try:
+            threshold = float(threshold)
+        except (TypeError, ValueError):
+            raise UsageError(f"--threshold must be a number, got {threshold!r}")
+    else:
+        threshold = None
+    bounds = dict(DEFAULT_BOUNDS)
+    over = bound_overrides(params)
+    for k, v in over.items():
+        if v is None:
+            continue
+        bounds[k] = v
+    t0 = None
+    kind = None
+    horizon = 0.0
+    if time_col:
+        t0, kind = splits.time_values(df[time_col])
+        if t0 is None or np.isnan(t0[df[target].notna().to_numpy()]).any():
+            raise UsageError(f"--time {time_col} does not parse as dates or numbers on every row: pick an ordering column")
+        try:
+            horizon = splits.horizon_value(params.get("horizon"), kind)
+        except ValueError as e:
+            raise UsageError(str(e))
+        if horizon < 0:
+            raise UsageError("--horizon must not be negative")
+    # folds against what the rows allow (on the rows left for CV: all rows less the holdout share)
+    n = int(df[target].notna().sum())
+    n_cv = n - int(round(holdout * n))
+    if time_col:
+        scheme = "purged_kfold"
+        allowed = n_cv // 2
+    elif group_col:
+        scheme = "group_kfold"
+        allowed = int(df[group_col].nunique() * (1 - holdout))
+    elif task == "classification":
+        scheme = "stratified_kfold"
+        allowed = int(y.value_counts().min() * (1 - holdout))
+    else:
+        scheme = "kfold"
+        allowed = n_cv
+    if folds > allowed:
+        what = {"group_kfold": f"groups of {group_col}", "stratified_kfold": "rows in the rarest class"}.get(scheme, "rows")
+        raise UsageError(f"--folds {folds} is more than the data allows ({allowed} from the {what} left after the "
+                         f"holdout): use --folds {max(2, min(allowed, DEFAULT_FOLDS))} or fewer")
+    if allowed < 2:
+        raise UsageError(f"too few rows to cross-validate '{target}' ({n} rows with a target)")
+    return {"target": target, "task": task, "n_classes": n_classes, "metric": metric, "time": time_col,
+            "group": group_col, "horizon": horizon, "horizon_text": str(params.get("horizon") or 0),
+            "time_kind": kind, "sensitive": sensitive, "folds": folds, "seed": seed, "holdout": holdout,
+            "embargo": embargo, "threshold": threshold, "bounds": bounds, "scheme": scheme,
+            "model": params.get("model") or None}
+
+
+def prepare(params: dict) -> dict:
+    """Bridge hook: assert the data object, check the options (UsageError → exit 2), hand the flow its params."""
+    from .data import load_frame
+
+    ds = params.get("dataset")
+    if not ds:
+        raise UsageError("validate needs --dataset PATHSPEC (e.g. IngestDataset/1; `loom datasets` lists them)")
+    df, _info = load_frame(ds)
+    opts = resolve_options(df, params)
+    if opts["model"]:
+        model_factory(opts["model"])  # refuses an unusable --model before anything is written
+    flow_params = {
+        "dataset": ds, "target": opts["target"], "metric": opts["metric"],
+        "threshold": "" if opts["threshold"] is None else repr(opts["threshold"]),
+        "time": opts["time"] or "", "horizon": opts["horizon_text"] if opts["time"] else "",
+        "group": opts["group"] or "", "sensitive": json.dumps(opts["sensitive"]), "folds": opts["folds"],
+        "model": opts["model"] or "", "seed": opts["seed"], "holdout": opts["holdout"],
+        "embargo": opts["embargo"], "bounds": json.dumps(bound_overrides(params)),
+    }
+    inputs = [ds] + ([opts["model"]] if opts["model"] else [])
+    return {"params": flow_params, "inputs": inputs}
+
+
+# ---- the model ---------------------------------------------------------------------------------------
+
+def model_factory(model: str | None):
+    """(factory(task, X, seed) -> estimator, name, source). ``model`` is a run pathspec or None."""
+    from . import tabular
+
+    if not model:
+        return tabular.default_model, tabular.DEFAULT_MODEL_NAME, "default"
+    try:
+        from .solution import load_solution  # the optimize verb's fitted-solution loader
+    except ImportError:
+        raise UsageError("--model is not supported yet in this build: leave it out to validate the default "
+                         f"model ({tabular.DEFAULT_MODEL_NAME})")
+    factory = load_solution(model)
+    name = getattr(factory, "name", None) or f"solution of {model}"
+
+    def make(task, X, seed, _f=factory):
+        try:
+            return _f(task, X, seed)
+        except TypeError:
+            return _f() if callable(_f) else _f
+
+    return make, name, model
+
+
+# ---- evaluation ------------------------------------------------------------------------------------
+
+class _Clock:
+    def __init__(self):
+        self.fit = 0.0
+
+    def timed(self, fn, *a):
+        t = time.perf_counter()
+        out = fn(*a)
+        self.fit += time.perf_counter() - t
+        return out
+
+
+def _fit_predict(clock, factory, task, X_tr, y_tr, X_te, seed, classes):
+    est = factory(task, X_tr, seed)
+    clock.timed(est.fit, X_tr, y_tr)
+    if task == "classification":
+        proba = clock.timed(_proba_full, est, X_te, classes)
+        pred = np.asarray(classes, dtype=object)[proba.argmax(1)]
+        return proba, pred
+    return None, np.asarray(clock.timed(est.predict, X_te), dtype="float64")
+
+
+def _metric_of(metric, y, proba, pred, classes):
+    try:
+        return score(metric, y, proba=proba, pred=pred, classes=classes)
+    except ValueError:
+        return float("nan")
+
+
+def tolerance(metric: str, cv_mean: float, cv_std: float, bounds: dict) -> float:
+    base = bounds.get("cv_tolerance")
+    if base is None:
+        base = 0.05 if metric in BOUNDED_SCORE else 0.10 * abs(cv_mean)
+    return float(max(base, bounds.get("cv_std_multiple", 3.0) * (cv_std or 0.0)))
+
+
+def evaluate(df, opts: dict, *, content_hash: str, factory=None, model_name: str | None = None,
+             model_source: str = "default", earlier_evaluations: int = 0, progress=None) -> dict:
+    """Everything validate reports, as a dict (the flow stores it and renders the card)."""
+    import pandas as pd
+
+    from . import calibration, fairness, leakage, splits
+
+    t_start = time.perf_counter()
+    say = progress or (lambda m: None)
+    clock = _Clock()
+    if factory is None:
+        from .tabular import DEFAULT_MODEL_NAME, default_model
+
+        factory, model_name = default_model, DEFAULT_MODEL_NAME
+    target, task, metric, seed = opts["target"], opts["task"], opts["metric"], opts["seed"]
+    bounds = opts["bounds"]
+    notes = []
+    n_all = len(df)
+    df = df[df[target].notna()].reset_index(drop=True)
+    if len(df) < n_all:
+        notes.append(f"{n_all - len(df)} rows without a target value were left out")
+    t0_all = None
+    if opts["time"]:
+        t0_all, _ = splits.time_values(df[opts["time"]])
+    seal = splits.carve_holdout(df, target, task, content_hash=content_hash, time_col=opts["time"],
+                                group_col=opts["group"], fraction=opts["holdout"], t0=t0_all)
+    X_all = df.drop(columns=[target])
+    y_all = df[target].to_numpy()
+    classes = sorted(pd.unique(y_all).tolist(), key=lambda v: (str(type(v)), v)) if task == "classification" else None
+
+    # ---- cross-validation -------------------------------------------------------------------
+    cv_pos = seal.cv
+    purged_before_holdout = 0
+    if opts["time"]:
+        order = np.argsort(t0_all[cv_pos], kind="mergesort")
+        cv_pos = cv_pos[order]
+        t0 = t0_all[cv_pos]
+        t1 = t0 + opts["horizon"]
+        keep = splits.purge_before_holdout(t0, t1, t0_all[seal.holdout].min())
+        purged_before_holdout = int((~keep).sum())
+        cv_pos, t0, t1 = cv_pos[keep], t0[keep], t1[keep]
+        embargo_rows = int(math.ceil(opts["embargo"] * len(cv_pos)))
+        folds = splits.purged_kfold(t0, t1, opts["folds"], embargo_rows)
+        scheme = "purged_kfold"
+    elif opts["group"]:
+        g = df[opts["group"]].astype("string").fillna("<NA>").to_numpy()[cv_pos]
+        folds = splits.group_kfold(g, opts["folds"], seed, y=y_all[cv_pos] if task == "classification" else None)
+        scheme = "stratified_group_kfold" if task == "classification" else "group_kfold"
+        embargo_rows = 0
+    elif task == "classification":
+        folds = splits.stratified_kfold(y_all[cv_pos], opts["folds"], seed)
+        scheme = "stratified_kfold"
+        embargo_rows = 0
+    else:
+        folds = splits.plain_kfold(len(cv_pos), opts["folds"], seed)
+        scheme = "kfold"
+        embargo_rows = 0
+    X_cv, y_cv = X_all.iloc[cv_pos].reset_index(drop=True), y_all[cv_pos]
+    per_fold = []
+    for i, f in enumerate(folds):
+        say(f"fold {i + 1}/{len(folds)}: fitting on {len(f.train)} rows, testing on {len(f.test)}")
+        if len(f.train) == 0:
+            per_fold.append({"fold": i + 1, "train_rows": 0, "test_rows": int(len(f.test)), "value": None,
+                             "purged": f.purged, "embargoed": f.embargoed})
+            continue
+        proba, pred = _fit_predict(clock, factory, task, X_cv.iloc[f.train], y_cv[f.train], X_cv.iloc[f.test], seed, classes)
+        v = _metric_of(metric, y_cv[f.test], proba, pred, classes)
+        per_fold.append({"fold": i + 1, "train_rows": int(len(f.train)), "test_rows": int(len(f.test)),
+                         "value": v if v == v else None, "purged": f.purged, "embargoed": f.embargoed})
+    vals = [r["value"] for r in per_fold if r["value"] is not None]
+    cv_mean = float(np.mean(vals)) if vals else float("nan")
+    cv_std = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+    cv = {"scheme": scheme, "folds": len(folds), "metric": metric, "per_fold": per_fold, "mean": cv_mean,
+          "std": cv_std, "rows": int(len(cv_pos)), "purged": int(sum(f.purged for f in folds)),
+          "embargoed": int(sum(f.embargoed for f in folds))}
+    if scheme == "purged_kfold":
+        cv.update({"time": opts["time"], "horizon": opts["horizon_text"], "embargo_rows": embargo_rows,
+                   "embargo_share": opts["embargo"], "purged_before_holdout": purged_before_holdout})
+    if opts["group"]:
+        cv["group"] = opts["group"]
+
+    # ---- holdout ----------------------------------------------------------------------------
+    say(f"holdout: fitting on {len(cv_pos)} CV rows, scoring {len(seal.holdout)} sealed rows")
+    X_h, y_h = X_all.iloc[seal.holdout].reset_index(drop=True), y_all[seal.holdout]
+    proba_h, pred_h = _fit_predict(clock, factory, task, X_cv, y_cv, X_h, seed, classes)
+    hold_value = _metric_of(metric, y_h, proba_h, pred_h, classes)
+    holdout = {"metric": metric, "value": hold_value, "rows": int(len(seal.holdout))}
+
+    # ---- calibration ------------------------------------------------------------------------
+    calib = None
+    if task == "classification":
+        calib = calibration.calibration_report(y_h, proba_h, classes)
+
+    # ---- fairness ---------------------------------------------------------------------------
+    fair = None
+    if opts["sensitive"]:
+        fair = {}
+        binary = task == "classification" and len(classes) == 2
+        mfn = (lambda yt, inp: score(metric, yt, proba=inp if METRICS[metric][2] else None,
+                                     pred=inp if not METRICS[metric][2] else None, classes=classes))
+        for s in opts["sensitive"]:
+            groups = fairness.group_labels(df[s].iloc[seal.holdout])
+            fair[s] = fairness.slice_report(
+                y_h, pred_h, groups, positive=classes[1] if binary else None, metric_fn=mfn, metric_name=metric,
+                proba_pos=(proba_h[:, 1] if binary else proba_h) if METRICS[metric][2] else None,
+                min_group=int(bounds["min_group"]), seed=seed)
+
+    # ---- leakage ----------------------------------------------------------------------------
+    say("leakage checks")
+    t_leak = time.perf_counter()
+    cv_frame = df.iloc[cv_pos]
+    flags = leakage.find_leaks(cv_frame, target, task, time_col=opts["time"], seed=seed)
+    skip = {c for c in (opts["time"], opts["group"]) if c}
+    flags = [f for f in flags if not (f["column"] in skip and f["reason"] == "identifier")]
+    h_cv = splits.row_hashes(df.iloc[cv_pos])
+    h_h = splits.row_hashes(df.iloc[seal.holdout])
+    dup_mask = np.isin(h_h, h_cv)
+    dup_share = float(dup_mask.mean()) if len(h_h) else 0.0
+    duplicates = {"holdout_rows_in_cv": int(dup_mask.sum()), "share": dup_share,
+                  "max_share": bounds["max_duplicate_share"], "flagged": dup_share > bounds["max_duplicate_share"]}
+    tol = tolerance(metric, cv_mean, cv_std, bounds)
+    gap = (hold_value - cv_mean) if METRICS[metric][1] else (cv_mean - hold_value)  # > 0: holdout better
+    agreement = {"cv_mean": cv_mean, "holdout": hold_value, "gap_in_holdout_favour": gap, "tolerance": tol,
+                 "within": bool(abs(gap) <= tol) if gap == gap else False}
+    above = bool(gap == gap and gap > tol)
+    leak_time = time.perf_counter() - t_leak
+    leak = {"flags": flags, "duplicates": duplicates, "holdout_above_cv": above,
+            "found": bool(flags or duplicates["flagged"] or above), "rows_used": int(len(cv_frame)),
+            "sampled": leakage.sampled(cv_frame)}
+
+    # ---- verdict ----------------------------------------------------------------------------
+    checks, reasons = [], []
+
+    def check(name, passed, detail):
+        checks.append({"check": name, "passed": bool(passed), "detail": detail})
+        if not passed:
+            reasons.append(detail)
+
+    fmt = lambda v: "n/a" if v is None or v != v else f"{v:.4g}"  # noqa: E731
+    if opts["threshold"] is not None:
+        ok = hold_value == hold_value and not better(metric, opts["threshold"], hold_value)
+        rel = ">=" if METRICS[metric][1] else "<="
+        check("threshold", ok, f"holdout {metric} {fmt(hold_value)} {'meets' if ok else 'misses'} the bar "
+                               f"({rel} {opts['threshold']:g})")
+    for f in flags:
+        ev = f.get("evidence", {})
+        what = ", ".join(f"{k}={v}" for k, v in ev.items() if k in ("metric", "score", "unique_share", "pearson",
+                                                                    "spearman", "correlation_ratio", "cramers_v",
+                                                                    "missingness_score", "share_after"))
+        check(f"leakage:{f['column']}", False, f"leakage: column '{f['column']}' is {f['reason']}"
+                                                + (f" ({what})" if what else ""))
+    check("leakage:duplicates", not duplicates["flagged"],
+          f"leakage: {duplicates['holdout_rows_in_cv']} holdout rows ({dup_share:.1%}) also occur in the CV data "
+          f"(bound {bounds['max_duplicate_share']:.1%})")
+    if above:
+        check("leakage:holdout_above_cv", False,
+              f"leakage: holdout {metric} {fmt(hold_value)} is implausibly better than CV {fmt(cv_mean)} "
+              f"(by {fmt(gap)} > tolerance {fmt(tol)})")
+    else:
+        check("cv_holdout_agreement", agreement["within"],
+              f"holdout {metric} {fmt(hold_value)} and CV {fmt(cv_mean)} ± {fmt(cv_std)} "
+              f"{'agree' if agreement['within'] else 'disagree'} (gap {fmt(abs(gap) if gap == gap else None)}, tolerance {fmt(tol)})")
+    if calib is not None:
+        check("calibration", calib["ece"] <= bounds["max_ece"],
+              f"calibration: ECE {fmt(calib['ece'])} {'<=' if calib['ece'] <= bounds['max_ece'] else '>'} {bounds['max_ece']:g}")
+    if fair:
+        for s, fr in fair.items():
+            boot = fr.get("bootstrap") or {}
+            for key, label, bound in (("demographic_parity_difference", "demographic-parity difference", "max_dp_diff"),
+                                      ("equalized_odds_difference", "equalized-odds difference", "max_eo_diff")):
+                v = fr.get(key)
+                if v is None:
+                    continue
+                lower = (boot.get(key) or {}).get("lower", v)
+                ok = lower <= bounds[bound]
+                check(f"fairness:{s}:{bound}", ok,
+                      f"fairness on {s}: {label} {fmt(v)} (95% lower bound {fmt(lower)}) "
+                      f"{'within' if ok else 'above'} {bounds[bound]:g}")
+            if fr["too_small"]:
+                notes.append(f"{s}: groups too small to judge: "
+                             + ", ".join(f"{g['group']} ({g['reason']})" for g in fr["too_small"]))
+    verdict = "PASS" if not reasons else "FAIL"
+    thresholds = {"threshold": opts["threshold"], "metric_direction": "higher" if METRICS[metric][1] else "lower",
+                  "fairness_rule": "a parity gap fails when its one-sided 95% bootstrap lower bound exceeds the bound",
+                  "cv_tolerance": tol, "cv_tolerance_rule": "max(cv_tolerance or default, cv_std_multiple × CV std); "
+                  "default 0.05 for bounded scores, 10% of |CV mean| for errors",
+                  **{k: v for k, v in bounds.items() if k != "cv_tolerance"},
+                  "leakage_single_feature_auc": leakage.THRESHOLD_AUC, "leakage_single_feature_r2": leakage.THRESHOLD_R2}
+    if task != "classification":
+        thresholds.pop("max_ece", None)
+    total = time.perf_counter() - t_start
+    summary = {
+        "verdict": verdict, "target": target, "task": task, "classes": classes if task == "classification" else None,
+        "metric": metric, "model": {"name": model_name, "source": model_source},
+        "seal": {"id": seal.seal_id, "how": seal.info["how"], "fraction": opts["holdout"], "rows": int(len(seal.holdout)),
+                 "rows_hash": seal.rows_hash, "evaluations": earlier_evaluations + 1},
+        "cv": cv, "holdout": holdout, "agreement": agreement, "calibration": calib, "fairness": fair,
+        "leakage": leak, "reasons": reasons, "checks": checks, "thresholds": thresholds, "notes": notes,
+        "rows": int(len(df)), "seed": seed,
+        "timings": {"total_s": round(total, 3), "model_fit_predict_s": round(clock.fit, 3),
+                    "leakage_s": round(leak_time, 3), "loom_own_s": round(total - clock.fit, 3)},
+    }
+    return {"summary": summary, "seal": seal, "proba_holdout": proba_h, "pred_holdout": pred_h}
