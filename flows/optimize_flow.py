@@ -1,0 +1,41 @@
+"""OptimizeFlow (`loom run` / `loom optimize`): the AIDE search. The step runs the search loop in Python —
+proposals (offline library, or the CLI's proposer server for anthropic/openai), sandboxed candidates, Loom's
+own scoring — and records the journal, leaderboard, best code, fitted model and test predictions."""
+
+from metaflow import FlowSpec, Parameter, card, current, step
+
+
+class OptimizeFlow(FlowSpec):
+    dataset = Parameter("dataset", help="data object pathspec (IngestDataset/N or FeaturesFlow/N)")
+    goal = Parameter("goal", default="Predict the target for each row.")
+    metric = Parameter("metric", help="the metric as text; parsed into the spec")
+    target = Parameter("target", default="")
+    steps = Parameter("steps", default=10, type=int)
+    model_provider = Parameter("model_provider", default="anthropic")
+    model = Parameter("model", default="")
+    budget_usd = Parameter("budget_usd", default=0.0, type=float)
+    time_limit = Parameter("time_limit", default=0.0, type=float, help="minutes for the whole search (0: none)")
+    parallel = Parameter("parallel", default=1, type=int)
+    resume = Parameter("resume", default="")
+    seed = Parameter("seed", default=0, type=int)
+    node_timeout = Parameter("node_timeout", default=120.0, type=float, help="wall-clock seconds per candidate")
+    memory_mb = Parameter("memory_mb", default=4096, type=int, help="address-space limit per candidate")
+    policy = Parameter("policy", default="topk", help="topk (default) or aide")
+
+    @card(type="blank", id="optimize")
+    @step
+    def start(self):
+        from loom_py import flowkit
+        from loom_py.optimize.flowside import execute
+
+        with flowkit.relay_errors():
+            execute(self, current)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    OptimizeFlow()

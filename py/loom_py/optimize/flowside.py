@@ -1,0 +1,187 @@
+"""The launcher's preflight (``prepare``) and the OptimizeFlow step body (``execute``)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ..errors import UsageError
+from . import metric_spec
+
+PROVIDERS = ("anthropic", "openai", "offline")
+
+
+def prepare(params: dict) -> dict:
+    """Assert the dataset (and the resumed run), parse the metric, check the proposer — before any run exists."""
+    from ..data import load_frame, resolve_run
+
+    p = dict(params)
+    provider = p.get("model_provider") or "anthropic"
+    if provider not in PROVIDERS:
+        raise UsageError(f"--model-provider {provider} is unknown: pick one of {', '.join(PROVIDERS)}")
+    if provider != "offline" and not p.get("proposer_url") and not os.environ.get("LOOM_PROPOSER_URL"):
+        raise UsageError(f"the {provider} proposer needs the CLI's proposer server: run through `loom run`, or pick --model-provider offline")
+    if p.get("resume"):
+        prev = resolve_run(p["resume"], ("OptimizeFlow",), what="search to resume")
+        cfg = prev.data.search_config
+        for k in ("dataset", "metric", "goal", "target", "seed"):
+            if p.get(k) in (None, "") and cfg.get(k) not in (None, ""):
+                p[k] = cfg[k]
+        if p.get("dataset") != cfg.get("dataset") or p.get("target") != cfg.get("target") or \
+                int(p.get("seed") or 0) != int(cfg.get("seed") or 0):
+            raise UsageError(f"--resume {p['resume']} continues a search on {cfg.get('dataset')} (target {cfg.get('target')}, "
+                             f"seed {cfg.get('seed')}): drop --dataset/--target/--seed or match them")
+    if not p.get("dataset"):
+        raise UsageError("--dataset is required: pass a data object pathspec (see `loom datasets`)")
+    if not p.get("goal"):
+        p["goal"] = "Predict the target for each row."
+    spec = metric_spec.parse_metric(p.get("metric") or "")
+    df, _info = load_frame(p["dataset"])
+    from .search import resolve_target
+    from ..tabular import infer_task
+
+    target = resolve_target(df, p.get("target"))
+    p["target"] = target
+    metric_spec.check_task(spec, infer_task(df[target].dropna()))
+    steps = int(p.get("steps") or 10)
+    if not 1 <= steps <= 500:
+        raise UsageError("--steps must be between 1 and 500")
+    p["steps"] = steps
+    inputs = [p["dataset"]] + ([p["resume"]] if p.get("resume") else [])
+    return {"params": {k: v for k, v in p.items() if v is not None and k != "proposer_url"}, "inputs": inputs}
+
+
+def execute(flow, current) -> None:
+    """Body of OptimizeFlow.start: load, search, record, render the card."""
+    import shutil
+    import tempfile
+
+    from .. import events, flowkit
+    from ..data import load_frame, resolve_run
+    from . import sandbox, search
+
+    spec = metric_spec.parse_metric(flow.metric)
+    cfg = {"dataset": flow.dataset, "goal": flow.goal, "metric": flow.metric, "target": flow.target or None,
+           "steps": int(flow.steps), "provider": flow.model_provider, "model": flow.model or None,
+           "budget_usd": float(flow.budget_usd) if flow.budget_usd not in (None, "", 0, "0") else None,
+           "time_limit_min": float(flow.time_limit) if flow.time_limit not in (None, "", 0, "0") else None,
+           "parallel": int(flow.parallel), "seed": int(flow.seed), "node_timeout": float(flow.node_timeout),
+           "mem_mb": int(flow.memory_mb), "policy": flow.policy, "spec": spec,
+           "proposer_url": os.environ.get("LOOM_PROPOSER_URL")}
+    prior = []
+    if flow.resume:
+        prior = resolve_run(flow.resume, ("OptimizeFlow",), what="search to resume").data.journal
+    df, info = load_frame(flow.dataset)
+    cfg["target"] = search.resolve_target(df, cfg["target"])
+    workdir = tempfile.mkdtemp(prefix="loom-opt-", dir=os.environ.get("LOOM_TMP") or None)
+    try:
+        rec = search.run_search(df, cfg, workdir=workdir, emit=lambda kind, **kw: events.emit(kind, **kw), prior=prior)
+        journal = rec["journal"]
+        best = next((n for n in journal if n["id"] == rec["best_id"]), None)
+        best_model = test_pred = None
+        if best is not None:
+            node_dir = os.path.join(workdir, f"node-{best['id']:03d}")
+            if not os.path.exists(os.path.join(node_dir, "predictions.npz")):  # a resumed search's best: re-run it
+                events.progress(f"re-running node {best['id']} (the best, from {flow.resume}) for its model")
+                sandbox.run_candidate(best["code"], node_dir, os.path.join(workdir, "data"), timeout=cfg["node_timeout"],
+                                      mem_mb=cfg["mem_mb"])
+            try:
+                best_model = open(os.path.join(node_dir, "model.pkl"), "rb").read()
+            except OSError:
+                best_model = None
+            try:
+                test_pred = _test_frame(sandbox.load_predictions(node_dir))
+            except (OSError, ValueError, KeyError):
+                test_pred = None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    board = search.leaderboard(journal, spec)
+    counts = {}
+    for n in journal:
+        counts[n["status"]] = counts.get(n["status"], 0) + 1
+    tokens = {"input": sum(n["tokens"]["input"] for n in journal), "output": sum(n["tokens"]["output"] for n in journal)}
+    pub_spec = {k: spec[k] for k in ("metric", "label", "direction", "split", "source", "text")}
+    pub_spec["task"] = rec["task"]
+    flow.metric_spec = pub_spec
+    flow.search_config = {k: v for k, v in cfg.items() if k not in ("spec", "proposer_url")}
+    flow.journal = journal
+    flow.leaderboard = [{k: r[k] for k in ("rank", "node", "operator", "model", "score", "seconds", "status")} for r in board]
+    flow.best_code = best["code"] if best else None
+    flow.best_node = {k: best[k] for k in ("id", "operator", "model", "score", "plan", "family", "params")} if best else None
+    flow.best_model = best_model  # pickle bytes of the fitted estimator (module-level classes live in best_code)
+    flow.test_predictions = test_pred
+    flow.target_column = rec["target"]
+    flow.task = rec["task"]
+    flow.dropped_columns = rec["dropped_columns"]
+    flow.isolation = rec["isolation"]
+    overhead = [n["timings"].get("overhead") for n in journal if n.get("round", 0) and n["timings"].get("overhead") is not None]
+    me = f"OptimizeFlow/{current.run_id}"
+    summary = {
+        "metric_spec": pub_spec,
+        "best": ({"node": best["id"], "score": best["score"], "model": best["model"]} if best else None),
+        "leaderboard": flow.leaderboard[:10],
+        "nodes": {"total": len(journal), **counts},
+        "spend": {"usd": round(rec["spend_usd"], 6), "tokens": tokens, "provider": cfg["provider"],
+                  "seconds": round(rec["seconds"], 2)},
+        "stopped_because": rec["stopped_because"],
+        "target": rec["target"], "task": rec["task"], "dataset": flow.dataset,
+        "rows": {"train": rec["train_rows"], "held_out": rec["val_rows"], "test": rec["test_rows"], "test_source": rec["test_source"]},
+        "overhead_seconds_per_node": round(sum(overhead) / len(overhead), 3) if overhead else None,
+    }
+    status = "OK" if best else "NO_SOLUTION"
+    msgs = list(spec["split"].get("notes", []))
+    if rec["dropped_columns"]:
+        msgs.append(f"identifier/text columns the offline library drops: {', '.join(map(str, rec['dropped_columns'][:10]))}")
+    flow.loom_result = flowkit.result(
+        status, summary, exit_code=0 if best else 1, inputs=[flow.dataset] + ([flow.resume] if flow.resume else []),
+        messages=msgs,
+        next=[f"loom validate --model {me}", f"loom viz --run {me}", f"loom run --resume {me} --steps 10 --model-provider {cfg['provider']}"])
+    _card(current, me, pub_spec, summary, board, journal, flow.best_code)
+
+
+def _test_frame(p: dict):
+    import pandas as pd
+
+    df = pd.DataFrame({"prediction": p["test_labels"]})
+    if "test_proba" in p and "classes" in p:
+        for j, c in enumerate(p["classes"]):
+            df[f"proba_{c}"] = p["test_proba"][:, j]
+    return df
+
+
+def _card(current, me, spec, summary, board, journal, code):
+    from metaflow.cards import Markdown
+
+    from .. import flowkit
+
+    b = summary["best"]
+    current.card.append(flowkit.card_header(
+        f"{me}: search on {summary['dataset']}",
+        [f"metric: {spec['label']} ({spec['direction']}) on a {spec['split']['fraction']:.0%} held-out split, computed by Loom",
+         f"best: node {b['node']} {b['model']} = {b['score']:.5g}" if b else "best: none (every node failed)",
+         f"nodes: {json.dumps(summary['nodes'])}", f"spend: {json.dumps(summary['spend'])}",
+         f"stopped because: {summary['stopped_because']}"]))
+    current.card.append(Markdown("## Leaderboard"))
+    current.card.append(flowkit.card_table(board, ["rank", "node", "operator", "parent", "model", "score", "seconds", "status", "error"], limit=100))
+    current.card.append(Markdown("## Search tree\n\n```\n" + tree_text(journal, summary["best"]["node"] if b else None) + "\n```"))
+    if code:
+        current.card.append(Markdown("## Best solution\n\n```python\n" + code + "\n```"))
+
+
+def tree_text(journal, best_id=None) -> str:
+    kids: dict = {}
+    for n in journal:
+        kids.setdefault(n.get("parent"), []).append(n)
+    lines = []
+
+    def walk(n, depth):
+        s = f"{n['score']:.5g}" if n["score"] is not None else n["status"]
+        star = "  ★ best" if n["id"] == best_id else ""
+        lines.append(f"{'  ' * depth}- {n['id']} {n['operator']} {n.get('model') or '?'}: {s}{star}")
+        for c in kids.get(n["id"], []):
+            walk(c, depth + 1)
+
+    for r in kids.get(None, []):
+        walk(r, 0)
+    return "\n".join(lines)

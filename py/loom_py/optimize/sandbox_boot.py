@@ -1,0 +1,157 @@
+"""Runs INSIDE a candidate's sandbox process (``python -I -B sandbox_boot.py`` with cwd = the candidate's
+directory). Self-contained on purpose: it must not import loom_py.
+
+1. limits: RLIMIT_AS (memory), RLIMIT_CPU (backstop to the parent's wall clock), RLIMIT_FSIZE;
+2. an audit hook (irrevocable) that refuses sockets, process spawning, and any write / delete / rename
+   outside the candidate's directory;
+3. loads ``solution.py``, calls ``make_model()``, fits it on train.parquet, predicts the validation and
+   test features (whose labels it never sees), and saves predictions + the fitted model in its directory.
+Timings go to ``run.json``; the parent (Loom) scores the predictions itself.
+"""
+
+import os
+import sys
+import time
+
+T0 = time.perf_counter()
+HERE = os.path.realpath(os.getcwd())
+
+
+def _limits():
+    import resource
+
+    mem = int(os.environ.get("LOOM_SANDBOX_MEM_MB", "4096")) * 1024 * 1024
+    cpu = int(float(os.environ.get("LOOM_SANDBOX_CPU_S", "600")))
+    for lim, val in ((resource.RLIMIT_AS, mem), (resource.RLIMIT_CPU, cpu), (resource.RLIMIT_FSIZE, 512 * 1024 * 1024)):
+        try:
+            soft, hard = resource.getrlimit(lim)
+            if hard != resource.RLIM_INFINITY:
+                val = min(val, hard)
+            resource.setrlimit(lim, (val, hard))
+        except (ValueError, OSError):
+            pass
+
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_ALLOWED_DEV = ("/dev/null", "/dev/shm")
+
+
+def _inside(path) -> bool:
+    try:
+        if isinstance(path, int):
+            return True  # an already-open fd
+        p = os.fsdecode(path)
+        full = os.path.realpath(p if os.path.isabs(p) else os.path.join(HERE, p))
+    except Exception:
+        return False
+    return full == HERE or full.startswith(HERE + os.sep) or full.startswith(_ALLOWED_DEV)
+
+
+class SandboxViolation(PermissionError):
+    pass
+
+
+def _hook(event, args):
+    if event == "open":
+        path, mode, flags = args
+        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (isinstance(flags, int) and flags & _WRITE_FLAGS)
+        if writing and path is not None and not _inside(path):
+            raise SandboxViolation(f"sandbox: write outside the candidate directory refused: {path}")
+    elif event in ("os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate", "os.utime",
+                   "shutil.rmtree", "os.symlink", "os.link", "os.rename", "shutil.copyfile", "shutil.move"):
+        paths = [a for a in args if isinstance(a, (str, bytes, os.PathLike))]
+        for p in paths:
+            if not _inside(p):
+                raise SandboxViolation(f"sandbox: {event} outside the candidate directory refused: {os.fsdecode(p)}")
+    elif event in ("socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo", "socket.gethostbyname"):
+        raise SandboxViolation("sandbox: network access refused")
+    elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "pty.spawn", "os.startfile"):
+        raise SandboxViolation(f"sandbox: starting processes refused ({event})")
+
+
+def _final_class(model) -> str:
+    m = model
+    while hasattr(m, "steps") and m.steps:
+        m = m.steps[-1][1]
+    return type(m).__name__
+
+
+def main() -> int:
+    import json
+    import pickle
+    import traceback
+
+    _limits()
+    sys.addaudithook(_hook)
+    info = {"ok": False}
+    try:
+        import numpy as np
+        import pandas as pd
+
+        t_imp = time.perf_counter()
+        meta = json.load(open("task.json"))
+        train = pd.read_parquet("train.parquet")
+        target = meta["target"]
+        y = train.pop(target)
+        Xv = pd.read_parquet("val_features.parquet")
+        Xt = pd.read_parquet("test_features.parquet")
+        import types
+
+        mod = types.ModuleType("solution")  # registered so the fitted model's own functions/classes pickle
+        mod.__file__ = os.path.join(HERE, "solution.py")
+        sys.modules["solution"] = mod
+        ns = mod.__dict__
+        src = open("solution.py").read()
+        exec(compile(src, "solution.py", "exec"), ns)
+        if "make_model" not in ns or not callable(ns["make_model"]):
+            raise RuntimeError("solution.py must define make_model() returning an unfitted scikit-learn-compatible estimator")
+        model = ns["make_model"]()
+        t_fit = time.perf_counter()
+        model.fit(train, y)
+        fit_s = time.perf_counter() - t_fit
+        t_pred = time.perf_counter()
+        out = {}
+        for name, X in (("val", Xv), ("test", Xt)):
+            out[f"{name}_labels"] = np.asarray(model.predict(X))
+            if meta["task"] == "classification" and hasattr(model, "predict_proba"):
+                try:
+                    out[f"{name}_proba"] = np.asarray(model.predict_proba(X), dtype=float)
+                except Exception as e:  # noqa: BLE001
+                    print(f"predict_proba failed: {e}", file=sys.stderr)
+        pred_s = time.perf_counter() - t_pred
+        classes = getattr(model, "classes_", None)
+        if classes is not None:
+            out["classes"] = np.asarray(classes)
+        np.savez("predictions.npz", **{k: (v.astype(str) if v.dtype == object else v) for k, v in out.items()})
+        try:
+            with open("model.pkl", "wb") as f:
+                pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+            info["model_saved"] = True
+        except Exception as e:  # noqa: BLE001
+            info["model_saved"] = False
+            print(f"the fitted model could not be pickled: {e}", file=sys.stderr)
+        info.update(ok=True, import_seconds=t_imp - T0, fit_seconds=fit_s, predict_seconds=pred_s,
+                    model_class=_final_class(model))
+        code = 0
+    except MemoryError:
+        traceback.print_exc()
+        print("sandbox: memory limit exceeded (MemoryError)", file=sys.stderr)
+        info["error"] = "memory limit exceeded"
+        code = 3
+    except BaseException as e:  # noqa: BLE001
+        traceback.print_exc()
+        info["error"] = f"{type(e).__name__}: {e}"[:500]
+        code = 1
+    info["total_seconds"] = time.perf_counter() - T0
+    try:
+        with open("run.json", "w") as f:
+            json.dump(info, f)
+    except Exception:  # noqa: BLE001
+        pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
+if __name__ == "__main__":
+    os._exit(main())
