@@ -139,6 +139,8 @@ def correlation_fig(df, columns: list[str], title: str = "Association heatmap"):
                 ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6,
                         color="white" if m[i, j] < 0.6 else "black")
     fig.colorbar(im, ax=ax, label="|Pearson| · Cramér's V · correlation ratio")
+    ax.set_xlabel("column")
+    ax.set_ylabel("column")
     ax.set_title(title)
     fig.tight_layout()
     return fig
