@@ -103,6 +103,8 @@ def train(data_path: str) -> dict:
     with open(corpus, "w") as fh:
         for _, events in frame.groupby(cols["entity"], sort=False)[cols["event"]]:
             fh.write(" ".join(map(str, events)) + "\\n")
+    # NOTE: the recipe below still trains on its default data module; pointing it at this corpus needs
+    # Megatron preprocessing of the corpus (tokenizer + indexed dataset) — not wired or tested from Loom yet.
     factory = getattr(importlib.import_module(PLAN["recipe_module"]), PLAN["recipe_factory"])
     recipe = factory(name=PLAN["app_name"], dir=out_dir, num_nodes=1, num_gpus_per_node=PLAN["gpus"])
     recipe.trainer.max_steps = PLAN["max_steps"]

@@ -80,7 +80,8 @@ class NemoProvider(Provider):
                 "gpus": cost["gpus"], "hours": cost["hours"], "gpu_hours": cost["gpu_hours"], "usd": cost["usd"],
                 "rate_usd_per_gpu_hour": cost["rate_usd_per_gpu_hour"], "max_steps": cost["max_steps"],
                 "cost_line": cost["line"], "data": data, "target": parse_target(req.gpu_target),
-                "launcher": "modal", "launch_command": req.command(launch=True)}
+                "launcher": "modal", "launch_command": req.command(launch=True),
+                "app_name": app_name(req)}
 
     def execute(self, req, plan, df, cols, workdir) -> Outcome:
         from .. import flowkit
@@ -240,6 +241,13 @@ def refusal_summary(req: Request, plan: dict) -> dict:
             "cost": {"gpus": plan["gpus"], "hours": plan["hours"], "gpu_hours": plan["gpu_hours"], "usd": plan["usd"],
                      "line": plan["line"]},
             "refusal": f"{STATUS_REFUSED}   {REFUSAL_HINT}"}
+
+
+def app_name(req: Request) -> str:
+    import re
+
+    base = re.sub(r"[^a-z0-9-]+", "-", f"loom-train-{req.dataset}-{req.objective}-{req.budget}".lower())
+    return base.strip("-")[:64]
 
 
 PROVIDERS: dict[str, type[Provider]] = {"nemo": NemoProvider, "local": LocalProvider}

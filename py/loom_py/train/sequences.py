@@ -129,7 +129,8 @@ def build_sequences(df, cols: Columns, max_events: int | None = None) -> Sequenc
     import pandas as pd
 
     sub = df[[c for c in (cols.entity, cols.time, cols.event) if c]].dropna(subset=[cols.entity, cols.event])
-    ent_codes, _ = pd.factorize(sub[cols.entity], sort=False)
+    # entities in value order (not row order): the same rows in any order give the same sequences
+    ent_codes, _ = pd.factorize(sub[cols.entity].astype(str), sort=True)
     keys = [ent_codes]
     if cols.time:
         t = sub[cols.time]

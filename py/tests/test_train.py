@@ -1,0 +1,311 @@
+"""train: cost plans, request checks, column detection, sequences, the PPMI+SVD builder, the Modal app."""
+
+import json
+import os
+import py_compile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loom_py import flowkit
+from loom_py.errors import UsageError
+from loom_py.train import Request, budgets, cost_plan, usd_text
+from loom_py.train import local as L
+from loom_py.train import modal_app
+from loom_py.train.providers import PROVIDERS, LocalProvider, NemoProvider, get_provider
+from loom_py.train.sequences import Columns, build_sequences, check_sequences, detect_columns
+
+flowkit.pin_threads(1)
+
+
+def markov_log(n_events=20000, n_types=120, n_users=800, seed=0, fanout=4, noise=0.1):
+    """Users walk a sparse random Markov chain over event types (with popularity-weighted restarts)."""
+    rng = np.random.default_rng(seed)
+    succ = rng.integers(0, n_types, size=(n_types, fanout))
+    probs = rng.dirichlet(np.ones(fanout) * 0.7, size=n_types)
+    pop = rng.zipf(1.5, n_types).astype(float)
+    pop /= pop.sum()
+    lens = rng.multinomial(n_events - 3 * n_users, np.ones(n_users) / n_users) + 3
+    users, ts, ev = [], [], []
+    for u, n in enumerate(lens):
+        s = rng.choice(n_types, p=pop)
+        for t in range(n):
+            users.append(f"u{u}")
+            ts.append(t)
+            ev.append(f"e{s}")
+            s = succ[s, rng.choice(fanout, p=probs[s])] if rng.random() > noise else rng.choice(n_types, p=pop)
+    df = pd.DataFrame({"user_id": users, "ts": pd.to_datetime(ts, unit="s", origin="2024-01-01"), "event": ev})
+    return df.sample(frac=1, random_state=seed).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def log():
+    return markov_log()
+
+
+# ---- cost plans -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("budget,rate,line", [
+    ("full", 3.0, "budget=full: 8 GPU x 12 h = 96 GPU-hours (~$288)"),
+    ("small", 3.0, "budget=small: 2 GPU x 4 h = 8 GPU-hours (~$24)"),
+    ("probe", 3.0, "budget=probe: 1 GPU x 1 h = 1 GPU-hours (~$3)"),
+    ("probe", 2.5, "budget=probe: 1 GPU x 1 h = 1 GPU-hours (~$2.50)"),
+    ("full", 4.0, "budget=full: 8 GPU x 12 h = 96 GPU-hours (~$384)"),
+])
+def test_cost_plan_lines(budget, rate, line):
+    plan = cost_plan(budget, rate)
+    assert plan["line"] == line
+    assert plan["gpu_hours"] == plan["gpus"] * plan["hours"]
+    assert plan["usd"] == pytest.approx(plan["gpu_hours"] * rate)
+
+
+def test_budgets_grow_and_providers_match_registry():
+    b = budgets()
+    hours = [b["nemo"][k]["gpus"] * b["nemo"][k]["hours"] for k in ("probe", "small", "full")]
+    dims = [b["local"][k]["dim"] for k in ("probe", "small", "full")]
+    events = [b["local"][k]["max_events"] for k in ("probe", "small", "full")]
+    assert hours == sorted(hours) and dims == sorted(dims) and events == sorted(events)
+    assert sorted(b["providers"]) == sorted(PROVIDERS)
+    assert b["local"]["probe"]["max_events"] >= 50000
+
+
+@pytest.mark.parametrize("usd,text", [(288.0, "~$288"), (3.0, "~$3"), (1.5, "~$1.50"), (1234.0, "~$1,234")])
+def test_usd_text(usd, text):
+    assert usd_text(usd) == text
+
+
+# ---- request checks -------------------------------------------------------------------------------
+
+BASE = {"dataset": "IngestDataset/1", "objective": "next-event", "budget": "probe"}
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"provider": "torch"}, "unknown provider 'torch'"),
+    ({"objective": "classify"}, "unknown objective 'classify'"),
+    ({"budget": "huge"}, "unknown budget 'huge'"),
+    ({"backbone": "x; rm -rf /"}, "is not a recipe name"),
+    ({"gpu_hourly_usd": "cheap"}, "LOOM_GPU_HOURLY_USD=cheap"),
+    ({"dataset": ""}, "--dataset"),
+])
+def test_request_rejects_bad_input(change, needle, monkeypatch):
+    monkeypatch.delenv("LOOM_MODEL_BUILDER_PROVIDER", raising=False)
+    with pytest.raises(UsageError, match=None) as e:
+        Request.from_params({**BASE, **change})
+    assert needle in e.value.message
+
+
+def test_request_provider_from_env_and_flag(monkeypatch):
+    monkeypatch.setenv("LOOM_MODEL_BUILDER_PROVIDER", "local")
+    assert Request.from_params(BASE).provider == "local"
+    assert Request.from_params({**BASE, "provider": "nemo"}).provider == "nemo"
+    monkeypatch.delenv("LOOM_MODEL_BUILDER_PROVIDER")
+    assert Request.from_params(BASE).provider == "nemo"
+
+
+def test_nemo_refuses_without_target_with_the_plan(monkeypatch):
+    monkeypatch.delenv("LOOM_GPU_TARGET", raising=False)
+    req = Request.from_params({**BASE, "budget": "full"})
+    with pytest.raises(UsageError) as e:
+        NemoProvider().check(req)
+    assert e.value.exit_code == 2 and e.value.status == "REFUSED_NO_GPU_TARGET"
+    assert "LOOM_GPU_TARGET" in e.value.message and "LOOM_MODEL_BUILDER_PROVIDER=local" in e.value.message
+    assert e.value.summary["cost"]["line"] == "budget=full: 8 GPU x 12 h = 96 GPU-hours (~$288)"
+
+
+def test_local_refuses_finetune_and_launch():
+    with pytest.raises(UsageError, match="LOOM_GPU_TARGET"):
+        LocalProvider().check(Request.from_params({**BASE, "objective": "finetune", "provider": "local"}))
+    with pytest.raises(UsageError, match="--launch needs a GPU builder"):
+        LocalProvider().check_launch(Request.from_params({**BASE, "provider": "local", "launch": True}))
+    with pytest.raises(UsageError):
+        get_provider("nope")
+
+
+def test_nemo_plan_carries_cost_backbone_recipe_data_target():
+    req = Request.from_params({**BASE, "budget": "small", "gpu_target": "modal:a100-80gb", "entity": "u"})
+    plan = NemoProvider().plan(req, {"pathspec": "IngestDataset/1", "rows": 10, "content_hash": "sha256:x",
+                                     "columns": {"entity": "u", "time": "t", "event": "e"}})
+    assert plan["backbone"] == budgets()["default_backbone"]["next-event"]
+    assert plan["recipe"].endswith(".pretrain_recipe") and plan["usd"] == 24.0
+    assert plan["target"]["gpu"] == "A100-80GB"
+    assert plan["launch_command"].startswith("LOOM_GPU_TARGET=modal:a100-80gb loom train --dataset IngestDataset/1")
+    assert plan["launch_command"].endswith("--launch")
+
+
+# ---- columns and sequences ------------------------------------------------------------------------
+
+def test_detect_columns_guesses_entity_time_event(log):
+    c = detect_columns(log, objective="next-event")
+    assert (c.entity, c.time, c.event) == ("user_id", "ts", "event")
+    assert len(c.notes) == 3
+
+
+@pytest.mark.parametrize("frame,kw,needle", [
+    (pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}), {"event": "zz"}, "column 'zz' (--event)"),
+    (pd.DataFrame({"user_id": ["a", "a", "b"], "event": ["x", "y", "x"]}), {}, "pass --time"),
+    (pd.DataFrame({"ts": [1, 2, 3], "event": ["x", "y", "x"]}), {}, "pass --entity"),
+    (pd.DataFrame({"user_id": ["a", "a", "b"], "ts": [1, 2, 3], "value": [0.1, 0.2, 0.3]}), {}, "pass --event"),
+    (pd.DataFrame({"u": ["a", "a"], "t": [1, 2], "e": ["x", "y"]}), {"entity": "u", "time": "u", "event": "e"}, "different"),
+])
+def test_detect_columns_errors(frame, kw, needle):
+    with pytest.raises(UsageError) as e:
+        detect_columns(frame, objective="next-event", **kw)
+    assert needle in e.value.message
+
+
+def test_embedding_objective_needs_no_time():
+    df = pd.DataFrame({"customer_id": ["a", "a", "b", "b"], "item": ["x", "y", "y", "z"]})
+    c = detect_columns(df, objective="embedding")
+    assert c.time is None and c.entity == "customer_id" and c.event == "item"
+
+
+def test_sequences_are_time_ordered_and_row_order_free():
+    df = pd.DataFrame({"u": ["b", "a", "a", "b", "a"], "t": [2, 3, 1, 1, 2], "e": ["b2", "a3", "a1", "b1", "a2"]})
+    cols = Columns("u", "t", "e", [])
+    s = build_sequences(df, cols)
+    assert s.tokens.tolist() == ["a1", "a2", "a3", "b1", "b2"]
+    assert s.starts.tolist() == [0, 3, 5]
+    s2 = build_sequences(df.iloc[::-1], cols)
+    assert s2.tokens.tolist() == s.tokens.tolist()
+
+
+def test_sequences_truncate_at_whole_sequences():
+    df = pd.DataFrame({"u": list("aaabbbccc"), "t": list(range(9)), "e": list("xyzxyzxyz")})
+    s = build_sequences(df, Columns("u", "t", "e", []), max_events=7)
+    assert s.truncated and s.n_events == 6 and s.n_sequences == 2
+
+
+@pytest.mark.parametrize("frame,needle", [
+    (pd.DataFrame({"u": list("aaabbb"), "t": range(6), "e": ["x"] * 6}), "1 event type"),
+    (pd.DataFrame({"u": list("aabbcc"), "t": range(6), "e": list("xyxyxy")}), "too short to hold out"),
+])
+def test_bad_sequences(frame, needle):
+    s = build_sequences(frame, Columns("u", "t", "e", []))
+    with pytest.raises(UsageError) as e:
+        check_sequences(s, "e")
+    assert needle in e.value.message
+
+
+# ---- the builder ----------------------------------------------------------------------------------
+
+def test_ppmi_by_hand():
+    import scipy.sparse as sp
+
+    M = sp.csr_matrix(np.array([[0.0, 2.0], [1.0, 1.0]]))
+    P = L.ppmi(M, alpha=1.0).toarray()
+    # total 4; p(row0)=.5, p(row1)=.5; p(col0)=.25, p(col1)=.75
+    assert P[0, 1] == pytest.approx(np.log((2 / 4) / (0.5 * 0.75)))
+    assert P[1, 0] == pytest.approx(np.log((1 / 4) / (0.5 * 0.25)))
+    assert P[0, 0] == 0 and P[1, 1] == 0  # log(0.25/0.375) < 0 → clipped
+
+
+def test_randomized_svd_matches_exact_and_signs_normalized():
+    rng = np.random.default_rng(1)
+    A = rng.random((60, 8)) @ rng.random((8, 50))  # rank 8
+    U, S, Vt = L.randomized_svd(A, 5)
+    exact = np.linalg.svd(A, compute_uv=False)[:5]
+    assert np.allclose(S, exact, rtol=1e-8)
+    idx = np.argmax(np.abs(U), axis=0)
+    assert (U[idx, np.arange(5)] > 0).all()
+    U2, S2, Vt2 = L.randomized_svd(A, 5)
+    assert np.array_equal(U, U2) and np.array_equal(Vt, Vt2)
+
+
+def test_ranks_average_ties():
+    scores = np.array([[3.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    r = L._ranks(scores, np.array([1, 2]))
+    assert r.tolist() == [2.5, 2.5]
+    assert np.isinf(L._ranks(scores, np.array([-1, 0]))[0])
+
+
+def _build(df, objective="next-event", budget="probe"):
+    size = budgets()["local"][budget]
+    cols = detect_columns(df, objective=objective)
+    seqs = build_sequences(df, cols, size["max_events"])
+    bb = L.build(seqs, objective=objective, dim=size["dim"], window=size["window"], max_vocab=size["max_vocab"])
+    return bb, L.evaluate(bb, seqs, window=size["window"])
+
+
+def test_backbone_beats_popularity_on_markov_events(log):
+    bb, m = _build(log)
+    assert m["heldout"] == log["user_id"].nunique()
+    assert m["hit_at_10"] > m["baseline_hit_at_10"] + 0.15
+    assert m["mrr"] > 1.5 * m["baseline_mrr"]
+    assert bb.embeddings.shape == (len(bb.vocab), 32) and bb.embeddings.dtype == np.float32
+
+
+def test_backbone_is_bit_identical_and_row_order_free(log):
+    a, _ = _build(log)
+    b, _ = _build(log.copy())
+    c, _ = _build(log.sample(frac=1, random_state=7))
+    assert a.sha256 == b.sha256 == c.sha256
+    assert a.sha256 == L.backbone_hash(a.embeddings, a.context)
+    d, _ = _build(log, budget="small")
+    assert d.sha256 != a.sha256 and d.embeddings.shape[1] > a.embeddings.shape[1]
+
+
+def test_embedding_objective_symmetric_counts(log):
+    bb, m = _build(log, objective="embedding")
+    assert bb.config["directional"] is False and m["heldout"] > 0
+
+
+def test_heldout_events_never_counted():
+    df = pd.DataFrame({"u": list("aaaa"), "t": range(4), "e": ["x", "y", "x", "NEW"]})
+    s = build_sequences(df, Columns("u", "t", "e", []))
+    bb = L.build(s, objective="next-event", dim=4, window=2, max_vocab=10)
+    assert "NEW" not in bb.vocab
+    m = L.evaluate(bb, s, window=2)
+    assert m["unseen_heldout"] == 1 and m["hit_at_10"] == 0.0
+
+
+# ---- the Modal launcher ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw,gpu", [("modal:H100", "H100"), ("h100", "H100"), ("modal:a100-80gb", "A100-80GB"), ("modal:", "H100")])
+def test_parse_target(raw, gpu):
+    assert modal_app.parse_target(raw)["gpu"] == gpu
+
+
+@pytest.mark.parametrize("raw,needle", [("slurm:H100", "unknown launcher"), ("modal:TPU", "unknown GPU")])
+def test_parse_target_rejects(raw, needle):
+    with pytest.raises(UsageError, match=needle):
+        modal_app.parse_target(raw)
+
+
+def test_generated_modal_app_compiles(tmp_path):
+    req = Request.from_params({**BASE, "budget": "full", "gpu_target": "modal:H100"})
+    plan = NemoProvider().plan(req, {"pathspec": "IngestDataset/1", "rows": 10, "content_hash": "sha256:x",
+                                     "columns": {"entity": "u", "time": "t", "event": "e"}})
+    plan["app_name"] = "loom-train-test"
+    path = modal_app.write_app(plan, str(tmp_path), "events.parquet")
+    py_compile.compile(path, doraise=True)
+    src = open(path).read()
+    assert 'GPU = "H100:8"' in src and "timeout=43200" in src and "def submit(data_path" in src
+    embedded = json.loads(json.loads(src.split("PLAN = json.loads(", 1)[1].split(")\n", 1)[0]))
+    assert embedded["recipe"] == plan["recipe"] and embedded["gpus"] == 8
+
+
+def test_modal_client_missing_or_without_credentials(tmp_path, monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("modal") is None:
+        with pytest.raises(UsageError, match="pip install modal"):
+            modal_app.check_client()
+    # a stand-in package directory named modal, to reach the credential check
+    (tmp_path / "pkg" / "modal").mkdir(parents=True)
+    (tmp_path / "pkg" / "modal" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "pkg"))
+    importlib.invalidate_caches()
+    monkeypatch.delenv("MODAL_TOKEN_ID", raising=False)
+    monkeypatch.delenv("MODAL_TOKEN_SECRET", raising=False)
+    monkeypatch.setenv("MODAL_CONFIG_PATH", str(tmp_path / "absent.toml"))
+    with pytest.raises(UsageError, match="modal token new"):
+        modal_app.check_client()
+    cfg = tmp_path / "modal.toml"
+    cfg.write_text('[default]\ntoken_id = "ak-1"\ntoken_secret = "as-1"\n')
+    monkeypatch.setenv("MODAL_CONFIG_PATH", str(cfg))
+    modal_app.check_client()
+    monkeypatch.setenv("MODAL_CONFIG_PATH", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-1")
+    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-1")
+    modal_app.check_client()
