@@ -159,7 +159,10 @@ def tpe_params(family: str, history: list[tuple[dict, float]], *, direction: str
     """Next parameters for ``family`` given (params, score) history, by Optuna's TPE (deterministic for seed)."""
     import optuna
 
+    import warnings
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     dists = _distributions(family)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=3, multivariate=True, warn_independent_sampling=False)
     study = optuna.create_study(direction=direction, sampler=sampler)

@@ -45,6 +45,8 @@ def parse_metric(text: str) -> dict:
     found = [m for m in ORDER if re.search(METRICS[m]["re"], t)]
     if "balanced_accuracy" in found and "accuracy" in found:
         found.remove("accuracy")
+    if "pr_auc" in found and "roc_auc" in found and not re.search(r"\broc|auroc", t):
+        found.remove("roc_auc")  # the bare "auc" inside "PR-AUC"
     if not found:
         raise UsageError(f"cannot map --metric \"{text}\" to a metric Loom computes itself; understood: {UNDERSTOOD}")
     if len(found) > 1:

@@ -1,0 +1,220 @@
+"""optimize: metric spec, scoring, code extraction, policy, memory, sandbox, and the offline search end to end."""
+
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loom_py.errors import UsageError
+from loom_py.optimize import library, llm, metric_spec, policy, sandbox, scoring, search
+
+
+@pytest.mark.parametrize("text,metric,direction,frac", [
+    ("Maximize ROC-AUC on a held-out split.", "roc_auc", "maximize", 0.2),
+    ("maximise AUC", "roc_auc", "maximize", 0.2),
+    ("PR-AUC on a 25% holdout", "pr_auc", "maximize", 0.25),
+    ("average precision", "pr_auc", "maximize", 0.2),
+    ("Minimize log loss", "log_loss", "minimize", 0.2),
+    ("accuracy", "accuracy", "maximize", 0.2),
+    ("balanced accuracy please", "balanced_accuracy", "maximize", 0.2),
+    ("macro F1 score", "f1", "maximize", 0.2),
+    ("Minimize RMSE on a 30% held-out split", "rmse", "minimize", 0.3),
+    ("mean absolute error", "mae", "minimize", 0.2),
+    ("Maximize R² ", "r2", "maximize", 0.2),
+    ("r-squared, validation split 0.15", "r2", "maximize", 0.15),
+])
+def test_metric_spec_parses_common_phrasings(text, metric, direction, frac):
+    spec = metric_spec.parse_metric(text)
+    assert (spec["metric"], spec["direction"], spec["split"]["fraction"]) == (metric, direction, frac)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("make it good", "understood: ROC-AUC"),
+    ("", "--metric is required"),
+    ("Maximize RMSE", "can only be minimized"),
+    ("Minimize accuracy", "can only be maximized"),
+    ("ROC-AUC and RMSE", "more than one metric"),
+    ("accuracy on a 90% holdout", "outside 0.05..0.5"),
+])
+def test_metric_spec_refuses_what_it_cannot_map(text, needle):
+    with pytest.raises(UsageError) as e:
+        metric_spec.parse_metric(text)
+    assert needle in e.value.message
+
+
+def test_metric_task_mismatch_is_usage_error():
+    with pytest.raises(UsageError, match="classification metric"):
+        metric_spec.check_task(metric_spec.parse_metric("ROC-AUC"), "regression")
+
+
+def test_direction_helpers():
+    mx, mn = metric_spec.parse_metric("accuracy"), metric_spec.parse_metric("rmse")
+    assert metric_spec.is_better(mx, 0.9, 0.8) and not metric_spec.is_better(mn, 0.9, 0.8)
+    assert metric_spec.is_better(mn, 1.0, None) and not metric_spec.is_better(mn, None, 1.0)
+    assert sorted([0.5, None, 0.9], key=metric_spec.sort_key(mx)) == [0.9, 0.5, None]
+
+
+def test_scoring_matches_sklearn_and_tolerates_label_types():
+    from sklearn.metrics import mean_squared_error, roc_auc_score
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    p = np.clip(y * 0.6 + rng.random(200) * 0.5, 0, 1)
+    spec = metric_spec.parse_metric("roc auc")
+    got = scoring.score(spec, y.astype(float), {"labels": y, "proba": np.c_[1 - p, p]}, classes=np.array([0, 1]))
+    assert got == pytest.approx(roc_auc_score(y, p))
+    acc = metric_spec.parse_metric("accuracy")
+    assert scoring.score(acc, np.array(["1", "0", "1"]), {"labels": np.array([1.0, 0.0, 0.0])}) == pytest.approx(2 / 3)
+    r = metric_spec.parse_metric("rmse")
+    yt, yp = rng.random(50), rng.random(50)
+    assert scoring.score(r, yt, {"labels": yp}) == pytest.approx(mean_squared_error(yt, yp) ** 0.5)
+    with pytest.raises(scoring.ScoringError, match="needs predict_proba"):
+        scoring.score(spec, y, {"labels": y})
+    with pytest.raises(scoring.ScoringError, match="rows"):
+        scoring.score(acc, y, {"labels": y[:10]})
+
+
+@pytest.mark.parametrize("reply,ok,err", [
+    ("Plan: logistic.\n```python\ndef make_model():\n    return 1\n```", True, None),
+    ("I think we should use a forest.", False, "no code block"),
+    ("```python\ndef make_model(:\n```", False, "invalid code: SyntaxError"),
+    ("```python\nx = 1\n```", False, "no top-level make_model"),
+    ("", False, "no text"),
+])
+def test_extract_turns_malformed_output_into_reasons(reply, ok, err):
+    code, plan, error = llm.extract(reply)
+    assert (code is not None) == ok
+    assert (error is None) if ok else (err in error)
+
+
+def _node(i, op="draft", status="ok", score=0.5, parent=None, family="rf"):
+    return {"id": i, "operator": op, "status": status, "score": score, "parent": parent, "family": family,
+            "plan": f"plan {i} " + "x" * 500, "model": family, "error": None if status == "ok" else "boom"}
+
+
+def test_policy_drafts_then_debugs_or_improves():
+    key = metric_spec.sort_key(metric_spec.parse_metric("accuracy"))
+    rng = random.Random(0)
+    assert policy.choose([_node(1)], key, rng) == ("draft", None)
+    j = [_node(1, score=0.7, family="rf"), _node(2, score=0.9, family="lgbm"), _node(3, status="failed", score=None),
+         _node(4, score=0.8, family="et"), _node(5, score=0.6, family="hgb")]
+
+    class Always(random.Random):
+        def random(self):
+            return 0.0
+
+    class Never(random.Random):
+        def random(self):
+            return 0.99
+
+    op, parent = policy.choose(j, key, Always(0), policy="aide")
+    assert (op, parent["id"]) == ("debug", 3)
+    j2 = j + [_node(6, op="debug", status="failed", score=None, parent=3), _node(7, op="debug", status="failed", score=None, parent=6),
+              _node(8, op="debug", status="failed", score=None, parent=7)]
+    op, parent = policy.choose(j2, key, Always(0), policy="aide")
+    assert op == "improve", "a debug chain of depth 3 is not debugged again"
+    assert policy.choose(j, key, Never(0), policy="aide")[1]["id"] == 2
+    picks = []
+    jj = list(j)
+    for i in range(4):
+        op, parent = policy.choose(jj, key, Never(0), policy="topk", k=3)
+        picks.append(parent["id"])
+        jj.append(_node(10 + i, op="improve", score=0.1, parent=parent["id"], family=parent["family"]))
+    assert picks[0] == 2 and set(picks) == {2, 4, 1}, picks
+
+
+def test_memory_is_bounded():
+    spec = metric_spec.parse_metric("accuracy")
+    j = [_node(i, score=i / 100) for i in range(1, 60)] + [_node(100 + i, status="failed", score=None) for i in range(10)]
+    text = llm.memory(j, spec, metric_spec.sort_key(spec))
+    assert len(text) < 4000 and "node 59" in text and "lower-scoring solutions omitted" in text
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory):
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    tr = X.iloc[::2].copy()
+    tr["target"] = y.iloc[::2].to_numpy()
+    d = str(tmp_path_factory.mktemp("data"))
+    sandbox.stage(d, tr, X.iloc[1::2], X.iloc[1::2], {"target": "target", "task": "classification"})
+    return d, tmp_path_factory.mktemp("runs")
+
+
+GOOD = "from sklearn.linear_model import LogisticRegression\ndef make_model():\n    return LogisticRegression(max_iter=500)\n"
+
+
+@pytest.mark.parametrize("name,code,reason", [
+    ("good", GOOD, None),
+    ("loop", "while True:\n    pass\n", "timed out"),
+    ("memory", "x = []\nwhile True:\n    x.append(bytearray(10**8))\n", "memory limit exceeded"),
+    ("socket", "import socket\nsocket.create_connection(('127.0.0.1', 9))\n", "network access refused"),
+    ("write", "open('/tmp/loom-escape.txt', 'w').write('x')\n", "write outside the candidate directory refused"),
+    ("spawn", "import subprocess\nsubprocess.run(['true'])\n", "starting processes refused"),
+])
+def test_sandbox_stops_what_it_must(staged, name, code, reason):
+    data, runs = staged
+    res = sandbox.run_candidate(code, str(runs / name), data, timeout=3, mem_mb=1024)
+    if reason is None:
+        assert res["error"] is None, res["output"]
+        p = sandbox.load_predictions(str(runs / name))
+        assert p["val_proba"].shape == (75, 3)
+    else:
+        assert reason in res["error"], (res["error"], res["output"])
+    import os
+    assert not os.path.exists("/tmp/loom-escape.txt")
+
+
+def test_sandbox_sees_no_labels_for_held_out_rows(staged):
+    data, runs = staged
+    code = ("import pandas as pd\nv = pd.read_parquet('val_features.parquet')\nassert 'target' not in v.columns\n"
+            "import os\nassert sorted(f for f in os.listdir('.') if not f.startswith(('tmp', 'output'))) == "
+            "['solution.py', 'task.json', 'test_features.parquet', 'train.parquet', 'val_features.parquet'], os.listdir('.')\n" + GOOD)
+    res = sandbox.run_candidate(code, str(runs / "peek"), data, timeout=10)
+    assert res["error"] is None, res["output"]
+
+
+def test_output_is_truncated_head_and_tail():
+    text = "H" * 3000 + "M" * 50000 + "T" * 5000
+    out = sandbox.truncate(text)
+    assert out.startswith("H" * 2000) and out.endswith("T" * 4000) and "characters cut" in out and len(out) < 7000
+
+
+def test_offline_code_renders_and_compiles_for_every_family():
+    for task in ("classification", "regression"):
+        for fam in library.families(task):
+            code = library.render(fam, task, library.DEFAULTS[fam], plan="p", drop=["id"], seed=1)
+            assert llm.extract(f"```python\n{code}```")[2] is None
+
+
+def _friedman(n=400, seed=0):
+    from sklearn.datasets import make_friedman1
+
+    X, y = make_friedman1(n_samples=n, noise=0.5, random_state=seed)
+    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+    df["color"] = np.where(X[:, 0] > 0.5, "red", "blue")
+    df["target"] = y
+    return df
+
+
+def test_offline_search_improves_and_is_deterministic(tmp_path):
+    df = _friedman()
+    spec = metric_spec.parse_metric("Minimize RMSE on a held-out split")
+    cfg = {"target": "target", "spec": spec, "goal": "g", "steps": 7, "provider": "offline", "seed": 3, "parallel": 2,
+           "node_timeout": 60}
+    events = []
+    a = search.run_search(df, cfg, workdir=str(tmp_path / "a"), emit=lambda k, **kw: events.append((k, kw)))
+    b = search.run_search(df, cfg, workdir=str(tmp_path / "b"))
+    ja, jb = a["journal"], b["journal"]
+    assert [n["status"] for n in ja] == ["ok"] * 7
+    assert [n["code"] for n in ja] == [n["code"] for n in jb]
+    assert [round(n["score"], 9) for n in ja] == [round(n["score"], 9) for n in jb]
+    first = ja[0]["score"]
+    best = min(n["score"] for n in ja)
+    assert best < first * 0.9, (first, best)
+    assert [n["operator"] for n in ja][:5] == ["draft"] * 5 and {n["operator"] for n in ja[5:]} <= {"improve", "debug"}
+    boards = [kw for k, kw in events if k == "leaderboard"]
+    assert len(boards) == 4 and boards[-1]["rows"][0]["score"] == best
+    assert a["stopped_because"].startswith("steps")
