@@ -9,6 +9,7 @@ import viz from "./viz";
 import ingest from "./ingest";
 import setup from "./setup";
 import train from "./train";
+import validate from "./validate";
 
 export const VERBS: VerbDef[] = [
   setup,
@@ -20,6 +21,7 @@ export const VERBS: VerbDef[] = [
   viz,
   features,
   train,
+  validate,
 ];
 
 export function findVerb(name: string): VerbDef | undefined {

@@ -1,0 +1,165 @@
+import * as v from "valibot";
+import { defineVerb } from "../core/define";
+import { Column, DatasetPathspec, Num, Pathspec, PositiveInt, Repeated } from "../core/schemas";
+import { kv } from "../core/ui";
+
+const METRICS = ["roc_auc", "log_loss", "accuracy", "f1", "pr_auc", "rmse", "mae", "r2"] as const;
+const NumOrNull = v.nullable(v.number());
+
+const Fold = v.object({
+  fold: v.number(),
+  train_rows: v.number(),
+  test_rows: v.number(),
+  value: NumOrNull,
+  purged: v.number(),
+  embargoed: v.number(),
+});
+const Flag = v.object({ column: v.string(), reason: v.string(), evidence: v.record(v.string(), v.unknown()) });
+const Slice = v.looseObject({
+  groups: v.array(v.looseObject({ group: v.string(), rows: v.number(), judged: v.boolean() })),
+  too_small: v.array(v.object({ group: v.string(), rows: v.number(), reason: v.string() })),
+  demographic_parity_difference: NumOrNull,
+  demographic_parity_ratio: NumOrNull,
+  equalized_odds_difference: NumOrNull,
+});
+
+const Summary = v.looseObject({
+  verdict: v.picklist(["PASS", "FAIL"]),
+  dataset: v.object({ pathspec: v.string(), label: v.nullable(v.string()), rows: NumOrNull, content_hash: v.nullable(v.string()) }),
+  target: v.string(),
+  task: v.picklist(["classification", "regression"]),
+  metric: v.picklist(METRICS),
+  model: v.object({ name: v.string(), source: v.string() }),
+  seal: v.looseObject({ id: v.string(), how: v.string(), rows: v.number(), rows_hash: v.string(), evaluations: v.number() }),
+  cv: v.looseObject({
+    scheme: v.string(),
+    folds: v.number(),
+    per_fold: v.array(Fold),
+    mean: NumOrNull,
+    std: NumOrNull,
+    purged: v.number(),
+    embargoed: v.number(),
+  }),
+  holdout: v.object({ metric: v.string(), value: NumOrNull, rows: v.number() }),
+  calibration: v.nullable(v.looseObject({ ece: NumOrNull, bins: v.number(), brier: NumOrNull, slope: NumOrNull, intercept: NumOrNull })),
+  fairness: v.nullable(v.record(v.string(), Slice)),
+  leakage: v.looseObject({
+    flags: v.array(Flag),
+    duplicates: v.looseObject({ holdout_rows_in_cv: v.number(), flagged: v.boolean() }),
+    holdout_above_cv: v.boolean(),
+    found: v.boolean(),
+  }),
+  reasons: v.array(v.string()),
+  checks: v.array(v.object({ check: v.string(), passed: v.boolean(), detail: v.string() })),
+  thresholds: v.record(v.string(), v.unknown()),
+});
+type S = v.InferOutput<typeof Summary>;
+
+const share = (what: string) => v.optional(Num(what));
+
+export default defineVerb({
+  name: "validate",
+  description:
+    "Rigorous evaluation: a sealed holdout, purged K-fold CV (with --time), calibration, per-slice fairness (--sensitive) and leakage checks; emits the VERDICT that deploy asserts (→ ValidateFlow/N)",
+  tier: "read-only",
+  emitsVerdict: true,
+  args: {
+    dataset: { type: "string", description: "data object pathspec (IngestDataset/N or FeaturesFlow/N)" },
+    target: { type: "string", description: "the column to predict" },
+    metric: { type: "enum", options: [...METRICS], description: "holdout/CV metric (default: roc_auc for classification, rmse for regression)" },
+    threshold: { type: "string", description: "the bar the holdout metric must reach (>= for scores, <= for errors)" },
+    time: { type: "string", description: "time column: purged K-fold with embargo; the holdout is the latest rows" },
+    horizon: { type: "string", description: "label horizon for purging: a duration (7D, 12h) or a number in the time column's units" },
+    embargo: { type: "string", description: "share of CV rows embargoed after each test fold (default 0.01)" },
+    group: { type: "string", description: "entity key: group K-fold, whole groups in the holdout" },
+    sensitive: { type: "string", description: "sensitive column for per-slice fairness (repeatable)" },
+    folds: { type: "string", description: "number of CV folds (default 5)" },
+    model: { type: "string", description: "a run holding a fitted solution (default: the strong default model)" },
+    seed: { type: "string", description: "seed for CV shuffling and the model (default 0)" },
+    holdout: { type: "string", description: "share of rows sealed as the holdout (default 0.2)" },
+    "cv-tolerance": { type: "string", description: "allowed |holdout − CV mean| (default 0.05 for scores, 10% of the CV mean for errors; at least 3 CV std)" },
+    "max-ece": { type: "string", description: "calibration bound: expected calibration error, 15 bins (default 0.10)" },
+    "max-dp-diff": { type: "string", description: "fairness bound: demographic-parity difference (default 0.10)" },
+    "max-eo-diff": { type: "string", description: "fairness bound: equalized-odds difference (default 0.10)" },
+    "min-group": { type: "string", description: "groups with fewer holdout rows are named as too small to judge (default 30)" },
+  },
+  input: v.object({
+    dataset: DatasetPathspec,
+    target: v.pipe(v.string("is required: pass --target COL (the column to predict)"), v.minLength(1, "needs a column name")),
+    metric: v.optional(v.picklist(METRICS, `must be one of ${METRICS.join(", ")}`)),
+    threshold: v.optional(Num("--threshold")),
+    time: v.optional(Column),
+    horizon: v.optional(v.string()),
+    embargo: share("--embargo"),
+    group: v.optional(Column),
+    sensitive: v.optional(Repeated),
+    folds: v.optional(PositiveInt("--folds")),
+    model: v.optional(Pathspec("solution run")),
+    seed: v.optional(v.pipe(v.union([v.string(), v.number()]), v.transform(Number), v.number("--seed must be a number"), v.integer("--seed must be a whole number"))),
+    holdout: share("--holdout"),
+    "cv-tolerance": share("--cv-tolerance"),
+    "max-ece": share("--max-ece"),
+    "max-dp-diff": share("--max-dp-diff"),
+    "max-eo-diff": share("--max-eo-diff"),
+    "min-group": v.optional(PositiveInt("--min-group")),
+  }),
+  summary: Summary,
+  human: (out) => {
+    const s = out.summary as S;
+    const f = (x: number | null | undefined) => (x === null || x === undefined ? "n/a" : x.toFixed(4));
+    const lines = [
+      kv("data", `${s.dataset.pathspec} → ${s.target} (${s.task})`),
+      kv("model", s.model.name),
+      kv("holdout", `${s.holdout.metric} ${f(s.holdout.value)} on ${s.holdout.rows} sealed rows (${s.seal.how}; evaluated ${s.seal.evaluations}×)`),
+      kv(
+        "cv",
+        `${s.cv.scheme}, ${s.cv.folds} folds: ${f(s.cv.mean)} ± ${f(s.cv.std)}` +
+          (s.cv.scheme === "purged_kfold" ? ` (purged ${s.cv.purged}, embargoed ${s.cv.embargoed})` : ""),
+      ),
+    ];
+    if (s.calibration) lines.push(kv("calibration", `ECE ${f(s.calibration.ece)} · Brier ${f(s.calibration.brier)} · slope ${f(s.calibration.slope)}`));
+    for (const [col, fr] of Object.entries(s.fairness ?? {}))
+      lines.push(
+        kv(
+          "fairness",
+          `${col}: DP diff ${f(fr.demographic_parity_difference)}, EO diff ${f(fr.equalized_odds_difference)}` +
+            (fr.too_small.length ? `; too small to judge: ${fr.too_small.map((g) => g.group).join(", ")}` : ""),
+        ),
+      );
+    lines.push(kv("leakage", s.leakage.found ? "FOUND" : "none found"));
+    for (const r of s.reasons) lines.push(kv("reason", r));
+    return lines;
+  },
+  run: (input, ctx) => {
+    const bounds: Record<string, number> = {};
+    const map: [keyof typeof input, string][] = [
+      ["cv-tolerance", "cv_tolerance"],
+      ["max-ece", "max_ece"],
+      ["max-dp-diff", "max_dp_diff"],
+      ["max-eo-diff", "max_eo_diff"],
+      ["min-group", "min_group"],
+    ];
+    for (const [flag, key] of map) if (input[flag] !== undefined) bounds[key] = input[flag] as number;
+    return ctx.flow({
+      flow: "validate_flow.py",
+      flowName: "ValidateFlow",
+      prepare: "loom_py.validate:prepare",
+      params: {
+        dataset: input.dataset,
+        target: input.target,
+        metric: input.metric,
+        threshold: input.threshold,
+        time: input.time,
+        horizon: input.horizon,
+        embargo: input.embargo,
+        group: input.group,
+        sensitive: input.sensitive,
+        folds: input.folds,
+        model: input.model,
+        seed: input.seed,
+        holdout: input.holdout,
+        bounds,
+      },
+    });
+  },
+});
