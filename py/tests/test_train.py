@@ -170,6 +170,18 @@ def test_sequences_are_time_ordered_and_row_order_free():
     assert s2.tokens.tolist() == s.tokens.tolist()
 
 
+@pytest.mark.parametrize("times", [
+    pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-01", "2024-01-01", "2024-01-02"]).tz_localize("UTC"),
+    ["2024-01-02T00:00:00Z", "2024-01-03T00:00:00Z", "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"],
+    [2.0, 3.0, 1.0, 1.0, None],
+])
+def test_sequences_order_by_any_time_type(times):
+    df = pd.DataFrame({"u": ["b", "a", "a", "b", "a"], "t": times, "e": ["b2", "a3", "a1", "b1", "a2"]})
+    s = build_sequences(df, Columns("u", "t", "e", []))
+    assert s.tokens.tolist()[:2] == ["a1", "a2"] or s.tokens.tolist()[:3] == ["a1", "a3", "a2"]
+    assert s.tokens.tolist()[3:] == ["b1", "b2"]
+
+
 def test_sequences_truncate_at_whole_sequences():
     df = pd.DataFrame({"u": list("aaabbbccc"), "t": list(range(9)), "e": list("xyzxyzxyz")})
     s = build_sequences(df, Columns("u", "t", "e", []), max_events=7)

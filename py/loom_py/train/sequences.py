@@ -135,13 +135,18 @@ def build_sequences(df, cols: Columns, max_events: int | None = None) -> Sequenc
     if cols.time:
         t = sub[cols.time]
         if not (pd.api.types.is_numeric_dtype(t) or pd.api.types.is_datetime64_any_dtype(t)):
-            t = pd.to_datetime(t, errors="coerce", format="mixed")
+            t = pd.to_datetime(t, errors="coerce", format="mixed", utc=True)
             if t.isna().mean() > 0.5:
                 raise UsageError(f"time column '{cols.time}' does not hold times or numbers: pass --time COL")
-        tv = t.to_numpy()
-        if np.issubdtype(tv.dtype, np.datetime64):
-            tv = tv.astype("datetime64[ns]").astype(np.int64)
-        keys.insert(0, np.nan_to_num(tv.astype(np.float64), nan=np.inf))
+        missing = t.isna().to_numpy()
+        if pd.api.types.is_datetime64_any_dtype(t):
+            if getattr(t.dt, "tz", None) is not None:
+                t = t.dt.tz_convert("UTC").dt.tz_localize(None)
+            tv = t.to_numpy(dtype="datetime64[ns]").astype(np.int64).astype(np.float64)
+        else:
+            tv = t.to_numpy(dtype=np.float64, na_value=np.nan)
+        tv[missing] = np.inf  # unknown times sort last within their entity
+        keys.insert(0, tv)
     # lexsort: last key is primary → (entity, time, row order)
     order = np.lexsort([np.arange(len(sub))] + keys) if cols.time else np.lexsort([np.arange(len(sub)), ent_codes])
     ent_sorted = ent_codes[order]
