@@ -10,6 +10,7 @@ import ingest from "./ingest";
 import setup from "./setup";
 import train from "./train";
 import validate from "./validate";
+import report from "./report";
 
 export const VERBS: VerbDef[] = [
   setup,
@@ -22,6 +23,7 @@ export const VERBS: VerbDef[] = [
   features,
   train,
   validate,
+  report,
 ];
 
 export function findVerb(name: string): VerbDef | undefined {

@@ -185,3 +185,17 @@ def tree_text(journal, best_id=None) -> str:
     for r in kids.get(None, []):
         walk(r, 0)
     return "\n".join(lines)
+
+
+def describe(params: dict) -> dict:
+    """Preflight through the bridge's call mode (before the gate): every check ``prepare`` makes, plus the
+    row counts the cost gate shows. Raises UsageError (exit 2) on bad input; creates no run."""
+    from ..data import load_frame
+
+    prep = prepare({**params, "proposer_url": params.get("proposer_url") or "preflight"})
+    p = prep["params"]
+    df, info = load_frame(p["dataset"])
+    labeled = int(df[p["target"]].notna().sum())
+    return {"status": "OK", "summary": {"dataset": p["dataset"], "rows": int(len(df)), "labeled_rows": labeled,
+                                        "columns": int(df.shape[1]), "target": p["target"],
+                                        "metric_spec": metric_spec.parse_metric(p["metric"])}}

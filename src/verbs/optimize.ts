@@ -1,0 +1,202 @@
+/**
+ * `loom run` (alias `loom optimize`): the AIDE search → OptimizeFlow/N. The search loop runs in Python inside
+ * the flow's step; for anthropic/openai this process hosts the proposer (a loopback HTTP server holding the
+ * SDK and the key) and hands its URL to the flow. See docs/decisions/0400-optimize-architecture.md.
+ */
+import * as v from "valibot";
+import { defineVerb, type Outcome } from "../core/define";
+import { UsageError } from "../core/errors";
+import { DatasetPathspec, Num, Pathspec, PositiveInt } from "../core/schemas";
+import { kv } from "../core/ui";
+import { nodeLines, progressLine, renderBoard, type BoardEvent } from "../optimize/leaderboard";
+import { DEFAULT_MODELS, EST_TOKENS_PER_NODE, priceOf, usd } from "../optimize/pricing";
+import { anthropicProposer, openaiProposer, type Complete } from "../optimize/proposers";
+import { startProposerServer } from "../optimize/server";
+
+const PROVIDERS = ["anthropic", "openai", "offline"] as const;
+type Provider = (typeof PROVIDERS)[number];
+
+const Row = v.looseObject({
+  rank: v.nullable(v.number()),
+  node: v.number(),
+  operator: v.picklist(["draft", "improve", "debug"]),
+  model: v.string(),
+  score: v.nullable(v.number()),
+  seconds: v.number(),
+  status: v.string(),
+});
+const Summary = v.looseObject({
+  metric_spec: v.looseObject({ metric: v.string(), label: v.string(), direction: v.picklist(["maximize", "minimize"]), split: v.looseObject({ kind: v.string(), fraction: v.number() }) }),
+  best: v.nullable(v.object({ node: v.number(), score: v.number(), model: v.string() })),
+  leaderboard: v.array(Row),
+  nodes: v.record(v.string(), v.number()),
+  spend: v.looseObject({ usd: v.number(), tokens: v.object({ input: v.number(), output: v.number() }), provider: v.string() }),
+  stopped_because: v.string(),
+});
+type Summary = v.InferOutput<typeof Summary>;
+
+const OptPositive = (what: string) => v.optional(Num(what));
+
+const Input = v.object({
+  dataset: v.optional(DatasetPathspec),
+  goal: v.optional(v.string()),
+  metric: v.optional(v.string()),
+  target: v.optional(v.string()),
+  steps: v.optional(PositiveInt("--steps"), 10),
+  "model-provider": v.optional(v.picklist(PROVIDERS, "must be anthropic, openai or offline")),
+  model: v.optional(v.string()),
+  "budget-usd": OptPositive("--budget-usd"),
+  "time-limit": OptPositive("--time-limit"),
+  parallel: v.optional(PositiveInt("--parallel"), 1),
+  resume: v.optional(Pathspec("OptimizeFlow run")),
+  seed: v.optional(v.pipe(v.union([v.string(), v.number()]), v.transform(Number), v.number("--seed must be a number"), v.integer("--seed must be a whole number")), 0),
+  "node-timeout": OptPositive("--node-timeout"),
+  "memory-mb": v.optional(PositiveInt("--memory-mb")),
+  policy: v.optional(v.picklist(["topk", "aide"], "must be topk or aide"), "topk"),
+});
+type Input = v.InferOutput<typeof Input>;
+
+export const MISSING_KEY = "set ANTHROPIC_API_KEY … or pick a --model-provider (offline runs keyless)";
+
+/** Pure: the provider, model and endpoint a run will use, or a UsageError saying what to set. */
+export function resolveProposer(input: Pick<Input, "model-provider" | "model">, env: NodeJS.ProcessEnv = process.env) {
+  const provider: Provider = input["model-provider"] ?? "anthropic";
+  if (provider === "offline") return { provider, model: "offline library + TPE", remote: false as const };
+  if (provider === "anthropic") {
+    if (!env.ANTHROPIC_API_KEY) throw new UsageError(MISSING_KEY);
+    return { provider, model: input.model || env.LOOM_ANTHROPIC_MODEL || DEFAULT_MODELS.anthropic, baseURL: env.ANTHROPIC_BASE_URL, apiKey: env.ANTHROPIC_API_KEY, remote: true as const };
+  }
+  const baseURL = env.OPENAI_BASE_URL || "https://api.openai.com/v1";
+  if (!env.OPENAI_API_KEY && !env.OPENAI_BASE_URL)
+    throw new UsageError("set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server such as Ollama) … or pick a --model-provider (offline runs keyless)");
+  return { provider, model: input.model || env.LOOM_OPENAI_MODEL || DEFAULT_MODELS.openai, baseURL, apiKey: env.OPENAI_API_KEY, remote: true as const };
+}
+
+const isLoopback = (url?: string) => !!url && /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(\/|$)/i.test(url);
+
+let preflightRows: { rows?: number; labeled_rows?: number; columns?: number } = {};
+let lastBoardLines = 0;
+
+export default defineVerb({
+  name: "run",
+  aliases: ["optimize"],
+  description: "The AIDE search: propose, run (sandboxed) and score candidate solutions against your metric; live leaderboard (→ OptimizeFlow/N)",
+  tier: "expensive",
+  createsWorkspace: false,
+  args: {
+    dataset: { type: "string", description: "data object to search on (IngestDataset/N or FeaturesFlow/N)" },
+    goal: { type: "string", description: "what to predict, in words (e.g. \"Predict the target for each row in test.csv.\")" },
+    metric: { type: "string", description: "the metric as the spec, e.g. \"Maximize ROC-AUC on a held-out split.\"" },
+    target: { type: "string", description: "target column (default: a column named target/label/y/class)" },
+    steps: { type: "string", description: "candidates to propose and score (default 10)" },
+    "model-provider": { type: "enum", options: [...PROVIDERS], description: "anthropic (default; ANTHROPIC_API_KEY), openai (OPENAI_API_KEY / OPENAI_BASE_URL), offline (keyless)" },
+    model: { type: "string", description: "the LLM to use (default claude-sonnet-4-5 / gpt-4o-mini)" },
+    "budget-usd": { type: "string", description: "hard spend cap: the search ends cleanly before exceeding it" },
+    "time-limit": { type: "string", description: "minutes for the whole search" },
+    parallel: { type: "string", description: "candidates proposed and run per round (default 1)" },
+    resume: { type: "string", description: "continue the journal of OptimizeFlow/N" },
+    seed: { type: "string", description: "seed (split, offline proposer, policy); default 0" },
+    "node-timeout": { type: "string", description: "wall-clock seconds per candidate (default 120)" },
+    "memory-mb": { type: "string", description: "memory limit per candidate in MiB (default 4096)" },
+    policy: { type: "enum", options: ["topk", "aide"], description: "search policy: topk (default) or AIDE's original" },
+  },
+  input: Input,
+  summary: Summary,
+  async preflight(input, ctx) {
+    if (!input.dataset && !input.resume) throw new UsageError("--dataset is required: pass a data object pathspec (`loom datasets` lists them)");
+    if (!input.resume && !input.metric)
+      throw new UsageError("--metric is required: e.g. --metric \"Maximize ROC-AUC on a held-out split.\"");
+    resolveProposer(input);
+    const d = await ctx.call("loom_py.optimize.flowside:describe", flowParams(input));
+    preflightRows = d.summary as typeof preflightRows;
+  },
+  cost(input) {
+    const p = resolveProposer(input);
+    const rows = preflightRows.rows;
+    const rowsLine = rows !== undefined ? `${rows} rows (${preflightRows.labeled_rows} labeled) × ${preflightRows.columns} columns, sandboxed locally` : "rows: see the dataset";
+    if (!p.remote) return { lines: [`${input.steps} steps × offline proposer = $0 (keyless, local)`, rowsLine], usd: 0, rows, leavesMachine: false };
+    const tokIn = input.steps * EST_TOKENS_PER_NODE.input;
+    const tokOut = input.steps * EST_TOKENS_PER_NODE.output;
+    const price = priceOf(p.model);
+    const est = usd(p.model, tokIn, tokOut);
+    const cap = input["budget-usd"] !== undefined ? ` (capped at $${input["budget-usd"]})` : "";
+    return {
+      lines: [
+        `${input.steps} steps × ~${EST_TOKENS_PER_NODE.input + EST_TOKENS_PER_NODE.output} tokens × ${price ? `$${price.input}/$${price.output} per Mtok` : "unknown price ($0 counted)"} (${p.model}) ≈ $${est.toFixed(2)}${cap}`,
+        rowsLine + `; the proposer sees a statistics preview, not rows`,
+      ],
+      usd: input["budget-usd"] !== undefined ? Math.min(est, input["budget-usd"]) : est,
+      tokens: tokIn + tokOut,
+      rows,
+      leavesMachine: !isLoopback(p.baseURL ?? (p.provider === "anthropic" ? "https://api.anthropic.com" : undefined)),
+    };
+  },
+  onEvent(ev, ui) {
+    if (ev.kind === "leaderboard") {
+      const b = ev as unknown as BoardEvent;
+      if (ui.isTTY) {
+        const lines = renderBoard(b);
+        if (lastBoardLines) ui.raw(`\x1b[${lastBoardLines}A\x1b[J`);
+        ui.raw(lines.join("\n") + "\n");
+        lastBoardLines = lines.length;
+      } else {
+        for (const l of nodeLines(b)) ui.progress(l);
+        ui.progress(progressLine(b));
+      }
+      return;
+    }
+    if (ev.kind === "progress" && typeof ev.message === "string") ui.progress(ev.message);
+  },
+  human(out) {
+    const s = out.summary as Summary;
+    if (!s?.metric_spec) return [];
+    const lines = [
+      kv("metric", `${s.metric_spec.label} (${s.metric_spec.direction}) on a ${Math.round(s.metric_spec.split.fraction * 100)}% held-out split — computed by Loom`),
+      kv("best", s.best ? `node ${s.best.node} ${s.best.model}: ${s.best.score.toPrecision(5)}` : "none (every candidate failed)"),
+      kv("nodes", Object.entries(s.nodes).map(([k, n]) => `${k} ${n}`).join(", ")),
+      kv("spend", `$${s.spend.usd.toFixed(4)} (${s.spend.tokens.input + s.spend.tokens.output} tokens, ${s.spend.provider})`),
+      kv("stopped", s.stopped_because),
+      "",
+      ...renderBoard({ step: 0, steps: 0, metric: s.metric_spec.label, best: { node: null, score: null }, spend_usd: s.spend.usd, rows: s.leaderboard as any }).slice(0, -1),
+    ];
+    return lines;
+  },
+  async run(input, ctx): Promise<Outcome> {
+    const p = resolveProposer(input);
+    if (!p.remote) return ctx.flow(flowRequest(input));
+    const complete: Complete =
+      p.provider === "anthropic"
+        ? anthropicProposer({ apiKey: p.apiKey!, model: p.model, baseURL: p.baseURL })
+        : openaiProposer({ apiKey: p.apiKey, model: p.model, baseURL: p.baseURL!, stream: process.env.LOOM_OPENAI_STREAM !== "0" });
+    const server = startProposerServer(complete);
+    try {
+      return await ctx.flow({ ...flowRequest(input, p.model), env: { LOOM_PROPOSER_URL: server.url } });
+    } finally {
+      server.stop();
+    }
+  },
+});
+
+function flowParams(input: Input, model?: string): Record<string, unknown> {
+  return {
+    dataset: input.dataset,
+    goal: input.goal,
+    metric: input.metric,
+    target: input.target,
+    steps: input.steps,
+    model_provider: input["model-provider"] ?? "anthropic",
+    model,
+    budget_usd: input["budget-usd"],
+    time_limit: input["time-limit"],
+    parallel: input.parallel,
+    resume: input.resume,
+    seed: input.seed,
+    node_timeout: input["node-timeout"],
+    memory_mb: input["memory-mb"],
+    policy: input.policy,
+  };
+}
+
+function flowRequest(input: Input, model?: string) {
+  return { flow: "optimize_flow.py", flowName: "OptimizeFlow", prepare: "loom_py.optimize:prepare", params: flowParams(input, model) };
+}
