@@ -7,6 +7,7 @@ import eda from "./eda";
 import features from "./features";
 import viz from "./viz";
 import ingest from "./ingest";
+import optimize from "./optimize";
 import setup from "./setup";
 import train from "./train";
 import validate from "./validate";
@@ -24,6 +25,7 @@ export const VERBS: VerbDef[] = [
   train,
   validate,
   report,
+  optimize,
 ];
 
 export function findVerb(name: string): VerbDef | undefined {
