@@ -48,7 +48,7 @@ class ValidateFlow(FlowSpec):
                   "seed": self.seed, "holdout": self.holdout, "embargo": self.embargo,
                   "bounds": json.loads(self.bounds or "{}")}
         opts = validate.resolve_options(df, params)
-        factory, model_name, model_source = validate.model_factory(opts["model"])
+        factory, model_name, model_source = validate.model_factory(opts["model"], opts["target"])
         from loom_py.splits import seal_id_for
 
         self.seal_id = seal_id_for(info["content_hash"], opts["target"], opts["time"], opts["group"], opts["holdout"])

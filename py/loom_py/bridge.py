@@ -89,6 +89,8 @@ def run_flow(req: dict) -> dict:
             rid_file = os.path.join(tmp, "run-id")
             cmd = [sys.executable, flow_file, "--quiet", "--no-pylint", "run", "--run-id-file", rid_file]
             cmd += req.get("flow_options", [])
+            if os.environ.get("LOOM_EXPERIMENT"):  # groups runs for `loom report --experiment NAME`
+                cmd += ["--tag", f"experiment:{os.environ['LOOM_EXPERIMENT']}"]
             cmd += _flow_args(params)
             t0 = time.time()
             tail: deque[str] = deque(maxlen=400)

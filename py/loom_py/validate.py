@@ -276,7 +276,7 @@ def prepare(params: dict) -> dict:
     df, _info = load_frame(ds)
     opts = resolve_options(df, params)
     if opts["model"]:
-        model_factory(opts["model"])  # refuses an unusable --model before anything is written
+        model_factory(opts["model"], opts["target"])  # refuses an unusable --model before anything is written
     flow_params = {
         "dataset": ds, "target": opts["target"], "metric": opts["metric"],
         "threshold": "" if opts["threshold"] is None else repr(opts["threshold"]),
@@ -291,26 +291,32 @@ def prepare(params: dict) -> dict:
 
 # ---- the model ---------------------------------------------------------------------------------------
 
-def model_factory(model: str | None):
-    """(factory(task, X, seed) -> estimator, name, source). ``model`` is a run pathspec or None."""
+def model_factory(model: str | None, target: str | None = None):
+    """(factory(task, X, seed) -> unfitted estimator, name, source). ``model``: an OptimizeFlow run
+    pathspec (its best solution, through ``loom_py.solution``) or None for the default model."""
     from . import tabular
 
     if not model:
         return tabular.default_model, tabular.DEFAULT_MODEL_NAME, "default"
-    try:
-        from .solution import load_solution  # the optimize verb's fitted-solution loader
-    except ImportError:
-        raise UsageError("--model is not supported yet in this build: leave it out to validate the default "
-                         f"model ({tabular.DEFAULT_MODEL_NAME})")
-    factory = load_solution(model)
-    name = getattr(factory, "name", None) or f"solution of {model}"
+    from .solution import load_solution, solution_info
 
-    def make(task, X, seed, _f=factory):
+    info = solution_info(model)
+    if target and info.get("target") and info["target"] != target:
+        raise UsageError(f"{model} was searched for target '{info['target']}', not '{target}': "
+                         f"pass --target {info['target']} or another --model")
+    proto = load_solution(model)
+
+    def make(task, X, seed, _p=proto, _m=model):
+        from sklearn.base import clone
+
         try:
-            return _f(task, X, seed)
-        except TypeError:
-            return _f() if callable(_f) else _f
+            return clone(_p)
+        except Exception:
+            return load_solution(_m)
 
+    best = info.get("best") or {}
+    tag = best.get("id") if isinstance(best, dict) else None
+    name = f"best solution of {model}" + (f" (node {tag})" if tag is not None else "") + f": {type(proto).__name__}"
     return make, name, model
 
 
@@ -331,6 +337,10 @@ def _fit_predict(clock, factory, task, X_tr, y_tr, X_te, seed, classes):
     est = factory(task, X_tr, seed)
     clock.timed(est.fit, X_tr, y_tr)
     if task == "classification":
+        if not hasattr(est, "predict_proba"):  # a label-only model: its probabilities are 0/1
+            labels = np.asarray(clock.timed(est.predict, X_te), dtype=object)
+            proba = (labels.reshape(-1, 1) == np.asarray(classes, dtype=object).reshape(1, -1)).astype(float)
+            return proba, labels
         proba = clock.timed(_proba_full, est, X_te, classes)
         pred = np.asarray(classes, dtype=object)[proba.argmax(1)]
         return proba, pred
@@ -455,7 +465,7 @@ def evaluate(df, opts: dict, *, content_hash: str, factory=None, model_name: str
             groups = fairness.group_labels(df[s].iloc[seal.holdout])
             fair[s] = fairness.slice_report(
                 y_h, pred_h, groups, positive=classes[1] if binary else None, metric_fn=mfn, metric_name=metric,
-                proba_pos=(proba_h[:, 1] if binary else proba_h) if METRICS[metric][2] else None,
+                proba_pos=proba_h if METRICS[metric][2] else None,
                 min_group=int(bounds["min_group"]), seed=seed)
 
     # ---- leakage ----------------------------------------------------------------------------

@@ -126,6 +126,7 @@ def test_biased_model_on_sensitive_attribute_is_found():
     s = run(df, sensitive=["grp"])
     fr = s["fairness"]["grp"]
     assert fr["demographic_parity_difference"] > 0.5
+    assert all(g["roc_auc"] is not None and 0 <= g["roc_auc"] <= 1 for g in fr["groups"])
     assert any("fairness on grp: demographic-parity" in r for r in s["reasons"])
 
 

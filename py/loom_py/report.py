@@ -1,0 +1,392 @@
+"""report: walk an experiment's lineage and assemble a model card (Mitchell et al. 2019).
+
+Lineage is read through the Metaflow Client API only: every Loom run records the pathspecs it read in
+``loom_result["inputs"]`` and data objects record ``lineage["inputs"]``; the walk follows both from the
+given run (or from every run of an experiment) back to the ingest boundary.
+
+``--experiment NAME`` means: the runs tagged ``experiment:NAME``. Any verb's run gets that tag when it is
+started with ``LOOM_EXPERIMENT=NAME`` in the environment (the bridge passes ``--tag experiment:NAME`` to
+Metaflow); an existing run can be tagged with plain Metaflow (``Run(p).add_tag("experiment:NAME")``).
+
+The card covers the sections of the model-card paper that runs can fill and names the ones they cannot.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+from .errors import UsageError
+
+LOOM_FLOWS = ("IngestDataset", "EdaFlow", "FeaturesFlow", "OptimizeFlow", "ValidateFlow", "VizFlow", "TrainFlow",
+              "PipelineFlow", "DeployFlow", "OpsFlow", "ReportFlow", "CollabFlow")
+PARAM_NAMES = ("goal", "target", "metric", "recipe", "steps", "seed", "objective", "budget")
+SECTIONS = ("Model details", "Intended use", "Factors", "Metrics", "Evaluation data", "Training data",
+            "Quantitative analyses", "Ethical considerations", "Caveats and recommendations")
+
+
+# ---- reading runs ---------------------------------------------------------------------------------
+
+def _client():
+    from metaflow import namespace
+
+    namespace(None)
+    import metaflow
+
+    return metaflow
+
+
+def experiment_runs(name: str) -> list[str]:
+    """Pathspecs of successful runs tagged experiment:NAME, oldest first."""
+    mf = _client()
+    tag = f"experiment:{name}"
+    out = []
+    try:
+        flows = list(mf.Metaflow())
+    except Exception:
+        return out
+    for fl in flows:
+        try:
+            for r in fl.runs(tag):
+                if r.successful:
+                    out.append((r.created_at, r.pathspec))
+        except Exception:
+            continue
+    return [p for _, p in sorted(out)]
+
+
+def read_node(pathspec: str) -> dict | None:
+    mf = _client()
+    try:
+        run = mf.Run(pathspec)
+    except Exception:
+        return None
+    node = {"pathspec": pathspec, "flow": pathspec.split("/")[0], "successful": bool(run.successful),
+            "created": run.created_at.isoformat() if run.created_at else None,
+            "tags": sorted(run.user_tags) if hasattr(run, "user_tags") else [],
+            "status": None, "verdict": None, "summary": {}, "messages": [], "inputs": [], "params": {}}
+    try:
+        d = run.data
+    except Exception:
+        d = None
+    if d is None:
+        node["status"] = "FAILED"
+        return node
+    res = getattr(d, "loom_result", None) if "loom_result" in d else None
+    if res:
+        node.update(status=res.get("status"), verdict=res.get("verdict"), summary=res.get("summary") or {},
+                    messages=list(res.get("messages") or []), inputs=list(res.get("inputs") or []))
+    if "lineage" in d:
+        lin = d.lineage or {}
+        node["lineage"] = lin
+        node["inputs"] += [p for p in lin.get("inputs", []) if p not in node["inputs"]]
+    for k in PARAM_NAMES:
+        if k in d:
+            try:
+                v = getattr(d, k)
+            except Exception:
+                continue
+            if isinstance(v, (str, int, float, bool)) and v != "":
+                node["params"][k] = v
+    if "data_parquet" in d:
+        node["dataset"] = {k: (getattr(d, k) if k in d else None)
+                           for k in ("label", "rows", "n_columns", "content_hash", "source")}
+    return node
+
+
+def walk(roots: list[str], read=read_node, limit: int = 200) -> dict[str, dict]:
+    """Every run reachable from ``roots`` through inputs / lineage, keyed by pathspec."""
+    seen: dict[str, dict] = {}
+    todo = list(roots)
+    while todo and len(seen) < limit:
+        p = todo.pop(0)
+        if p in seen or not isinstance(p, str) or "/" not in p:
+            continue
+        n = read(p)
+        if n is None:
+            seen[p] = {"pathspec": p, "flow": p.split("/")[0], "missing": True, "inputs": [], "summary": {},
+                       "messages": [], "params": {}, "status": "MISSING", "verdict": None}
+            continue
+        seen[p] = n
+        todo += [q for q in n.get("inputs", []) if q not in seen]
+    return seen
+
+
+def order(nodes: dict[str, dict]) -> list[dict]:
+    """Upstream first (inputs before the runs that read them), ties by creation time."""
+    out, done = [], set()
+
+    def visit(p, stack=()):
+        if p in done or p in stack or p not in nodes:
+            return
+        for q in nodes[p].get("inputs", []):
+            visit(q, stack + (p,))
+        done.add(p)
+        out.append(nodes[p])
+
+    for p in sorted(nodes, key=lambda p: (nodes[p].get("created") or "", p)):
+        visit(p)
+    return out
+
+
+# ---- the card -------------------------------------------------------------------------------------
+
+def _f(v, nd=4):
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{nd}g}"
+    return str(v)
+
+
+def _table(rows: list[dict], cols: list[str]) -> list[str]:
+    if not rows:
+        return ["(none)"]
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        out.append("| " + " | ".join(_f(r.get(c)).replace("|", "\\|") for c in cols) + " |")
+    return out
+
+
+def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | None = None) -> dict:
+    """The model card as Markdown plus the structured facts behind it."""
+    chain = order(nodes)
+    by_flow: dict[str, list[dict]] = {}
+    for n in chain:
+        by_flow.setdefault(n["flow"], []).append(n)
+    latest = lambda flow: (by_flow.get(flow) or [None])[-1]  # noqa: E731
+    val = nodes.get(root) if root and root.startswith("ValidateFlow/") else latest("ValidateFlow")
+    opt = latest("OptimizeFlow")
+    vs = (val or {}).get("summary") or {}
+    filled, unfilled = [], []
+    md: list[str] = []
+    title = f"Model card: {experiment or root}"
+    md += [f"# {title}", ""]
+    if val:
+        md += [f"**VERDICT: {val.get('verdict') or vs.get('verdict')}** from `{val['pathspec']}`", ""]
+
+    # Model details
+    md += ["## Model details", ""]
+    if vs.get("model") or opt:
+        m = vs.get("model") or {}
+        md += [f"- model: {m.get('name') or 'the best solution of ' + opt['pathspec']}"]
+        if m.get("source") and m.get("source") != "default":
+            md += [f"- solution run: `{m['source']}`"]
+        if opt:
+            md += [f"- searched by `{opt['pathspec']}` ({_f(opt['params'].get('steps'))} steps, metric "
+                   f"{_f(opt['params'].get('metric'))})"]
+        md += [f"- target: `{vs.get('target') or (opt or {}).get('params', {}).get('target')}` ({vs.get('task', 'n/a')})",
+               f"- evaluated by: `{val['pathspec']}` on {val.get('created') or 'n/a'}" if val else "- not validated yet",
+               f"- seed: {_f(vs.get('seed'))}", ""]
+        filled.append("Model details")
+    else:
+        md += ["Not available: no validate or optimize run on this path names a model.", ""]
+        unfilled.append("Model details")
+
+    # Intended use
+    md += ["## Intended use", ""]
+    goals = [n["params"]["goal"] for n in chain if n.get("params", {}).get("goal")]
+    if goals:
+        md += [f"- goal (from `--goal`): {goals[-1]}", "- out of scope: anything the goal does not state; "
+               "the evaluation below covers only the data this card names.", ""]
+        filled.append("Intended use")
+    else:
+        md += ["Not stated: no run on this path was given a `--goal` (pass one to `loom run`).", ""]
+        unfilled.append("Intended use")
+
+    # Factors
+    md += ["## Factors", ""]
+    fair = vs.get("fairness") or {}
+    if fair:
+        md += [f"- evaluated per group of: {', '.join(f'`{c}`' for c in fair)} (from `--sensitive`)", ""]
+        filled.append("Factors")
+    else:
+        md += ["Not evaluated: validate ran without `--sensitive`, so no groups were compared.", ""]
+        unfilled.append("Factors")
+
+    # Metrics
+    md += ["## Metrics", ""]
+    cv, ho = vs.get("cv") or {}, vs.get("holdout") or {}
+    if val:
+        md += [f"- metric: {vs.get('metric')} ({(vs.get('thresholds') or {}).get('metric_direction', '')} is better)",
+               f"- cross-validation: {cv.get('scheme')}, {cv.get('folds')} folds: mean {_f(cv.get('mean'))} "
+               f"± {_f(cv.get('std'))} (std)"
+               + (f"; {cv.get('purged')} rows purged, {cv.get('embargoed')} embargoed" if cv.get("scheme") == "purged_kfold" else ""),
+               f"- sealed holdout: {_f(ho.get('value'))} on {ho.get('rows')} rows",
+               f"- bar: {_f((vs.get('thresholds') or {}).get('threshold'))}", ""]
+        md += _table(cv.get("per_fold") or [], ["fold", "train_rows", "test_rows", "value", "purged", "embargoed"]) + [""]
+        md += ["Thresholds the verdict used:", ""]
+        md += _table([{"bound": k, "value": v} for k, v in (vs.get("thresholds") or {}).items()], ["bound", "value"]) + [""]
+        filled.append("Metrics")
+    else:
+        md += ["Not available: no validate run on this path (run `loom validate`).", ""]
+        unfilled.append("Metrics")
+
+    # Evaluation data
+    md += ["## Evaluation data", ""]
+    seal = vs.get("seal") or {}
+    if seal:
+        md += [f"- sealed holdout `{seal.get('id')}`: {seal.get('rows')} rows ({seal.get('how')}), row hash "
+               f"`{seal.get('rows_hash')}`; evaluated {seal.get('evaluations')} time(s)",
+               f"- drawn from `{(vs.get('dataset') or {}).get('pathspec')}` (content hash "
+               f"`{(vs.get('dataset') or {}).get('content_hash')}`)", ""]
+        filled.append("Evaluation data")
+    else:
+        md += ["Not available: no sealed holdout on this path.", ""]
+        unfilled.append("Evaluation data")
+
+    # Training data
+    md += ["## Training data", ""]
+    datasets = [n for n in chain if n.get("dataset")]
+    if datasets:
+        for n in datasets:
+            d = n["dataset"]
+            src = d.get("source") or {}
+            src_s = src.get("path") or src.get("uri") or src.get("kind") or json.dumps(src)[:120]
+            md += [f"- `{n['pathspec']}` ({d.get('label')}): {_f(d.get('rows'))} rows × {_f(d.get('n_columns'))} columns, "
+                   f"hash `{d.get('content_hash')}`, source: {src_s}"]
+        for n in by_flow.get("FeaturesFlow", []):
+            s = n.get("summary") or {}
+            drops = s.get("dropped_for_leakage") or []
+            md += [f"- features `{n['pathspec']}` (recipe {n['params'].get('recipe', s.get('recipe', 'n/a'))}): "
+                   f"dropped for leakage: {', '.join(d.get('column', '?') + ' (' + d.get('reason', '') + ')' for d in drops) or 'none'}"]
+            man = s.get("manifest")
+            if isinstance(man, list) and man:
+                cols = [m.get("name") or m.get("column") for m in man if isinstance(m, dict)]
+                md += [f"  - {len(man)} features: {', '.join(str(c) for c in cols[:40])}{' …' if len(cols) > 40 else ''}"]
+        for n in by_flow.get("EdaFlow", []):
+            flags = (n.get("summary") or {}).get("leakage_flags") or []
+            md += [f"- profiled by `{n['pathspec']}`: leakage flags: "
+                   f"{', '.join(f['column'] + ' (' + f['reason'] + ')' for f in flags) or 'none'}"]
+        md += [""]
+        filled.append("Training data")
+    else:
+        md += ["Not available: the lineage reaches no data object.", ""]
+        unfilled.append("Training data")
+
+    # Quantitative analyses
+    md += ["## Quantitative analyses", ""]
+    cal = vs.get("calibration")
+    qa = False
+    if cal:
+        md += [f"- calibration on the holdout: ECE {_f(cal.get('ece'))} ({cal.get('bins')} bins, {cal.get('ece_of')}), "
+               f"Brier {_f(cal.get('brier'))}, slope {_f(cal.get('slope'))}, intercept {_f(cal.get('intercept'))}", ""]
+        qa = True
+    for col, fr in fair.items():
+        metric = vs.get("metric")
+        md += [f"Per-slice results for `{col}`: demographic-parity difference {_f(fr.get('demographic_parity_difference'))} "
+               f"(ratio {_f(fr.get('demographic_parity_ratio'))}), equalized-odds difference "
+               f"{_f(fr.get('equalized_odds_difference'))}", ""]
+        md += _table(fr.get("groups") or [], ["group", "rows", metric, "selection_rate", "tpr", "fpr", "judged"]) + [""]
+        if fr.get("too_small"):
+            md += ["Too small to judge: " + ", ".join(f"{g['group']} ({g['reason']})" for g in fr["too_small"]), ""]
+        qa = True
+    lk = vs.get("leakage")
+    if lk:
+        md += [f"- leakage: {'FOUND' if lk.get('found') else 'none found'}; holdout rows duplicated in CV data: "
+               f"{(lk.get('duplicates') or {}).get('holdout_rows_in_cv')}; holdout implausibly above CV: {lk.get('holdout_above_cv')}", ""]
+        qa = True
+    (filled if qa else unfilled).append("Quantitative analyses")
+    if not qa:
+        md += ["Not available: no validate run on this path.", ""]
+
+    # Ethical considerations: never derivable from runs
+    md += ["## Ethical considerations", "",
+           "Not filled: runs record data, metrics and lineage, not the context of use, the people affected or the "
+           "risks of misuse. The owner of this model must write this section.", ""]
+    unfilled.append("Ethical considerations")
+
+    # Caveats
+    md += ["## Caveats and recommendations", ""]
+    caveats = []
+    for n in chain:
+        st, vd = n.get("status"), n.get("verdict")
+        if st in ("WARN", "FAIL", "FAILED", "MISSING") or vd == "FAIL":
+            items = list((n.get("summary") or {}).get("reasons") or []) + list(n.get("messages") or [])
+            caveats.append({"pathspec": n["pathspec"], "status": vd or st, "items": items[:20]})
+    for c in caveats:
+        md += [f"- `{c['pathspec']}`: **{c['status']}**"] + [f"  - {i}" for i in c["items"]]
+    if not caveats:
+        md += ["- no WARN or FAIL on the path."]
+    if seal.get("evaluations", 0) > 1:
+        md += [f"- the sealed holdout has been evaluated {seal['evaluations']} times: repeated looks make it optimistic."]
+    md += [""]
+    filled.append("Caveats and recommendations")
+
+    # Reproduce
+    md += ["## Reproduce", "", "Runs on the path, upstream first (read any of them with the Metaflow Client API):", ""]
+    md += _table([{"pathspec": n["pathspec"], "status": n.get("verdict") or n.get("status"), "created": n.get("created"),
+                   "inputs": ", ".join(n.get("inputs") or [])} for n in chain], ["pathspec", "status", "created", "inputs"])
+    md += ["", "Sections this card could not fill from the runs: " + (", ".join(unfilled) or "none"), ""]
+    return {"markdown": "\n".join(md), "filled": filled, "unfilled": unfilled, "caveats": caveats,
+            "runs": [{"pathspec": n["pathspec"], "flow": n["flow"], "status": n.get("status"), "verdict": n.get("verdict"),
+                      "created": n.get("created"), "inputs": n.get("inputs") or []} for n in chain],
+            "validate": val["pathspec"] if val else None,
+            "metrics": {"metric": vs.get("metric"), "cv_mean": cv.get("mean"), "cv_std": cv.get("std"),
+                        "holdout": ho.get("value"), "verdict": vs.get("verdict")} if val else None}
+
+
+# ---- Markdown → HTML (the subset build_card writes) ---------------------------------------------------
+
+def _inline(s: str) -> str:
+    s = html.escape(s, quote=False)
+    s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
+
+
+def to_html(md: str, title: str = "Model card") -> str:
+    out, i, lines = [], 0, md.split("\n")
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
+        elif line.startswith("| "):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(lines[i])
+                i += 1
+            cells = lambda r: [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", r.strip())[1:-1]]  # noqa: E731
+            head = cells(rows[0])
+            body = [cells(r) for r in rows[2:]]
+            out.append("<table><thead><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in head) + "</tr></thead><tbody>"
+                       + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in body)
+                       + "</tbody></table>")
+            continue
+        elif line.lstrip().startswith("- "):
+            items = []
+            while i < len(lines) and lines[i].lstrip().startswith("- "):
+                nested = lines[i].startswith("  ")
+                items.append(("<li class='sub'>" if nested else "<li>") + _inline(lines[i].lstrip()[2:]) + "</li>")
+                i += 1
+            out.append("<ul>" + "".join(items) + "</ul>")
+            continue
+        elif line.strip():
+            out.append(f"<p>{_inline(line)}</p>")
+        i += 1
+    style = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
+             "table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.2rem .5rem;font-size:.9rem}"
+             "code{background:#f3f3f3;padding:0 .2rem}li.sub{margin-left:1.5rem;list-style:circle}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")
+
+
+# ---- bridge hook -------------------------------------------------------------------------------------
+
+def prepare(params: dict) -> dict:
+    from .data import require_datastore, resolve_run
+
+    run, exp = params.get("run") or "", params.get("experiment") or ""
+    if bool(run) == bool(exp):
+        raise UsageError("report needs exactly one of --run PATHSPEC (e.g. ValidateFlow/12) or --experiment NAME")
+    require_datastore()
+    if run:
+        resolve_run(run, None, what="run")
+        inputs = [run]
+    else:
+        inputs = experiment_runs(exp)
+        if not inputs:
+            raise UsageError(f"no runs tagged experiment:{exp}: run verbs with LOOM_EXPERIMENT={exp} set "
+                             "(or tag runs with Metaflow), or pass --run PATHSPEC")
+    return {"params": {"run": run, "experiment": exp}, "inputs": inputs}
