@@ -22,6 +22,11 @@ const Summary = v.object({
   alerts: v.array(v.looseObject({ column: v.string(), alert: v.string() })),
   leakage_flags: v.array(Flag),
   sampling: v.array(v.string()),
+  time_column: v.nullable(v.string()),
+  semantic_types: v.record(v.string(), v.number()),
+  dataset_label: v.nullish(v.string()),
+  content_hash: v.nullish(v.string()),
+  thresholds: v.record(v.string(), v.unknown()),
 });
 type S = v.InferOutput<typeof Summary>;
 

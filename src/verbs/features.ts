@@ -19,6 +19,13 @@ const Summary = v.object({
   manifest: v.array(v.object({ column: v.string(), inputs: v.array(v.string()), transform: v.string() })),
   lineage: v.looseObject({ verb: v.literal("features"), inputs: v.array(v.string()) }),
   target_free: v.boolean(),
+  label: v.string(),
+  rows_in: v.number(),
+  rows_out: v.number(),
+  rows_dropped_missing_target: v.number(),
+  columns_in: v.number(),
+  columns_out: v.number(),
+  notes: v.array(v.string()),
 });
 type S = v.InferOutput<typeof Summary>;
 

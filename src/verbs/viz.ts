@@ -10,6 +10,14 @@ const Summary = v.object({
   plots: v.array(v.object({ name: v.string(), path: v.string() })),
   output_dir: v.string(),
   lineage: v.object({ run: v.nullish(v.string()), dataset: v.nullish(v.string()), content_hash: v.optional(v.nullish(v.string())) }),
+  // data-object plots
+  rows: v.optional(v.number()),
+  columns: v.optional(v.number()),
+  sampled_for_plots: v.optional(v.boolean()),
+  // leaderboard plots
+  entries: v.optional(v.number()),
+  best: v.optional(v.nullable(v.looseObject({ score: v.number() }))),
+  order: v.optional(v.string()),
 });
 type S = v.InferOutput<typeof Summary>;
 
