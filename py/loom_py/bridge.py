@@ -82,6 +82,7 @@ def run_flow(req: dict) -> dict:
         prep = _load(req["prepare"])(params) or {}
         params = prep.get("params", params)
         inputs = prep.get("inputs", [])
+    _stderr_event({"kind": "prepared"})  # input is valid: the CLI prints its workspace-write note now
     flow_file = os.path.join(os.environ.get("LOOM_FLOWS_DIR", FLOWS_DIR), req["flow"])
     flow_name = req["flow_name"]
     try:

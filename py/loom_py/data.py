@@ -79,9 +79,12 @@ def load_table(pathspec: str):
     import pyarrow.parquet as pq
 
     run = resolve_dataset(pathspec)
-    d = run.data
-    table = pq.read_table(io.BytesIO(d.data_parquet))
-    return table, dataset_info(run)
+    try:
+        table = pq.read_table(io.BytesIO(run.data.data_parquet))
+        info = dataset_info(run)
+    except Exception as e:
+        raise UsageError(f"could not read {pathspec} from the datastore ({type(e).__name__}): it looks damaged; run `loom doctor`")
+    return table, info
 
 
 def load_frame(pathspec: str):

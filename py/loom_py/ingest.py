@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 
 from .errors import UsageError
 
-TEXT_EXT = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}
+TEXT_EXT = {".tsv": "\t", ".tab": "\t"}  # .csv files are sniffed: semicolon CSVs are common
 SNIFF_BYTES = 1 << 16
 
 
@@ -42,18 +42,29 @@ def detect_encoding(sample: bytes) -> tuple[str, str | None]:
 
 
 def looks_binary(sample: bytes) -> bool:
-    if not sample:
+    if not sample or sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return False
-    if b"\x00" in sample and not sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if b"\x00" in sample:
         return True
     ctrl = sum(1 for b in sample[:4096] if b < 9 or 13 < b < 32)
     return ctrl > len(sample[:4096]) * 0.1
 
 
 def sniff_delimiter(text: str, default: str = ",") -> str:
+    """The candidate that splits every sampled line into the same number (>1) of fields; ties go to the
+    most fields. csv.Sniffer only when no candidate is consistent (quoted fields with delimiters)."""
     lines = [l for l in text.splitlines()[:50] if l.strip()]
     if not lines:
         return default
+    if len(lines) > 1 and len(text) >= SNIFF_BYTES:
+        lines = lines[:-1]  # the last sampled line may be cut
+    best, best_n = None, 1
+    for d in (",", "\t", ";", "|"):
+        counts = {l.count(d) for l in lines}
+        if len(counts) == 1 and (n := counts.pop()) + 1 > best_n:
+            best, best_n = d, n + 1
+    if best:
+        return best
     try:
         return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
     except csv.Error:
@@ -130,6 +141,8 @@ def read_csv(path: str, delimiter: str | None = None, encoding: str | None = Non
         codecs.lookup(enc)
     except LookupError:
         raise UsageError(f"unknown encoding '{enc}': pass --encoding utf-8, latin-1, utf-16 …")
+    if _odd_quotes(path):
+        raise UsageError(f"{path}: unterminated quoted field (an odd number of double quotes): fix the quoting, or pass --delimiter/--encoding if they were misdetected")
     ext_delim = TEXT_EXT.get(os.path.splitext(path)[1].lower())
     try:
         sample_text = head.decode(enc, errors="replace")
@@ -176,6 +189,15 @@ def read_csv(path: str, delimiter: str | None = None, encoding: str | None = Non
     if enc not in ("utf-8", "utf-8-sig"):
         notes.append(f"encoding {enc}")
     return table, {"format": "csv", "delimiter": delim, "encoding": enc, "notes": notes}
+
+
+def _odd_quotes(path: str) -> bool:
+    """A well-formed CSV has an even number of `"` (escaped quotes are doubled)."""
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            n += chunk.count(b'"')
+    return n % 2 == 1
 
 
 def read_parquet(path: str):

@@ -82,9 +82,17 @@ export function replyToOutcome(r: BridgeReply): Outcome {
   return out;
 }
 
+/** Workspace-write notes wait until the input is known to be good (the bridge's "prepared" event), so a
+ * refused input prints exactly one line. */
+const pendingNotes: string[] = [];
+function flushNotes() {
+  while (pendingNotes.length) process.stderr.write(pendingNotes.shift() + "\n");
+}
+
 function makeContext(verb: VerbDef, ws: Workspace, flags: { json: boolean; debug: boolean; yes: boolean; quiet: boolean }): VerbContext {
   const ui = makeUI({ quiet: flags.quiet });
   const onEvent = (ev: { kind: string; [k: string]: unknown }) => {
+    if (ev.kind === "prepared") return flushNotes();
     if (verb.onEvent) return verb.onEvent(ev, ui);
     if (ev.kind === "progress" && typeof ev.message === "string") ui.progress(ev.message);
   };
@@ -106,6 +114,12 @@ function makeContext(verb: VerbDef, ws: Workspace, flags: { json: boolean; debug
     },
   };
   return ctx;
+}
+
+function gateIO(tier: Tier) {
+  const io = terminalIO();
+  if (tier === "workspace-write") io.say = (l) => pendingNotes.push(l);
+  return io;
 }
 
 export interface Printed {
@@ -170,12 +184,14 @@ export async function executeVerb(verb: VerbDef, rawArgs: string[]): Promise<Pri
         limits: readLimits(ws),
         yes: flags.yes,
       },
-      terminalIO(),
+      gateIO(tier),
     );
     if (!decision.allowed) {
       return print(errorOutcome("DENIED", 1, `gate denied: ${decision.reason}`, { gate: { tier, allowed: false, reason: decision.reason } }));
     }
+    if (verb.needsPython === false) flushNotes();
     const out = await verb.run(input, ctx);
+    pendingNotes.length = 0;
     if (out.exit_code !== 2 && !["DENIED", "FAILED"].includes(out.status)) {
       const check = v.safeParse(verb.summary, out.summary);
       if (!check.success) {

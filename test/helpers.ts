@@ -1,0 +1,99 @@
+/**
+ * Drive the built executable (build/loom) the way a user does: real processes, real Metaflow runs,
+ * a fresh temporary workspace per test file. LOOM_HOME comes from the environment (CI provisions it once
+ * with `loom setup`); every call gets METAFLOW_USER unset unless given, as on CI.
+ */
+import { mkdtempSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const ROOT = resolve(import.meta.dir, "..");
+export const LOOM = join(ROOT, "build", "loom");
+
+export interface LoomResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** the parsed stdout when it is one JSON object, else undefined */
+  json: any;
+}
+
+export function tempDir(prefix = "loom-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A fresh directory to stand in as a user's project (its .loom/ is created by the first write). */
+export function tempWorkspace(): string {
+  const d = tempDir("loom-ws-");
+  mkdirSync(d, { recursive: true });
+  return d;
+}
+
+export async function loom(
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string | undefined>; stdin?: string } = {},
+): Promise<LoomResult> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  delete env.METAFLOW_USER;
+  delete env.ANTHROPIC_API_KEY;
+  delete env.OPENAI_API_KEY;
+  delete env.LOOM_WORKSPACE;
+  for (const [k, v] of Object.entries(opts.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  const proc = Bun.spawn([LOOM, ...args], {
+    cwd: opts.cwd ?? tempWorkspace(),
+    env,
+    stdin: opts.stdin !== undefined ? new Blob([opts.stdin]) : "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  const code = await proc.exited;
+  let json: any;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    json = undefined;
+  }
+  return { code, stdout, stderr, json };
+}
+
+/** Python from Loom's environment (for reading runs back with plain Metaflow in tests). */
+export function loomPython(): string {
+  if (process.env.LOOM_PYTHON) return process.env.LOOM_PYTHON;
+  const home = process.env.LOOM_HOME ?? join(process.env.HOME ?? "/root", ".local", "share", "loom");
+  return join(home, "venv", "bin", "python");
+}
+
+/** Run Python with plain Metaflow pointed at a workspace's datastore; returns parsed JSON stdout. */
+export function plainMetaflow(workspaceRoot: string, code: string): any {
+  const p = Bun.spawnSync([loomPython(), "-c", code], {
+    cwd: join(workspaceRoot, ".loom"),
+    env: {
+      ...process.env,
+      METAFLOW_USER: "someone-else",
+      METAFLOW_DATASTORE_SYSROOT_LOCAL: join(workspaceRoot, ".loom"),
+      METAFLOW_DEFAULT_METADATA: "local",
+      METAFLOW_DEFAULT_DATASTORE: "local",
+    },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  if (p.exitCode !== 0) throw new Error(`python failed: ${p.stderr.toString()}`);
+  return JSON.parse(p.stdout.toString());
+}
+
+/** No traceback, ever: the user-facing output of a failure. */
+export function expectNoTraceback(r: LoomResult): void {
+  const all = r.stdout + r.stderr;
+  if (/Traceback \(most recent call last\)|^\s+at .*\(.*:\d+:\d+\)/m.test(all)) throw new Error(`traceback leaked:\n${all}`);
+}
+
+/** Exactly one line on stderr (for exit-2 errors in human mode), and it says what to do. */
+export function oneLine(r: LoomResult): string {
+  const lines = r.stderr.split("\n").filter((l) => l.trim() && !l.startsWith("loom ") === false || l.startsWith("loom "));
+  return lines.filter((l) => l.trim()).pop() ?? "";
+}

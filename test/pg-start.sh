@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Start a throwaway PostgreSQL server on 127.0.0.1 for the ingest tests (Debian's postgresql package).
+# Prints the environment to export: LOOM_TEST_PG_URI and LOOM_TEST_PG_PASSWORD.
+set -euo pipefail
+PORT="${LOOM_TEST_PG_PORT:-54329}"
+BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+[ -x "$BIN/initdb" ] || { echo "postgresql is not installed" >&2; exit 1; }
+DATA="$(mktemp -d /tmp/loom-pg.XXXXXX)"
+chown postgres "$DATA"
+su postgres -s /bin/bash -c "'$BIN/initdb' -D '$DATA' -A trust -U postgres >/dev/null"
+su postgres -s /bin/bash -c "'$BIN/pg_ctl' -D '$DATA' -o '-p $PORT -k /tmp -c listen_addresses=127.0.0.1' -l '$DATA/log' -w start >/dev/null"
+PW="loom-test-pw"
+su postgres -s /bin/bash -c "psql -h /tmp -p $PORT -U postgres -q -c \"CREATE ROLE analyst LOGIN PASSWORD '$PW'\" -c 'CREATE DATABASE warehouse OWNER analyst'" >/dev/null
+# password auth for TCP connections from now on
+sed -i 's/^host\(.*\)trust$/host\1scram-sha-256/' "$DATA/pg_hba.conf"
+su postgres -s /bin/bash -c "'$BIN/pg_ctl' -D '$DATA' reload >/dev/null"
+echo "export LOOM_TEST_PG_URI=postgresql://analyst@127.0.0.1:$PORT/warehouse LOOM_TEST_PG_PASSWORD=$PW"
