@@ -40,7 +40,11 @@ class TrainFlow(FlowSpec):
                 "time_col": self.time_col, "event": self.event, "launch": self.launch,
                 "gpu_target": self.gpu_target, "gpu_hourly_usd": self.gpu_hourly_usd})
             provider = get_provider(req.provider)
+            import time
+
+            t0 = time.perf_counter()
             df, info = load_frame(req.dataset)
+            load_seconds = round(time.perf_counter() - t0, 4)
             notes = json.loads(self.column_notes)
             cols = Columns(entity=req.entity, time=req.time, event=req.event, notes=notes)
             data = {"pathspec": req.dataset, "rows": info["rows"], "content_hash": info["content_hash"],
@@ -56,6 +60,7 @@ class TrainFlow(FlowSpec):
             if out.status == "BUILT":
                 summary["backbone_pathspec"] = me
             summary["column_notes"] = notes
+            summary["load_seconds"] = load_seconds
             self.status = out.status
             for c in out.card:
                 current.card.append(c)

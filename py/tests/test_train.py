@@ -262,6 +262,17 @@ def test_embedding_objective_symmetric_counts(log):
     assert bb.config["directional"] is False and m["heldout"] > 0
 
 
+def test_projection_spec_is_plain_json(log):
+    from loom_py.train.providers import projection_spec
+
+    bb, _ = _build(log)
+    spec = projection_spec(bb)
+    json.dumps(spec)
+    pts = spec["data"]["values"]
+    assert len(pts) == len(bb.vocab) and sum(1 for p in pts if p["label"]) == 15
+    assert pts[0]["event"] == bb.vocab[0] and pts[0]["x"] == pytest.approx(float(bb.embeddings[0, 0]), abs=1e-4)
+
+
 def test_heldout_events_never_counted():
     df = pd.DataFrame({"u": list("aaaa"), "t": range(4), "e": ["x", "y", "x", "NEW"]})
     s = build_sequences(df, Columns("u", "t", "e", []))

@@ -171,6 +171,7 @@ class LocalProvider(Provider):
         metrics = local.evaluate(bb, seqs, window=plan["window"])
         eval_seconds = time.perf_counter() - t1
         neighbours = local.nearest_neighbours(bb)
+        t2 = time.perf_counter()
         summary = base_summary(req, plan["backbone"], cost_summary(plan), cols)
         summary.update({
             "metrics": metrics, "backbone_sha256": bb.sha256, "build_seconds": round(build_seconds, 4),
@@ -187,16 +188,13 @@ class LocalProvider(Provider):
         artifacts = {"embeddings": bb.embeddings, "context_embeddings": bb.context, "vocabulary": bb.vocab,
                      "event_counts": bb.counts, "singular_values": bb.singular_values,
                      "backbone_sha256": bb.sha256, "backbone_config": bb.config, "metrics": metrics}
-        return Outcome("BUILT", summary, artifacts=artifacts, card=local_card(plan, summary, bb, neighbours),
-                       messages=messages)
+        card = local_card(plan, summary, bb, neighbours)
+        summary["card_seconds"] = round(time.perf_counter() - t2, 4)
+        return Outcome("BUILT", summary, artifacts=artifacts, card=card, messages=messages)
 
 
 def local_card(plan, summary, bb, neighbours) -> list:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from metaflow.cards import Markdown
+    from metaflow.cards import Markdown, VegaChart
 
     from .. import flowkit
 
@@ -211,18 +209,28 @@ def local_card(plan, summary, bb, neighbours) -> list:
                                      {"metric": "MRR", "backbone": m["mrr"], "popularity": m["baseline_mrr"]}]))
     W = bb.embeddings
     if W.shape[1] >= 2:
-        fig, ax = plt.subplots(figsize=(6, 5))
-        ax.scatter(W[:, 0], W[:, 1], s=8, alpha=0.5)
-        for i in range(min(15, len(bb.vocab))):
-            ax.annotate(bb.vocab[i][:16], (W[i, 0], W[i, 1]), fontsize=7)
-        ax.set_xlabel("component 1")
-        ax.set_ylabel("component 2")
-        ax.set_title("event embeddings: first two SVD components")
-        comps.append(Markdown("## 2-D projection"))
-        comps.append(flowkit.card_image(fig))
+        comps.append(Markdown("## 2-D projection (first two SVD components; the 15 most frequent events labelled)"))
+        comps.append(VegaChart(projection_spec(bb)))
     comps.append(Markdown("## Nearest neighbours of the most frequent events (cosine)"))
     comps.append(flowkit.card_table(neighbours))
     return comps
+
+
+def projection_spec(bb, max_points: int = 2000, labels: int = 15) -> dict:
+    """A Vega-Lite scatter of the first two embedding components (no matplotlib import on this path)."""
+    W = bb.embeddings
+    n = min(len(bb.vocab), max_points)
+    pts = [{"event": bb.vocab[i], "count": int(bb.counts[i]), "x": round(float(W[i, 0]), 5),
+            "y": round(float(W[i, 1]), 5), "label": bb.vocab[i][:16] if i < labels else ""} for i in range(n)]
+    enc = {"x": {"field": "x", "type": "quantitative", "title": "component 1"},
+           "y": {"field": "y", "type": "quantitative", "title": "component 2"}}
+    return {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "width": 520, "height": 420,
+            "data": {"values": pts},
+            "layer": [{"mark": {"type": "circle", "opacity": 0.5},
+                       "encoding": {**enc, "size": {"field": "count", "type": "quantitative", "legend": None},
+                                    "tooltip": [{"field": "event"}, {"field": "count"}]}},
+                      {"mark": {"type": "text", "dx": 6, "align": "left", "fontSize": 9},
+                       "encoding": {**enc, "text": {"field": "label"}}}]}
 
 
 def base_summary(req: Request, backbone: str, cost: dict, cols: Columns) -> dict:
