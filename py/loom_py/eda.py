@@ -40,10 +40,22 @@ def imbalance(counts) -> float:
     return float(1 - (-(p * np.log(p)).sum()) / np.log(len(p)))
 
 
-def column_types(df) -> dict:
+def column_types(df, sample=None, nunique: dict | None = None) -> dict:
+    """Semantic type per column. With ``sample`` (a row sample of ``df``) the type is read from the
+    sample, except for non-float columns that are unique on the sample: those are typed on every row
+    (identifier detection needs the whole column)."""
+    import pandas as pd
+
     from .tabular import semantic_type
 
-    return {str(c): semantic_type(df[c], str(c)) for c in df.columns}
+    if sample is None or len(sample) == len(df):
+        return {str(c): semantic_type(df[c], str(c)) for c in df.columns}
+    out = {}
+    for c in df.columns:
+        sc = sample[c].dropna()
+        full = (not pd.api.types.is_float_dtype(df[c]) and len(sc) and sc.nunique() == len(sc))
+        out[str(c)] = semantic_type(df[c] if full else sample[c], str(c))
+    return out
 
 
 def target_balance(y, task: str) -> dict:
@@ -62,33 +74,60 @@ def target_balance(y, task: str) -> dict:
             "quantiles": {f"p{int(k * 100)}": float(x) for k, x in q.items()}, "missing": int(y.isna().sum())}
 
 
-def _assoc(a, b, ta: str, tb: str):
-    """(value, method) for a pair of columns given their semantic types ('num' or 'cat')."""
-    import numpy as np
-    import pandas as pd
+class _Cols:
+    """Per-column arrays computed once for all pairs: values, ranks (numeric), bin codes (categorical)."""
 
-    from .leakage import _cramers_v_corrected, bin_codes, correlation_ratio
+    def __init__(self, d):
+        self.d = d
+        self._num, self._rank, self._codes = {}, {}, {}
+
+    def num(self, c):
+        import pandas as pd
+
+        if c not in self._num:
+            self._num[c] = pd.to_numeric(self.d[c], errors="coerce").to_numpy(dtype="float64")
+        return self._num[c]
+
+    def rank(self, c):
+        import pandas as pd
+
+        if c not in self._rank:
+            self._rank[c] = pd.Series(self.num(c)).rank().to_numpy()
+        return self._rank[c]
+
+    def codes(self, c):
+        from .leakage import bin_codes
+
+        if c not in self._codes:
+            self._codes[c] = bin_codes(self.d[c])
+        return self._codes[c]
+
+
+def _assoc(cols: "_Cols", a, b, ta: str, tb: str):
+    """(value, method) for a pair of columns given their kinds ('num' or 'cat')."""
+    import numpy as np
+
+    from .leakage import _cramers_v_corrected, correlation_ratio
 
     if ta == "num" and tb == "num":
-        x = pd.to_numeric(a, errors="coerce").to_numpy(dtype="float64")
-        y = pd.to_numeric(b, errors="coerce").to_numpy(dtype="float64")
+        x, y = cols.num(a), cols.num(b)
         ok = np.isfinite(x) & np.isfinite(y)
         if ok.sum() < 3 or x[ok].std() == 0 or y[ok].std() == 0:
             return None, None
-        x, y = x[ok], y[ok]
-        pearson = float(np.corrcoef(x, y)[0, 1])
-        spearman = float(np.corrcoef(pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy())[0, 1])
+        pearson = float(np.corrcoef(x[ok], y[ok])[0, 1])
+        # Spearman from each column's ranks (ties averaged; ranks over the column's own non-missing rows)
+        spearman = float(np.corrcoef(cols.rank(a)[ok], cols.rank(b)[ok])[0, 1])
         return (pearson, "pearson") if abs(pearson) >= abs(spearman) else (spearman, "spearman")
     if ta == "cat" and tb == "cat":
-        ca, na = bin_codes(a)
-        cb, nb = bin_codes(b)
+        ca, na = cols.codes(a)
+        cb, nb = cols.codes(b)
         if na < 2 or nb < 2:
             return None, None
         return _cramers_v_corrected(ca, cb), "cramers_v"
     cat, num = (a, b) if ta == "cat" else (b, a)
-    x = pd.to_numeric(num, errors="coerce").to_numpy(dtype="float64")
+    x = cols.num(num)
     ok = np.isfinite(x)
-    codes, n = bin_codes(cat)
+    codes, n = cols.codes(cat)
     if ok.sum() < 3 or n < 2:
         return None, None
     return float(np.sqrt(correlation_ratio(codes[ok], x[ok]))), "correlation_ratio"
@@ -98,15 +137,17 @@ def _kind(st: str) -> str | None:
     return {"numeric": "num", "boolean": "num", "categorical": "cat"}.get(st)
 
 
-def correlations(df, types: dict, target: str | None, task: str | None) -> dict:
+def correlations(df, types: dict, target: str | None, task: str | None, sample=None) -> dict:
     """Feature–target and feature–feature associations with the method per pair type."""
-    d = _sample(df, CORR_SAMPLE)
+    d = sample if sample is not None else _sample(df, CORR_SAMPLE)
+    d = d if len(d) <= CORR_SAMPLE else d.iloc[:CORR_SAMPLE]
+    cols = _Cols(d)
     feats = [c for c in d.columns if c != target and _kind(types[str(c)])]
     with_target = []
     if target:
         tk = "cat" if task == "classification" else "num"
         for c in feats:
-            v, m = _assoc(d[c], d[target], _kind(types[str(c)]), tk)
+            v, m = _assoc(cols, c, target, _kind(types[str(c)]), tk)
             if v is not None and v == v:
                 with_target.append({"column": str(c), "value": round(v, 4), "method": m})
         with_target.sort(key=lambda r: -abs(r["value"]))
@@ -114,7 +155,7 @@ def correlations(df, types: dict, target: str | None, task: str | None) -> dict:
     use = feats[:40]
     for i, a in enumerate(use):
         for b in use[i + 1:]:
-            v, m = _assoc(d[a], d[b], _kind(types[str(a)]), _kind(types[str(b)]))
+            v, m = _assoc(cols, a, b, _kind(types[str(a)]), _kind(types[str(b)]))
             if v is not None and v == v:
                 pairs.append({"a": str(a), "b": str(b), "value": round(v, 4), "method": m})
     pairs.sort(key=lambda r: -abs(r["value"]))
@@ -126,7 +167,8 @@ def correlations(df, types: dict, target: str | None, task: str | None) -> dict:
             "rows_used": len(d), "sampled": len(d) < len(df)}
 
 
-def alerts(df, types: dict, target: str | None, task: str | None, balance: dict | None, pairs: list[dict]) -> list[dict]:
+def alerts(df, types: dict, target: str | None, task: str | None, balance: dict | None, pairs: list[dict],
+           nuniques: dict | None = None, missing: dict | None = None) -> list[dict]:
     import pandas as pd
 
     out = []
@@ -135,8 +177,8 @@ def alerts(df, types: dict, target: str | None, task: str | None, balance: dict 
         s = df[c]
         st = types[str(c)]
         nn = s.dropna()
-        nunique = int(nn.nunique())
-        miss = float(s.isna().mean()) if n else 0.0
+        nunique = int(nuniques[c]) if nuniques is not None else int(nn.nunique())
+        miss = (missing[c] / n if missing is not None else float(s.isna().mean())) if n else 0.0
         if nunique <= 1:
             out.append({"column": str(c), "alert": "constant", "value": nunique, "threshold": ALERTS["constant"]})
             continue
@@ -209,22 +251,30 @@ def profile(df, target: str | None = None, task: str | None = None, time_col: st
         task = validate_target(df[target], target, task)
     else:
         task = None
-    types = column_types(df)
     n = len(df)
-    miss_counts = df.isna().sum()
+    big = df if n <= leakage.SAMPLE_ROWS else df.sample(n=leakage.SAMPLE_ROWS, random_state=seed)
+    nunique = {c: int(df[c].nunique()) for c in df.columns}
+    types = column_types(df, big, nunique)
+    na = df.isna()
+    miss_counts = na.sum()
     dtypes = [{"column": str(c), "dtype": str(df[c].dtype), "semantic_type": types[str(c)],
-               "missing": int(miss_counts[c]), "unique": int(df[c].nunique())} for c in df.columns]
+               "missing": int(miss_counts[c]), "unique": nunique[c]} for c in df.columns]
     missingness = {"overall_share": float(miss_counts.sum() / (n * max(df.shape[1], 1))),
-                   "rows_with_missing": int(df.isna().any(axis=1).sum()),
+                   "rows_with_missing": int(na.any(axis=1).sum()),
                    "columns": {str(c): round(float(miss_counts[c] / n), 6) for c in df.columns}}
+    del na
     balance = target_balance(df[target], task) if target else None
-    corr = correlations(df, types, target, task)
+    corr = correlations(df, types, target, task, sample=big)
     if target:
         flags = leakage.find_leaks(df, target, task, time_col, seed=seed)
     else:
         flags = leakage.identifier_columns(df)
-    al = alerts(df, types, target, task, balance, corr["all_pairs"])
+    al = alerts(df, types, target, task, balance, corr["all_pairs"], nuniques=nunique,
+                missing={c: int(miss_counts[c]) for c in df.columns})
     sampling = []
+    if len(big) < n:
+        sampling.append(f"semantic types read from a seeded sample of {len(big):,} of {n:,} rows "
+                        "(columns unique on the sample typed on every row)")
     if corr["sampled"]:
         sampling.append(f"associations computed on a seeded sample of {corr['rows_used']:,} of {n:,} rows")
     if target and leakage.sampled(df):

@@ -249,15 +249,22 @@ def single_feature_scores(df, target, task=None, *, seed: int = 0) -> dict:
     return res
 
 
+def _keyname(name) -> bool:
+    n = str(name).lower()
+    return n in ("id", "uuid", "guid", "key", "index", "row", "rowid", "row_id") or \
+        (n.endswith(("_id", "_uuid", "_key", "id")) and not n.endswith(("paid", "valid", "void", "grid", "fluid", "solid")))
+
+
 def identifier_columns(df, target=None) -> list[dict]:
-    """Unique-per-row keys: integer sequences, key-like strings, or key-named near-unique columns."""
+    """Unique-per-row keys: integer sequences, key-like strings, or key-named near-unique columns.
+    Integers are checked on every row (cheap); strings on a seeded sample of ``SAMPLE_ROWS``."""
+    import numpy as np
     import pandas as pd
 
     from .tabular import semantic_type
 
     out = []
-    n_rows = len(df)
-    if n_rows < 20:
+    if len(df) < 20:
         return out
     for c in df.columns:
         if c == target:
@@ -269,16 +276,28 @@ def identifier_columns(df, target=None) -> list[dict]:
         n = len(nn)
         if n < 20:
             continue
+        keyname = _keyname(c)
+        if pd.api.types.is_integer_dtype(s):
+            v = nn.to_numpy()
+            uniq = len(np.unique(v))
+            share = uniq / n
+            seq = uniq == n and int(v.max()) - int(v.min()) + 1 == n
+            if uniq == n and (keyname or seq):
+                out.append(_flag(c, "identifier", unique_share=round(share, 4), semantic_type="identifier",
+                                 why="unique per row (integer sequence or key name)"))
+            elif keyname and share >= ID_UNIQUE_SHARE:
+                out.append(_flag(c, "identifier", unique_share=round(share, 4), threshold=ID_UNIQUE_SHARE,
+                                 why="key-like name and nearly unique per row"))
+            continue
         sample = nn if n <= SAMPLE_ROWS else nn.sample(SAMPLE_ROWS, random_state=0)
         share = sample.nunique() / len(sample)
+        if share < ID_UNIQUE_SHARE:
+            continue
         st = semantic_type(sample, str(c))
-        name_l = str(c).lower()
-        keyname = name_l in ("id", "uuid", "guid", "key", "index", "row", "rowid", "row_id") or \
-            name_l.endswith(("_id", "_uuid", "_key", "id")) and not name_l.endswith(("paid", "valid", "void", "grid", "fluid", "solid"))
         if st == "identifier":
             out.append(_flag(c, "identifier", unique_share=round(share, 4), semantic_type=st,
-                             why="unique per row (integer sequence, key-like string or key name)"))
-        elif keyname and share >= ID_UNIQUE_SHARE:
+                             why="unique per row (key-like string or key name)"))
+        elif keyname:
             out.append(_flag(c, "identifier", unique_share=round(share, 4), semantic_type=st,
                              threshold=ID_UNIQUE_SHARE, why="key-like name and nearly unique per row"))
     return out
@@ -422,9 +441,10 @@ def find_leaks(df, target, task=None, time_col=None, *, seed: int = 0,
     """All checks, one flag per column (the strongest reason first; the others in evidence.also)."""
     _check_target(df, target)
     task = _task(df, target, task)
-    flags = (target_copies(df, target, task, seed=seed)
-             + temporal_leaks(df, target, time_col, task, seed=seed)
-             + single_feature_predictors(df, target, task, threshold_auc=threshold_auc,
+    d = _sample(df[df[target].notna()], seed)  # one sample for every target statistic
+    flags = (target_copies(d, target, task, seed=seed)
+             + temporal_leaks(d, target, time_col, task, seed=seed)
+             + single_feature_predictors(d, target, task, threshold_auc=threshold_auc,
                                          threshold_r2=threshold_r2, seed=seed)
              + identifier_columns(df, target))
     by_col: dict[str, dict] = {}

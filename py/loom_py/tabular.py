@@ -16,8 +16,8 @@ def semantic_type(s, name: str | None = None) -> str:
 
     nn = s.dropna()
     n = len(nn)
-    if pd.api.types.is_bool_dtype(s) or (n and set(pd.unique(nn)) <= {0, 1, True, False} and nn.nunique() == 2
-                                         and not pd.api.types.is_float_dtype(s)):
+    if pd.api.types.is_bool_dtype(s) or (n and not pd.api.types.is_float_dtype(s) and nn.nunique() == 2
+                                         and set(pd.unique(nn)) <= {0, 1, True, False}):
         return "boolean"
     if pd.api.types.is_datetime64_any_dtype(s):
         return "datetime"
