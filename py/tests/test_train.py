@@ -332,3 +332,32 @@ def test_modal_client_missing_or_without_credentials(tmp_path, monkeypatch):
     monkeypatch.setenv("MODAL_TOKEN_ID", "ak-1")
     monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-1")
     modal_app.check_client()
+
+
+def test_launch_records_app_plan_and_export(tmp_path, monkeypatch, log):
+    """Everything up to the Modal boundary: export, generated app, and what the run records. The submit
+    call itself (Modal's client) is the one piece replaced here; it cannot be reached from this machine."""
+    from loom_py.train.providers import NemoProvider
+
+    seen = {}
+
+    def fake_submit(app_path, data_path):
+        seen["app"], seen["data"] = app_path, data_path
+        return {"app_id": "ap-123", "call_id": "fc-456", "gpu": "H100:8"}
+
+    monkeypatch.setattr(modal_app, "check_client", lambda: None)
+    monkeypatch.setattr(modal_app, "submit", fake_submit)
+    req = Request.from_params({**BASE, "budget": "full", "gpu_target": "modal:H100", "launch": True})
+    cols = detect_columns(log, objective="next-event")
+    req.entity, req.time, req.event = cols.entity, cols.time, cols.event
+    p = NemoProvider()
+    plan = p.plan(req, {"pathspec": "IngestDataset/1", "rows": len(log), "content_hash": "sha256:x",
+                        "columns": {"entity": cols.entity, "time": cols.time, "event": cols.event}})
+    out = p.execute(req, plan, log, cols, str(tmp_path / "w"))
+    assert out.status == "LAUNCHED"
+    assert out.summary["launch"]["app_id"] == "ap-123" and out.summary["launch"]["target"] == "modal:H100"
+    assert out.artifacts["plan"]["cost_line"] == "budget=full: 8 GPU x 12 h = 96 GPU-hours (~$288)"
+    py_compile.compile(seen["app"], doraise=True)
+    assert out.artifacts["modal_app_source"] == open(seen["app"]).read()
+    export = pd.read_parquet(seen["data"])
+    assert list(export.columns) == ["user_id", "ts", "event"] and len(export) == len(log)
