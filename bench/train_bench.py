@@ -79,7 +79,7 @@ def main():
     markov_csv(os.path.join(ws, "events.csv"))
     ing, _ = loom(["ingest", "--source", "events.csv", "--json"], ws, env)
     ds = ing["pathspec"]
-    print(f"data: {ds}, {ing['summary']['rows']} events (Markov chain, 200 event types, 2000 users); {os.cpu_count()} cores")
+    print(f"data: {ds}, {ing['summary']['rows']} events (Markov chain, 200 event types, 2000 users); {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
 
     runs = [loom(["train", "--dataset", ds, "--budget", "probe", "--json"], ws, env) for _ in range(a.repeats)]
     builds = [r["summary"]["build_seconds"] for r, _ in runs]

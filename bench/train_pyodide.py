@@ -64,8 +64,10 @@ const t1 = performance.now();
 const r = py.runPython(process.env.PURE_PY).toJs();
 const t2 = performance.now();
 let numpy = "ok";
-try { await Promise.race([py.loadPackage("numpy", { messageCallback: () => {}, errorCallback: () => {} }), new Promise((_, rej) => setTimeout(() => rej(new Error("timeout")), 8000))]);
-      py.runPython("import numpy"); } catch (e) { numpy = "unavailable: " + String(e.message || e).trim().split("\n").filter((l) => l.trim()).pop().slice(0, 160); }
+const msgs = [];
+try { await Promise.race([py.loadPackage("numpy", { messageCallback: (m) => msgs.push(m), errorCallback: (m) => msgs.push(m) }), new Promise((_, rej) => setTimeout(() => rej(new Error("timeout")), 15000))]);
+      py.runPython("import numpy"); } catch (e) { numpy = "unavailable"; }
+if (numpy !== "ok") numpy = "unavailable offline: " + msgs.filter((m) => /Didn't find|fetch|error/i.test(m)).map((m) => m.trim().slice(0, 200)).join(" | ");
 console.log(JSON.stringify({ load_s: (t1 - t0) / 1000, gen_s: r[0], cooc_ppmi_s: r[1], ppmi_nnz: r[2], py_total_s: (t2 - t1) / 1000, numpy }));
 process.exit(0);
 '''
@@ -127,7 +129,7 @@ def main():
     if not os.path.isfile(os.path.join(a.pyodide_dir, "pyodide.mjs")):
         raise SystemExit(f"pyodide not found in {a.pyodide_dir}: `mkdir -p /tmp/pyo && cd /tmp/pyo && npm install pyodide`")
     version = json.load(open(os.path.join(a.pyodide_dir, "package.json")))["version"]
-    print(f"pyodide {version} from npm; machine: {os.cpu_count()} cores")
+    print(f"pyodide {version} from npm; machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
     res = {}
     for name, cmd in (("bun", [a.bun, "run"]), ("node", ["node"])):
         runs = [run_js(cmd, a.pyodide_dir) for _ in range(a.repeats)]

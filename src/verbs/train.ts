@@ -126,7 +126,12 @@ export default defineVerb({
       if (input.launch) throw new UsageError("--launch needs a GPU builder: drop --launch for the local stand-in, or set LOOM_GPU_TARGET and use --provider nemo");
       return;
     }
-    if (gpuTarget()) return;
+    const target = gpuTarget();
+    if (target) {
+      const launcher = target.includes(":") ? target.split(":")[0]!.toLowerCase() : "modal";
+      if (launcher !== "modal") throw new UsageError(`LOOM_GPU_TARGET=${target}: unknown launcher '${launcher}'; set LOOM_GPU_TARGET=modal:H100 (Modal is the launcher Loom ships)`);
+      return;
+    }
     // nemo without a GPU target: refuse before any gate, show the plan, launch nothing
     const plan = costPlan(input.budget, rate);
     const fix = "set LOOM_GPU_TARGET (e.g. LOOM_GPU_TARGET=modal:H100) to plan a GPU build, or LOOM_MODEL_BUILDER_PROVIDER=local for the CPU stand-in";

@@ -223,6 +223,8 @@ print(json.dumps({"shape": list(d.embeddings.shape), "vocab": len(d.vocabulary),
       [["--objective", "classify"], local, /--objective/],
       [["--provider", "torch"], {}, /unknown provider 'torch'/],
       [[], { LOOM_MODEL_BUILDER_PROVIDER: "pytorch" }, /unknown provider 'pytorch'/],
+      [[], { LOOM_MODEL_BUILDER_PROVIDER: "nemo", LOOM_GPU_TARGET: "slurm:H100" }, /unknown launcher 'slurm'/],
+      [[], { LOOM_MODEL_BUILDER_PROVIDER: "nemo", LOOM_GPU_TARGET: "modal:TPU" }, /unknown GPU 'TPU'/],
     ];
     for (const [extra, env, re] of cases) {
       const r = await loom(["train", "--dataset", ds, ...extra], { cwd: ws, env });
