@@ -44,6 +44,22 @@ export function unknownFlags(rawArgs: string[], defs: ArgsDef): string[] {
   return bad;
 }
 
+/** Args declared with `repeatable: true` keep every value (`--sensitive a --sensitive b` → ["a", "b"]);
+ * citty alone keeps the last one. */
+export function collectRepeated(rawArgs: string[], defs: ArgsDef, parsed: Record<string, unknown>): void {
+  for (const [name, d] of Object.entries(defs)) {
+    if (!(d as { repeatable?: boolean }).repeatable) continue;
+    const vals: string[] = [];
+    for (let i = 0; i < rawArgs.length; i++) {
+      const a = rawArgs[i]!;
+      if (a === "--") break;
+      if (a === `--${name}` && i + 1 < rawArgs.length) vals.push(rawArgs[++i]!);
+      else if (a.startsWith(`--${name}=`)) vals.push(a.slice(name.length + 3));
+    }
+    if (vals.length > 1) parsed[name] = vals;
+  }
+}
+
 /** Pure: the parsed args restricted to what the verb declares (citty also adds camelCase twins). */
 export function pickDeclared(parsed: Record<string, unknown>, defs: ArgsDef): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -152,6 +168,7 @@ export async function executeVerb(verb: VerbDef, rawArgs: string[]): Promise<Pri
     let parsed: Record<string, unknown>;
     try {
       parsed = parseArgs(rawArgs, defs) as Record<string, unknown>;
+      collectRepeated(rawArgs, defs, parsed);
     } catch (e) {
       throw new UsageError(`${(e as Error).message}: see \`loom ${verb.name} --help\``);
     }

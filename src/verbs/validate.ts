@@ -1,3 +1,4 @@
+import type { ArgDef } from "citty";
 import * as v from "valibot";
 import { defineVerb } from "../core/define";
 import { Column, DatasetPathspec, Num, Pathspec, PositiveInt, Repeated } from "../core/schemas";
@@ -72,7 +73,7 @@ export default defineVerb({
     horizon: { type: "string", description: "label horizon for purging: a duration (7D, 12h) or a number in the time column's units" },
     embargo: { type: "string", description: "share of CV rows embargoed after each test fold (default 0.01)" },
     group: { type: "string", description: "entity key: group K-fold, whole groups in the holdout" },
-    sensitive: { type: "string", description: "sensitive column for per-slice fairness (repeatable)" },
+    sensitive: { type: "string", repeatable: true, description: "sensitive column for per-slice fairness (repeatable)" } as ArgDef,
     folds: { type: "string", description: "number of CV folds (default 5)" },
     model: { type: "string", description: "a run holding a fitted solution (default: the strong default model)" },
     seed: { type: "string", description: "seed for CV shuffling and the model (default 0)" },
