@@ -182,6 +182,8 @@ class LocalProvider(Provider):
         beats = metrics["hit_at_10"] > metrics["baseline_hit_at_10"]
         messages = [] if beats else ["the backbone does not beat the popularity baseline on hit@10: the events may "
                                      "not be sequential, or try a larger --budget"]
+        if req.backbone:
+            messages.append(f"--backbone {req.backbone} is a nemo recipe name: the CPU stand-in always builds {plan['backbone']}")
         if seqs.truncated:
             messages.append(f"budget {req.budget} uses the first {seqs.n_events} events (whole sequences); "
                             "a larger --budget uses more data")
