@@ -60,6 +60,14 @@ class ValidateFlow(FlowSpec):
         s["dataset"] = {"pathspec": self.dataset, "label": info.get("label"), "rows": info.get("rows"),
                         "content_hash": info.get("content_hash")}
         s["seal"]["earlier_runs"] = earlier[-20:]
+        if opts["model"]:
+            from loom_py.solution import solution_info
+
+            searched_on = solution_info(opts["model"]).get("dataset")
+            s["model"]["searched_on"] = searched_on
+            if searched_on == self.dataset:
+                s["notes"].append(f"{opts['model']} chose its solution by scoring on its own split of {self.dataset}: "
+                                  "the sealed rows were not hidden from that search, so the holdout is optimistic for it")
         self.seal_rows_hash = out["seal"].rows_hash
         self.holdout_positions = out["seal"].holdout.tolist()
         self.verdict = s["verdict"]

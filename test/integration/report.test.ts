@@ -32,7 +32,7 @@ function csv(n: number): string {
 describe("report", () => {
   const ws = tempWorkspace();
   const env = { LOOM_EXPERIMENT: "churn-v1" };
-  let ingest: R, validate: R, byRun: R, byExp: R;
+  let ingest: R, validate: R, byRun: R, byExp: R, optimize: R, withModel: R;
 
   beforeAll(async () => {
     writeFileSync(join(ws, "data.csv"), csv(800));
@@ -41,8 +41,27 @@ describe("report", () => {
     validate = await loom(["validate", "--dataset", ingest.json.pathspec, "--target", "y", "--sensitive", "g", "--json"], { cwd: ws, env });
     if (![0, 1].includes(validate.code)) throw new Error(validate.stdout + validate.stderr);
     byRun = await loom(["report", "--run", validate.json.pathspec, "--json"], { cwd: ws });
+    // the optimize verb's offline search (keyless) gives a solution run for validate --model
+    optimize = await loom(
+      ["run", "--dataset", ingest.json.pathspec, "--goal", "Flag accounts likely to churn next month", "--metric", "Maximize ROC-AUC",
+       "--target", "y", "--steps", "2", "--model-provider", "offline", "--yes", "--json"],
+      { cwd: ws, env },
+    );
+    if (optimize.code !== 0) throw new Error(optimize.stdout + optimize.stderr);
+    withModel = await loom(["validate", "--dataset", ingest.json.pathspec, "--target", "y", "--model", optimize.json.pathspec, "--json"], { cwd: ws, env });
     byExp = await loom(["report", "--experiment", "churn-v1"], { cwd: ws });
-  }, 180_000);
+  }, 240_000);
+
+  test("validate --model: the optimize run's best solution is evaluated on the same seal", () => {
+    expect([0, 1]).toContain(withModel.code);
+    const s = withModel.json.summary;
+    expect(withModel.json.inputs).toEqual([ingest.json.pathspec, optimize.json.pathspec]);
+    expect(s.model.source).toBe(optimize.json.pathspec);
+    expect(s.model.name).toContain(`best solution of ${optimize.json.pathspec}`);
+    expect(s.seal.id).toBe(validate.json.summary.seal.id);
+    expect(s.seal.evaluations).toBe(2);
+    expect(withModel.json.messages.join(" ")).toContain("not hidden from that search");
+  });
 
   test("--run: lineage walked back to the ingest boundary, read-only, exit 0", () => {
     const j = byRun.json;
@@ -83,12 +102,16 @@ print(json.dumps({"lineage": r.data.report_lineage, "md": r.data.model_card_md[:
     expect(got.md).toContain("# Model card");
   });
 
-  test("--experiment: the runs tagged experiment:NAME (human output)", () => {
+  test("--experiment: every run tagged experiment:NAME; the goal fills intended use (human output)", () => {
     expect(byExp.code).toBe(0);
     expectNoTraceback(byExp);
     expect(byExp.stdout).toContain("experiment churn-v1");
-    expect(byExp.stdout).toContain(`${ingest.json.pathspec} → ${validate.json.pathspec}`);
+    for (const r of [ingest, validate, optimize, withModel]) expect(byExp.stdout).toContain(r.json.pathspec);
+    expect(byExp.stdout).not.toContain("Intended use");
     expect(byExp.stdout).toContain("STATUS      : OK");
+    const md = readFileSync(byExp.stdout.match(/markdown\s+: (\S+)/)![1]!, "utf8");
+    expect(md).toContain("goal (from `--goal`): Flag accounts likely to churn next month");
+    expect(md).toContain(`best solution of ${optimize.json.pathspec}`);
   });
 
   const bad: [string, string[], RegExp][] = [
