@@ -72,10 +72,11 @@ class EdaFlow(FlowSpec):
         c.append(flowkit.card_table(s["top_correlations"]["feature_pairs"]))
         c.append(Markdown("## Alerts"))
         c.append(flowkit.card_table(s["alerts"], ["column", "alert", "value", "threshold"]))
-        c.append(Markdown("## Plots"))
-        for name, fig in eda.figures(df, s):
-            c.append(Markdown(f"### {name.replace('_', ' ')}"))
-            c.append(flowkit.card_image(fig))
+        from metaflow.cards import VegaChart
+
+        c.append(Markdown("## Plots: missingness, target balance, top correlations"))
+        for spec in eda.card_charts(df, s):  # Vega-Lite, drawn by the card itself (no matplotlib in this step)
+            c.append(VegaChart(spec))
 
     @step
     def end(self):

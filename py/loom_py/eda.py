@@ -107,17 +107,21 @@ def _assoc(cols: "_Cols", a, b, ta: str, tb: str):
     """(value, method) for a pair of columns given their kinds ('num' or 'cat')."""
     import numpy as np
 
-    from .leakage import _cramers_v_corrected, correlation_ratio
+    from .leakage import _cramers_v_corrected, correlation_ratio, pearson
 
     if ta == "num" and tb == "num":
         x, y = cols.num(a), cols.num(b)
         ok = np.isfinite(x) & np.isfinite(y)
         if ok.sum() < 3 or x[ok].std() == 0 or y[ok].std() == 0:
             return None, None
-        pearson = float(np.corrcoef(x[ok], y[ok])[0, 1])
-        # Spearman from each column's ranks (ties averaged; ranks over the column's own non-missing rows)
-        spearman = float(np.corrcoef(cols.rank(a)[ok], cols.rank(b)[ok])[0, 1])
-        return (pearson, "pearson") if abs(pearson) >= abs(spearman) else (spearman, "spearman")
+        if ok.all():
+            p = pearson(x, y)
+            sp = pearson(cols.rank(a), cols.rank(b))
+        else:
+            p = pearson(x[ok], y[ok])
+            # Spearman from each column's ranks (ties averaged; ranks over the column's own non-missing rows)
+            sp = pearson(cols.rank(a)[ok], cols.rank(b)[ok])
+        return (p, "pearson") if abs(p) >= abs(sp) else (sp, "spearman")
     if ta == "cat" and tb == "cat":
         ca, na = cols.codes(a)
         cb, nb = cols.codes(b)
@@ -300,15 +304,17 @@ def profile(df, target: str | None = None, task: str | None = None, time_col: st
     }
 
 
-def figures(df, summary: dict) -> list[tuple[str, object]]:
+def card_charts(df, summary: dict) -> list[dict]:
+    """Vega-Lite specs of the card's plots (missingness, target balance, top correlations)."""
     from . import viz
 
-    figs = [("missingness", viz.missingness_fig(summary["missingness"]["columns"]))]
-    if summary.get("target"):
-        figs.append(("target_balance", viz.target_fig(df[summary["target"]], summary["task"], summary["target"])))
+    charts = [viz.vega_missingness(summary["missingness"]["columns"])]
+    t = summary.get("target")
+    if t:
+        charts.append(viz.vega_target(df[t], summary["task"], t))
         if summary["top_correlations"]["with_target"]:
-            figs.append(("top_correlations", viz.correlations_bar_fig(summary["top_correlations"]["with_target"])))
-    return figs
+            charts.append(viz.vega_associations(summary["top_correlations"]["with_target"]))
+    return charts
 
 
 # ---- bridge hook ----------------------------------------------------------------------------------
@@ -326,23 +332,50 @@ def check_columns(info: dict, pathspec: str, **cols) -> None:
 
 
 def read_column(run, column: str):
-    """One column of a data object as a pandas Series (Parquet column projection)."""
+    """One column of a data object as a pyarrow ChunkedArray (Parquet column projection; no pandas)."""
     import io
 
     import pyarrow.parquet as pq
 
-    return pq.read_table(io.BytesIO(run.data.data_parquet), columns=[column]).column(0).to_pandas()
+    # ParquetFile.read without pandas metadata: read_table would import pandas (~0.5 s) in the launcher
+    return pq.ParquetFile(io.BytesIO(run.data.data_parquet)).read(columns=[column], use_pandas_metadata=False).column(0)
+
+
+def check_target_column(col, target: str, task: str | None = None) -> None:
+    """``validate_target`` for a pyarrow column, without importing pandas (the launcher stays light)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if task and task not in TASKS:
+        raise UsageError(f"--task must be classification or regression, not '{task}'")
+    nn = col.drop_null()
+    if pa.types.is_floating(nn.type):
+        nn = nn.filter(pc.invert(pc.is_nan(nn)))
+    if len(nn) == 0:
+        raise UsageError(f"target column '{target}' is entirely missing: choose another --target")
+    if pc.count_distinct(nn).as_py() < 2:
+        raise UsageError(f"target column '{target}' has a single value ({nn[0].as_py()!r}): choose another --target")
+    numeric = pa.types.is_integer(nn.type) or pa.types.is_floating(nn.type) or pa.types.is_boolean(nn.type) \
+        or pa.types.is_decimal(nn.type)
+    if task == "regression" and not numeric:
+        raise UsageError(f"target column '{target}' is not numeric, so it cannot be a regression target: use --task classification")
+
+
+def light_info(run) -> dict:
+    """The two artifacts prepare needs (schema, rows) without loading the rest."""
+    d = run.data
+    return {"schema": d.schema if "schema" in d else [], "rows": d.rows if "rows" in d else None}
 
 
 def prepare(params: dict) -> dict:
     """Assert the data object and columns before the run (exit 2, nothing written)."""
-    from .data import dataset_info, resolve_dataset
+    from .data import resolve_dataset
 
     ds = params.get("dataset")
     if not ds:
         raise UsageError("--dataset is required: pass a data object pathspec (see `loom datasets`)")
     run = resolve_dataset(ds)
-    info = dataset_info(run)
+    info = light_info(run)
     target = params.get("target") or None
     time_col = params.get("time") or params.get("time_column") or None
     task = params.get("task") or None
@@ -352,6 +385,6 @@ def prepare(params: dict) -> dict:
     if not info.get("rows"):
         raise UsageError(f"{ds} has no rows: ingest a non-empty table")
     if target:
-        validate_target(read_column(run, target), target, task)
+        check_target_column(read_column(run, target), target, task)
     return {"params": {"dataset": ds, "target": target or "", "time_column": time_col or "", "task": task or ""},
             "inputs": [ds]}

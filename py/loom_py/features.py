@@ -182,8 +182,8 @@ def assert_eda_run(from_run: str, dataset: str, target: str | None):
 
 
 def prepare(params: dict) -> dict:
-    from .data import dataset_info, resolve_dataset
-    from .eda import TASKS, check_columns, read_column, validate_target
+    from .data import resolve_dataset
+    from .eda import TASKS, check_columns, check_target_column, light_info, read_column
 
     ds = params.get("dataset")
     if not ds:
@@ -192,7 +192,7 @@ def prepare(params: dict) -> dict:
     if recipe not in RECIPES:
         raise UsageError(f"--recipe must be one of {', '.join(RECIPES)}, not '{recipe}'")
     run = resolve_dataset(ds)
-    info = dataset_info(run)
+    info = light_info(run)
     target = params.get("target") or None
     from_run = params.get("from") or params.get("from_run") or None
     time_col = params.get("time") or params.get("time_column") or None
@@ -208,6 +208,6 @@ def prepare(params: dict) -> dict:
     if not info.get("rows"):
         raise UsageError(f"{ds} has no rows: ingest a non-empty table")
     if target:
-        validate_target(read_column(run, target), target, task)
+        check_target_column(read_column(run, target), target, task)
     return {"params": {"dataset": ds, "target": target or "", "from_run": from_run or "", "recipe": recipe,
                        "time_column": time_col or "", "task": task or ""}, "inputs": inputs}

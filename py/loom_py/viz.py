@@ -214,19 +214,6 @@ def feature_target_fig(df, target: str, columns: list[str], task: str, title: st
     return fig
 
 
-def missingness_fig(missing_share: dict, title: str = "Missing values per column"):
-    plt = _plt()
-    items = sorted(missing_share.items(), key=lambda kv: -kv[1])[:30]
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.28 * len(items) + 1)))
-    ax.barh([_short(k) for k, _ in items][::-1], [v * 100 for _, v in items][::-1], color="#C44E52")
-    ax.set_xlabel("missing (% of rows)")
-    ax.set_ylabel("column")
-    ax.set_xlim(0, 100)
-    ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
 def target_fig(y, task: str, target: str):
     import pandas as pd
 
@@ -244,20 +231,6 @@ def target_fig(y, task: str, target: str):
         ax.set_xlabel(_short(target))
         ax.set_ylabel("rows")
     ax.set_title(f"Target balance: {_short(target, 40)}")
-    fig.tight_layout()
-    return fig
-
-
-def correlations_bar_fig(rows: list[dict], title: str = "Top associations with the target"):
-    plt = _plt()
-    rows = rows[:15]
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.32 * len(rows) + 1)))
-    labels = [f"{_short(r['column'])} ({r['method']})" for r in rows][::-1]
-    ax.barh(labels, [abs(r["value"]) for r in rows][::-1], color="#55A868")
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("strength of association (0-1)")
-    ax.set_title(title)
-    ax.tick_params(labelsize=7)
     fig.tight_layout()
     return fig
 
@@ -355,8 +328,8 @@ def _run_dataset(run) -> str | None:
 
 
 def prepare(params: dict) -> dict:
-    from .data import dataset_info, resolve_dataset, resolve_run
-    from .eda import check_columns
+    from .data import resolve_dataset, resolve_run
+    from .eda import check_columns, light_info
     from .errors import UsageError
 
     ds, rs = params.get("dataset") or None, params.get("run") or None
@@ -388,7 +361,7 @@ def prepare(params: dict) -> dict:
         source_run = rs
         inputs.append(rs)
     dsrun = resolve_dataset(ds)
-    info = dataset_info(dsrun)
+    info = light_info(dsrun)
     check_columns(info, ds, target=target)
     if kind == "target" and not target:
         raise UsageError("--kind target needs --target COL (the column to plot the features against)")
@@ -405,3 +378,53 @@ def default_kinds(kind: str, target: str | None) -> list[str]:
     if kind:
         return [kind]
     return ["distributions", "correlation"] + (["target"] if target else [])
+
+
+# ---- Vega-Lite specs for cards (rendered by the card in the browser: no matplotlib in the step) ----
+
+VEGA_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
+
+
+def vega_missingness(missing_share: dict) -> dict:
+    items = sorted(missing_share.items(), key=lambda kv: -kv[1])[:30]
+    return {"$schema": VEGA_SCHEMA, "title": "Missing values per column", "width": 380,
+            "data": {"values": [{"column": str(k), "missing_pct": round(v * 100, 3)} for k, v in items]},
+            "mark": "bar",
+            "encoding": {"y": {"field": "column", "type": "nominal", "sort": "-x", "title": "column"},
+                         "x": {"field": "missing_pct", "type": "quantitative", "title": "missing (% of rows)",
+                               "scale": {"domain": [0, 100]}},
+                         "tooltip": [{"field": "column"}, {"field": "missing_pct"}]}}
+
+
+def vega_target(y, task: str, target: str) -> dict:
+    import numpy as np
+    import pandas as pd
+
+    if task == "classification":
+        vc = top_counts(y.dropna(), 20)
+        return {"$schema": VEGA_SCHEMA, "title": f"Target balance: {_short(target, 40)}", "width": 380,
+                "data": {"values": [{"class": str(k), "rows": int(v)} for k, v in vc.items()]},
+                "mark": "bar",
+                "encoding": {"x": {"field": "class", "type": "nominal", "title": f"{_short(target)} (class)", "sort": "-y"},
+                             "y": {"field": "rows", "type": "quantitative", "title": "rows"},
+                             "tooltip": [{"field": "class"}, {"field": "rows"}]}}
+    v = pd.to_numeric(y, errors="coerce").dropna().to_numpy()
+    counts, edges = np.histogram(v, bins=40) if len(v) else (np.array([]), np.array([0.0]))
+    return {"$schema": VEGA_SCHEMA, "title": f"Target distribution: {_short(target, 40)}", "width": 380,
+            "data": {"values": [{"from": float(edges[i]), "to": float(edges[i + 1]), "rows": int(c)} for i, c in enumerate(counts)]},
+            "mark": "bar",
+            "encoding": {"x": {"field": "from", "type": "quantitative", "title": _short(target)}, "x2": {"field": "to"},
+                         "y": {"field": "rows", "type": "quantitative", "title": "rows"}}}
+
+
+def vega_associations(rows: list[dict], title: str = "Top associations with the target") -> dict:
+    rows = rows[:15]
+    return {"$schema": VEGA_SCHEMA, "title": title, "width": 380,
+            "data": {"values": [{"column": r["column"], "strength": abs(r["value"]), "value": r["value"], "method": r["method"]}
+                                for r in rows]},
+            "mark": "bar",
+            "encoding": {"y": {"field": "column", "type": "nominal", "sort": "-x", "title": "column"},
+                         "x": {"field": "strength", "type": "quantitative", "title": "strength of association (0-1)",
+                               "scale": {"domain": [0, 1]}},
+                         "color": {"field": "method", "type": "nominal", "title": "method"},
+                         "tooltip": [{"field": "column"}, {"field": "value"}, {"field": "method"}]}}

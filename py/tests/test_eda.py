@@ -83,3 +83,42 @@ def test_imbalance_measure():
     assert eda.imbalance([50, 50]) == pytest.approx(0.0)
     assert eda.imbalance([99, 1]) > 0.5
     assert eda.imbalance([10]) == 1.0
+
+
+def test_card_charts_are_vega_lite_with_titles_and_axes():
+    import json
+
+    df = planted(400)
+    s = eda.profile(df, "target")
+    charts = eda.card_charts(df, s)
+    assert len(charts) == 3
+    for c in charts:
+        json.dumps(c)
+        assert c["title"] and c["data"]["values"]
+        assert c["encoding"]["x"]["title"] and c["encoding"]["y"]["title"]
+    classes = {v["class"]: v["rows"] for v in charts[1]["data"]["values"]}
+    assert classes == s["target_balance"]["classes"]
+    reg = clean(300, 0, "regression")
+    sr = eda.profile(reg, "target")
+    hist = eda.card_charts(reg, sr)[1]
+    assert sum(v["rows"] for v in hist["data"]["values"]) == 300
+
+
+@pytest.mark.parametrize("values,task,msg", [
+    ([None, None, None], None, "entirely missing"),
+    ([float("nan"), float("nan"), 1.0, 1.0], None, "single value"),
+    (["a", "b", None], "regression", "not numeric"),
+    ([0, 1, 1], "bogus", "--task"),
+])
+def test_check_target_column_arrow(values, task, msg):
+    import pyarrow as pa
+
+    with pytest.raises(UsageError, match=msg):
+        eda.check_target_column(pa.chunked_array([pa.array(values)]), "t", task)
+
+
+def test_check_target_column_accepts_good_targets():
+    import pyarrow as pa
+
+    eda.check_target_column(pa.chunked_array([pa.array([0, 1, None])]), "t")
+    eda.check_target_column(pa.chunked_array([pa.array([0.5, 1.5, float("nan")])]), "t", "regression")

@@ -58,7 +58,7 @@ describe("eda", () => {
     const text = cardText(eda.planted.json.card_path);
     const missing = ["Leakage flags", "Target balance", "Alerts", "missingness", "top correlations", "noisy_copy"].filter((h) => !text.includes(h));
     expect(missing).toEqual([]);
-    expect((text.match(/"type": ?"image"/g) ?? []).length).toBeGreaterThanOrEqual(3);
+    expect((text.match(/"type": ?"vegaChart"/g) ?? []).length).toBe(3);
   });
 
   test("the same data without the leaks: OK, no flags", () => {
