@@ -159,3 +159,21 @@ def test_holdout_far_above_cv_is_flagged():
     s = run(df, time="t", metric="r2")
     assert s["leakage"]["holdout_above_cv"] is True
     assert any("implausibly better than CV" in r for r in s["reasons"])
+
+
+def test_time_ordered_folds_equal_the_reference_implementation():
+    """The folds validate used on a time-ordered set equal timeseriescv's purged/embargoed folds on the
+    same CV rows (one row per day, so a row embargo of E is an embargo of E days)."""
+    from timeseriescv.cross_validation import CombPurgedKFoldCV
+
+    df = clean(1000)
+    df["day"] = pd.date_range("2022-01-01", periods=len(df), freq="D")
+    s = run(df, time="day", horizon="3D", embargo=0.02)
+    cv = s["cv"]
+    n = cv["rows"]
+    t0 = pd.Series(df["day"].iloc[:n].to_numpy())
+    ref = CombPurgedKFoldCV(n_splits=5, n_test_splits=1, embargo_td=pd.Timedelta(days=cv["embargo_rows"]))
+    folds = sorted(ref.split(pd.DataFrame(index=range(n)), pred_times=t0, eval_times=t0 + pd.Timedelta(days=3)),
+                   key=lambda p: min(p[1]))
+    assert cv["embargo_rows"] == 16  # ceil(0.02 * 797)
+    assert [(f["train_rows"], f["test_rows"]) for f in cv["per_fold"]] == [(len(tr), len(te)) for tr, te in folds]
