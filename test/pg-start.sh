@@ -3,6 +3,7 @@
 # Prints the environment to export: LOOM_TEST_PG_URI and LOOM_TEST_PG_PASSWORD.
 set -euo pipefail
 PORT="${LOOM_TEST_PG_PORT:-54329}"
+while (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; do PORT=$((PORT + 1)); done  # first free port
 BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
 [ -x "$BIN/initdb" ] || { echo "postgresql is not installed" >&2; exit 1; }
 DATA="$(mktemp -d /tmp/loom-pg.XXXXXX)"

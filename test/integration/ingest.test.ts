@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, truncateSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync, truncateSync } from "node:fs";
 import { join } from "node:path";
 import { expectNoTraceback, loom, plainMetaflow, tempWorkspace } from "../helpers";
 
@@ -263,6 +263,37 @@ describe("datastore absent or damaged", () => {
     expect(ds.detail).toMatch(/empty|missing/);
     const human = await loom(["doctor"], { cwd: ws });
     expect(human.stdout.trim().split("\n").pop()).toMatch(/^VERDICT\s+: FAIL$/);
+  });
+
+  test("moved: doctor says where the runs expect to live", async () => {
+    const ws = tempWorkspace();
+    writeFileSync(join(ws, "d.csv"), csv(30));
+    expect((await loom(["ingest", "--source", "d.csv"], { cwd: ws })).code).toBe(0);
+    const elsewhere = tempWorkspace();
+    cpSync(join(ws, ".loom"), join(elsewhere, ".loom"), { recursive: true });
+    const d = await loom(["doctor", "--json"], { cwd: elsewhere });
+    const ds = d.json.summary.checks.find((c: any) => c.name === "datastore");
+    expect(ds.status).toBe("FAIL");
+    expect(ds.detail).toContain("moved");
+    expect(ds.fix).toContain(ws);
+  });
+
+  test("a pathspec that does not exist, or names the wrong flow: exit 2, one line", async () => {
+    const ws = tempWorkspace();
+    writeFileSync(join(ws, "d.csv"), csv(30));
+    const ing = await loom(["ingest", "--source", "d.csv", "--json"], { cwd: ws });
+    const id = ing.json.pathspec.split("/")[1];
+    for (const [ps, re] of [
+      ["IngestDataset/1", /does not exist/],
+      [`NoSuchFlow/${id}`, /does not exist|not a data object/],
+      ["not-a-pathspec", /pathspec/],
+    ] as const) {
+      const r = await loom(["eda", "--dataset", ps], { cwd: ws });
+      expectNoTraceback(r);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim().split("\n").length).toBe(1);
+      expect(r.stderr).toMatch(re);
+    }
   });
 });
 
