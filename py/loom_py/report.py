@@ -254,7 +254,8 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
             man = s.get("manifest")
             if isinstance(man, list) and man:
                 cols = [m.get("name") or m.get("column") for m in man if isinstance(m, dict)]
-                md += [f"  - {len(man)} features: {', '.join(str(c) for c in cols[:40])}{' …' if len(cols) > 40 else ''}"]
+                cols = [c for c in cols if c != vs.get("target")]
+                md += [f"  - {len(cols)} features: {', '.join(str(c) for c in cols[:40])}{' …' if len(cols) > 40 else ''}"]
         for n in by_flow.get("EdaFlow", []):
             flags = (n.get("summary") or {}).get("leakage_flags") or []
             md += [f"- profiled by `{n['pathspec']}`: leakage flags: "
