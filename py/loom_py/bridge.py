@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections import deque
@@ -94,6 +95,9 @@ def run_flow(req: dict) -> dict:
                 cmd += ["--tag", f"experiment:{os.environ['LOOM_EXPERIMENT']}"]
             cmd += _flow_args(params)
             t0 = time.time()
+            # import the Client API while the flow runs: it is needed right after, and costs ~0.3 s
+            warm = threading.Thread(target=_warm_client, daemon=True)
+            warm.start()
             tail: deque[str] = deque(maxlen=400)
             error_event = None
             debug = bool(req.get("debug"))
@@ -112,6 +116,7 @@ def run_flow(req: dict) -> dict:
                 if debug:
                     sys.stderr.write(line)
             rc = proc.wait()
+            warm.join()
             run_id = open(rid_file).read().strip() if os.path.exists(rid_file) else None
         pathspec = f"{flow_name}/{run_id}" if run_id else None
         if rc != 0:
@@ -138,6 +143,14 @@ def run_flow(req: dict) -> dict:
                     os.remove(p)
                 except OSError:
                     pass
+
+
+def _warm_client() -> None:
+    try:
+        import metaflow  # noqa: F401
+        from metaflow.cards import get_cards  # noqa: F401
+    except Exception:
+        pass
 
 
 def _last_error_line(tail) -> str:
