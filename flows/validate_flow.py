@@ -52,6 +52,7 @@ class ValidateFlow(FlowSpec):
         from loom_py.splits import seal_id_for
 
         self.seal_id = seal_id_for(info["content_hash"], opts["target"], opts["time"], opts["group"], opts["holdout"])
+        tag_run(f"ValidateFlow/{current.run_id}", f"seal:{self.seal_id}")
         earlier = earlier_evaluations(self.seal_id, current.run_id)
         out = validate.evaluate(df, opts, content_hash=info["content_hash"], factory=factory, model_name=model_name,
                                 model_source=model_source, earlier_evaluations=len(earlier),
@@ -89,8 +90,22 @@ class ValidateFlow(FlowSpec):
         pass
 
 
+def tag_run(pathspec: str, tag: str) -> None:
+    """Tag this run (``seal:<id>``) so later runs find it by tag instead of loading every run's artifacts."""
+    try:
+        from metaflow import Run, namespace
+
+        namespace(None)
+        Run(pathspec).add_tag(tag)
+    except Exception:
+        pass  # the artifact scan below still finds it
+
+
 def earlier_evaluations(seal_id: str, run_id) -> list[str]:
-    """Pathspecs of earlier successful ValidateFlow runs that evaluated the same seal (oldest first)."""
+    """Pathspecs of earlier successful ValidateFlow runs that evaluated the same seal (oldest first).
+
+    Runs tagged ``seal:<id>`` are matched by tag; untagged runs (older, or where tagging failed) by their
+    ``seal_id`` artifact."""
     from metaflow import Flow, namespace
 
     namespace(None)
@@ -103,7 +118,11 @@ def earlier_evaluations(seal_id: str, run_id) -> list[str]:
         if str(r.id) == str(run_id):
             continue
         try:
-            if r.successful and "seal_id" in r.data and r.data.seal_id == seal_id:
+            seals = [t for t in r.user_tags if t.startswith("seal:")]
+            if seals:
+                if f"seal:{seal_id}" in seals and r.successful:
+                    out.append(r.pathspec)
+            elif r.successful and "seal_id" in r.data and r.data.seal_id == seal_id:
                 out.append(r.pathspec)
         except Exception:
             continue
