@@ -18,7 +18,7 @@ const TABLE: Array<[RegExp, Price]> = [
   [/gpt-5/i, { input: 1.25, output: 10 }],
 ];
 
-export const DEFAULT_MODELS = { anthropic: "claude-sonnet-4-5", openai: "gpt-4o-mini" } as const;
+export const DEFAULT_MODELS = { anthropic: "claude-sonnet-4-6", openai: "gpt-4o-mini" } as const;
 
 /** The price of a model; null when unknown (a local server: Ollama, vLLM, llama.cpp — counted as $0). */
 export function priceOf(model: string): Price | null {

@@ -90,7 +90,7 @@ export default defineVerb({
     target: { type: "string", description: "target column (default: a column named target/label/y/class)" },
     steps: { type: "string", description: "candidates to propose and score (default 10)" },
     "model-provider": { type: "enum", options: [...PROVIDERS], description: "anthropic (default; ANTHROPIC_API_KEY), openai (OPENAI_API_KEY / OPENAI_BASE_URL), offline (keyless)" },
-    model: { type: "string", description: "the LLM to use (default claude-sonnet-4-5 / gpt-4o-mini)" },
+    model: { type: "string", description: "the LLM to use (default claude-sonnet-4-6 / gpt-4o-mini)" },
     "budget-usd": { type: "string", description: "hard spend cap: the search ends cleanly before exceeding it" },
     "time-limit": { type: "string", description: "minutes for the whole search" },
     parallel: { type: "string", description: "candidates proposed and run per round (default 1)" },

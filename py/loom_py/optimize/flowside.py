@@ -143,10 +143,12 @@ def execute(flow, current) -> None:
 def _test_frame(p: dict):
     import pandas as pd
 
+    from .scoring import _key
+
     df = pd.DataFrame({"prediction": p["test_labels"]})
     if "test_proba" in p and "classes" in p:
         for j, c in enumerate(p["classes"]):
-            df[f"proba_{c}"] = p["test_proba"][:, j]
+            df[f"proba_{_key(c)}"] = p["test_proba"][:, j]
     return df
 
 

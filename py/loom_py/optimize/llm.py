@@ -153,7 +153,7 @@ class LLMProposer:
         res = remote_complete(self.url, prompt)
         code, plan, err = extract(res.get("text") or "")
         return {"plan": plan, "code": code, "error": err, "family": None, "params": {},
-                "model": res.get("model"), "llm_model": res.get("model"),
+                "model": None, "llm_model": res.get("model"),
                 "tokens": {"input": int(res.get("input_tokens") or 0), "output": int(res.get("output_tokens") or 0)},
                 "usd": float(res.get("usd") or 0.0), "raw_reply": (res.get("text") or "")[:4000]}
 

@@ -159,8 +159,8 @@ def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, pri
             r = res["run"]
             node["timings"].update(sandbox=res["wall_seconds"], fit=r.get("fit_seconds"), predict=r.get("predict_seconds"),
                                    imports=r.get("import_seconds"))
-            if node["model"] is None or node.get("llm_model"):
-                node["model"] = r.get("model_class") or node["model"]
+            if node["model"] is None:
+                node["model"] = r.get("model_class")
             ts = time.perf_counter()
             if res["error"]:
                 node["status"] = "timeout" if res["error"].startswith("timed out") else "failed"
