@@ -85,7 +85,7 @@ describe("validate", () => {
     expect(s.model.name).toContain("HistGradientBoosting");
     expect(s.thresholds.max_ece).toBe(0.1);
     expect(s.seal.evaluations).toBe(1);
-    expect(j.next.join(" ")).toContain(`loom deploy --validate ${j.pathspec}`);
+    expect(j.next).toContain(`loom report --run ${j.pathspec}`);
   });
 
   test("the same data, a bar it cannot reach: VERDICT FAIL, exit 1, well-formed, one reason; the seal counts 2", () => {
