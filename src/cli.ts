@@ -62,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write((await renderUsage(verbCommand(verb.name))) + "\n");
     return 0;
   }
-  const { exitCode } = await executeVerb(verb, rest);
+  const { exitCode } = await executeVerb(verb, rest, (name) => !!findVerb(name));
   return exitCode;
 }
 

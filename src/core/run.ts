@@ -142,13 +142,22 @@ export interface Printed {
   exitCode: number;
 }
 
-export async function executeVerb(verb: VerbDef, rawArgs: string[]): Promise<Printed> {
+/** Pure: keep only suggestions that name a verb Loom has (unbuilt verbs are absent, not suggested). */
+export function builtNext(next: string[], isVerb: (name: string) => boolean): string[] {
+  return next.filter((n) => {
+    const m = /^loom\s+([a-z][\w-]*)/.exec(n.trim());
+    return !m || isVerb(m[1]!);
+  });
+}
+
+export async function executeVerb(verb: VerbDef, rawArgs: string[], isVerb: (name: string) => boolean = () => true): Promise<Printed> {
   const defs = argsFor(verb);
   const flagsOnly = parseArgs(rawArgs, { json: { type: "boolean" }, debug: { type: "boolean" } } as ArgsDef);
   const json = !!flagsOnly.json;
   let humanInput: unknown = undefined;
   let tier: Tier = typeof verb.tier === "string" ? verb.tier : "expensive";
   const print = (out: Outcome): Printed => {
+    out.next = builtNext(out.next ?? [], isVerb);
     const env = envelope(verb.name, tier, out, verb.emitsVerdict);
     if (json) process.stdout.write(JSON.stringify(env) + "\n");
     else if (out.exit_code === 2) process.stderr.write(`loom ${verb.name}: ${out.messages[0] ?? out.status}\n`);

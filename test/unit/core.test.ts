@@ -9,7 +9,7 @@ import { envelope } from "../../src/core/contract";
 import { scanDatastore } from "../../src/core/datastore-scan";
 import { needsConfirmation, runGate, type GateIO } from "../../src/core/gate";
 import { choosePython, versionAtLeast } from "../../src/core/pyenv";
-import { pickDeclared, unknownFlags } from "../../src/core/run";
+import { builtNext, pickDeclared, unknownFlags } from "../../src/core/run";
 import { DEFAULT_LIMITS, findUp } from "../../src/core/workspace";
 
 describe("unknownFlags", () => {
@@ -172,4 +172,12 @@ test("scanDatastore reports unparsable metadata and missing artifacts", () => {
   writeFileSync(join(task, "_meta", "broken.json"), "{nope");
   r = scanDatastore(root);
   expect(r.problems.some((p) => p.includes("does not parse"))).toBe(true);
+});
+
+test("next suggestions never name a verb that is not built", () => {
+  const built = new Set(["report", "eda"]);
+  expect(builtNext(["loom deploy --validate V/1", "loom report --run V/1", "set LOOM_GPU_TARGET"], (v) => built.has(v))).toEqual([
+    "loom report --run V/1",
+    "set LOOM_GPU_TARGET",
+  ]);
 });
