@@ -121,9 +121,18 @@ def end_to_end(n: int) -> dict:
                          "params": {"dataset": ing["pathspec"], "target": "churned", "sensitive": ["gender"], "folds": 5},
                          "prepare": "loom_py.validate:prepare"}, env)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    phases = {}
+    if val.get("pathspec"):  # where the wall time went, from the run's own task timestamps
+        code = ("import json\nfrom metaflow import Run, namespace\nnamespace(None)\nr = Run(%r)\n"
+                "t = {s.id: (s.task.created_at.timestamp(), s.task.finished_at.timestamp()) for s in r}\n"
+                "print(json.dumps(t))" % val["pathspec"])
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=loom)
+        t = json.loads(p.stdout)
+        phases = {"start_step_s": t["start"][1] - t["start"][0], "between_steps_s": t["end"][0] - t["start"][1],
+                  "end_step_s": t["end"][1] - t["end"][0]}
     return {"wall_s": wall, "peak_child_mb": max(peak, before) / 1024, "flow_s": val.get("flow_seconds"),
             "verdict": val.get("verdict"), "timings": (val.get("summary") or {}).get("timings"),
-            "message": val.get("message")}
+            "message": val.get("message"), "phases": phases}
 
 
 def main():
@@ -151,6 +160,15 @@ def main():
         print(f"  model fit/predict {fit:.2f} s = {fit / e2e['wall_s']:.1%} of wall; Loom's own work "
               f"(load, seal, checks, Metaflow run + artifacts + card) {e2e['wall_s'] - fit:.2f} s = "
               f"{(e2e['wall_s'] - fit) / e2e['wall_s']:.1%}")
+        ph = e2e["phases"]
+        if ph:
+            ev_s = tt.get("total_s") or 0
+            rest = e2e["wall_s"] - ph["start_step_s"] - ph["between_steps_s"] - ph["end_step_s"]
+            print(f"  phases: start step {ph['start_step_s']:.2f} s (evaluate {ev_s:.2f} s, load + imports + card + "
+                  f"artifacts {ph['start_step_s'] - ev_s:.2f} s), between steps {ph['between_steps_s']:.2f} s, end step "
+                  f"{ph['end_step_s']:.2f} s, launcher (prepare + Metaflow start + read-back) {rest:.2f} s")
+            fixed = e2e["wall_s"] - ev_s
+            print(f"  Loom's own work inside evaluate: {(ev_s - fit) / ev_s:.1%}; fixed orchestration around it: {fixed:.2f} s")
         print(f"  ratio end to end / reference: {e2e['wall_s'] / ref['wall_s']:.2f}x")
 
 

@@ -354,6 +354,22 @@ def _metric_of(metric, y, proba, pred, classes):
         return float("nan")
 
 
+def _cloning(factory, task, X_cv, seed):
+    """Build the estimator once (its column typing sees the CV rows, never the holdout) and hand out
+    unfitted clones: the same model for every fit, without re-typing the columns six times."""
+    from sklearn.base import clone
+
+    proto = factory(task, X_cv, seed)
+
+    def make(task_, X_, seed_, _p=proto):
+        try:
+            return clone(_p)
+        except Exception:
+            return factory(task_, X_, seed_)
+
+    return make
+
+
 def tolerance(metric: str, cv_mean: float, cv_std: float, bounds: dict) -> float:
     base = bounds.get("cv_tolerance")
     if base is None:
@@ -419,6 +435,7 @@ def evaluate(df, opts: dict, *, content_hash: str, factory=None, model_name: str
         scheme = "kfold"
         embargo_rows = 0
     X_cv, y_cv = X_all.iloc[cv_pos].reset_index(drop=True), y_all[cv_pos]
+    factory = _cloning(factory, task, X_cv, seed)
     per_fold = []
     for i, f in enumerate(folds):
         say(f"fold {i + 1}/{len(folds)}: fitting on {len(f.train)} rows, testing on {len(f.test)}")
