@@ -97,7 +97,7 @@ def association_matrix(df, columns: list[str]):
     import numpy as np
     import pandas as pd
 
-    from .leakage import _cramers_v_corrected, bin_codes, correlation_ratio
+    from .leakage import _cramers_v_corrected, bin_codes, correlation_ratio, pearson
 
     d = _sample(df[columns])
     k = len(columns)
@@ -109,7 +109,7 @@ def association_matrix(df, columns: list[str]):
             b = columns[j]
             if num[a] and num[b]:
                 x = d[[a, b]].apply(pd.to_numeric, errors="coerce").dropna()
-                v = abs(float(np.corrcoef(x[a], x[b])[0, 1])) if len(x) > 2 and x[a].std() > 0 and x[b].std() > 0 else 0.0
+                v = abs(pearson(x[a].to_numpy(dtype="float64"), x[b].to_numpy(dtype="float64"))) if len(x) > 2 else 0.0
             elif not num[a] and not num[b]:
                 ca = codes.setdefault(a, bin_codes(d[a])[0])
                 cb = codes.setdefault(b, bin_codes(d[b])[0])
