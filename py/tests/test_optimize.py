@@ -143,6 +143,14 @@ def staged(tmp_path_factory):
     return d, tmp_path_factory.mktemp("runs")
 
 
+@pytest.fixture(scope="module")
+def zygote():
+    z = sandbox.start_zygote()
+    assert z is not None, "the pre-forked launcher must start here"
+    yield z
+    z.close()
+
+
 GOOD = "from sklearn.linear_model import LogisticRegression\ndef make_model():\n    return LogisticRegression(max_iter=500)\n"
 
 
@@ -154,12 +162,15 @@ GOOD = "from sklearn.linear_model import LogisticRegression\ndef make_model():\n
     ("write", "open('/tmp/loom-escape.txt', 'w').write('x')\n", "write outside the candidate directory refused"),
     ("spawn", "import subprocess\nsubprocess.run(['true'])\n", "starting processes refused"),
 ])
-def test_sandbox_stops_what_it_must(staged, name, code, reason):
+@pytest.mark.parametrize("launcher", ["process", "zygote"])
+def test_sandbox_stops_what_it_must(staged, zygote, launcher, name, code, reason):
     data, runs = staged
-    res = sandbox.run_candidate(code, str(runs / name), data, timeout=3, mem_mb=1024)
+    res = sandbox.run_candidate(code, str(runs / f"{name}-{launcher}"), data, timeout=3, mem_mb=1024,
+                                zygote=zygote if launcher == "zygote" else None)
+    assert res["launcher"] == launcher
     if reason is None:
         assert res["error"] is None, res["output"]
-        p = sandbox.load_predictions(str(runs / name))
+        p = sandbox.load_predictions(str(runs / f"{name}-{launcher}"))
         assert p["val_proba"].shape == (75, 3)
     else:
         assert reason in res["error"], (res["error"], res["output"])

@@ -63,11 +63,91 @@ def stage(data_dir: str, train, val_X, test_X, task: dict) -> None:
         os.chmod(os.path.join(data_dir, n), 0o444)
 
 
+BASE_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1",
+            "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "LANG": "C.UTF-8"}
+ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_zygote.py")
+
+
+class Zygote:
+    """The pre-forked launcher (sandbox_zygote.py): one per search; ``LOOM_SANDBOX_ZYGOTE=0`` turns it off."""
+
+    def __init__(self):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **BASE_ENV}
+        self.proc = subprocess.Popen([*_unshare_prefix(), sys.executable, "-I", "-B", ZYGOTE], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        self.exits: dict[int, int] = {}
+        self._buf = b""
+        msg = self._next(timeout=60)
+        if not msg or not msg.get("ready"):
+            self.close()
+            raise RuntimeError("the sandbox launcher did not start")
+
+    def _next(self, timeout: float):
+        import select
+
+        deadline = time.perf_counter() + timeout
+        fd = self.proc.stdout.fileno()
+        while True:
+            if b"\n" in self._buf:
+                line, self._buf = self._buf.split(b"\n", 1)
+                msg = json.loads(line)
+                if "exit" in msg:
+                    self.exits[msg["exit"]] = msg["rc"]
+                    continue
+                return msg
+            left = max(0.0, deadline - time.perf_counter())
+            r, _, _ = select.select([fd], [], [], left)
+            if not r:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self._buf += chunk
+
+    def start(self, workdir: str, env: dict) -> int:
+        self.proc.stdin.write((json.dumps({"dir": workdir, "env": env}) + "\n").encode())
+        self.proc.stdin.flush()
+        msg = self._next(timeout=30)
+        if not msg or "pid" not in msg:
+            raise RuntimeError("the sandbox launcher did not answer")
+        return int(msg["pid"])
+
+    def returncode(self, pid: int):
+        self._next(timeout=0)
+        return self.exits.get(pid)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def start_zygote():
+    """A Zygote, or None where it cannot start (then each candidate starts its own interpreter)."""
+    if os.environ.get("LOOM_SANDBOX_ZYGOTE", "1") == "0":
+        return None
+    try:
+        return Zygote()
+    except Exception:  # noqa: BLE001
+        return None
+
+
 class Running:
     """A started candidate; ``wait()`` returns the result dict."""
 
-    def __init__(self, code: str, workdir: str, data_dir: str, *, timeout: float, mem_mb: int):
-        self.workdir = workdir
+    timed_out = False
+
+    def __init__(self, code: str, workdir: str, data_dir: str, *, timeout: float, mem_mb: int, zygote: Zygote | None = None):
+        self.workdir = workdir = os.path.realpath(workdir)
         self.timeout = timeout
         os.makedirs(workdir, exist_ok=True)
         for n in DATA_FILES:
@@ -79,22 +159,34 @@ class Running:
         with open(os.path.join(workdir, "solution.py"), "w") as f:
             f.write(code)
         os.makedirs(os.path.join(workdir, "tmp"), exist_ok=True)
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": workdir, "TMPDIR": os.path.join(workdir, "tmp"),
-            "LOOM_SANDBOX_MEM_MB": str(mem_mb), "LOOM_SANDBOX_CPU_S": str(int(timeout * 2 + 5)),
-            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1",
-            "MPLCONFIGDIR": os.path.join(workdir, "tmp"), "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0",
-            "LANG": "C.UTF-8",
-        }
-        cmd = [*_unshare_prefix(), sys.executable, "-I", "-B", BOOT]
+        env = {"HOME": workdir, "TMPDIR": os.path.join(workdir, "tmp"), "MPLCONFIGDIR": os.path.join(workdir, "tmp"),
+               "LOOM_SANDBOX_MEM_MB": str(mem_mb), "LOOM_SANDBOX_CPU_S": str(int(timeout * 2 + 5))}
         self.out_path = os.path.join(workdir, "output.txt")
-        self._out = open(self.out_path, "wb")
+        self.zygote = zygote if zygote is not None and zygote.alive() else None
         self.t0 = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=self._out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = None
+        if self.zygote is not None:
+            try:
+                self.pid = self.zygote.start(workdir, env)
+                return
+            except RuntimeError:
+                self.zygote = None
+        self._out = open(self.out_path, "wb")
+        cmd = [*_unshare_prefix(), sys.executable, "-I", "-B", BOOT]
+        self.proc = subprocess.Popen(cmd, cwd=workdir, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **BASE_ENV, **env},
+                                     stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.pid = self.proc.pid
+
+    def _rc(self):
+        if self.proc is not None:
+            return self.proc.poll()
+        rc = self.zygote.returncode(self.pid)
+        if rc is None and not self.zygote.alive():
+            return -9
+        return rc
 
     def poll(self) -> bool:
-        if self.proc.poll() is not None:
+        if self._rc() is not None:
             return True
         if time.perf_counter() - self.t0 > self.timeout:
             self._kill()
@@ -102,28 +194,36 @@ class Running:
             return True
         return False
 
-    timed_out = False
-
     def _kill(self):
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        self.proc.wait()
+        if self.proc is not None:
+            self.proc.wait()
+        else:
+            deadline = time.perf_counter() + 5
+            while self._rc() is None and time.perf_counter() < deadline:
+                time.sleep(0.01)
 
     def wait(self) -> dict:
         while not self.poll():
-            time.sleep(0.02)
+            time.sleep(0.005)
         wall = time.perf_counter() - self.t0
-        self._out.close()
-        rc = self.proc.returncode
-        raw = open(self.out_path, "rb").read().decode("utf-8", "replace")
+        rc = self._rc()
+        if self.proc is not None:
+            self._out.close()
+        try:
+            raw = open(self.out_path, "rb").read().decode("utf-8", "replace")
+        except OSError:
+            raw = ""
         run = {}
         try:
             run = json.load(open(os.path.join(self.workdir, "run.json")))
         except (OSError, ValueError):
             pass
-        res = {"exit_code": rc, "wall_seconds": wall, "output": truncate(raw), "run": run, "workdir": self.workdir}
+        res = {"exit_code": rc, "wall_seconds": wall, "output": truncate(raw), "run": run, "workdir": self.workdir,
+               "launcher": "zygote" if self.proc is None else "process"}
         if self.timed_out:
             res["error"] = f"timed out: wall-clock limit of {self.timeout:g}s reached, the process was killed"
         elif rc == 0 and run.get("ok"):
@@ -156,5 +256,6 @@ def load_predictions(workdir: str) -> dict:
         return {k: z[k] for k in z.files}
 
 
-def run_candidate(code: str, workdir: str, data_dir: str, *, timeout: float = 120.0, mem_mb: int = 4096) -> dict:
-    return Running(code, workdir, data_dir, timeout=timeout, mem_mb=mem_mb).wait()
+def run_candidate(code: str, workdir: str, data_dir: str, *, timeout: float = 120.0, mem_mb: int = 4096,
+                  zygote: Zygote | None = None) -> dict:
+    return Running(code, workdir, data_dir, timeout=timeout, mem_mb=mem_mb, zygote=zygote).wait()

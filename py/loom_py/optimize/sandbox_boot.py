@@ -22,7 +22,9 @@ def _limits():
 
     mem = int(os.environ.get("LOOM_SANDBOX_MEM_MB", "4096")) * 1024 * 1024
     cpu = int(float(os.environ.get("LOOM_SANDBOX_CPU_S", "600")))
-    for lim, val in ((resource.RLIMIT_AS, mem), (resource.RLIMIT_CPU, cpu), (resource.RLIMIT_FSIZE, 512 * 1024 * 1024)):
+    # RLIMIT_DATA (heap + private anonymous mappings) is the memory a candidate allocates; unlike RLIMIT_AS it
+    # does not count the shared libraries a pre-forked worker has already mapped.
+    for lim, val in ((resource.RLIMIT_DATA, mem), (resource.RLIMIT_CPU, cpu), (resource.RLIMIT_FSIZE, 512 * 1024 * 1024)):
         try:
             soft, hard = resource.getrlimit(lim)
             if hard != resource.RLIM_INFINITY:
@@ -76,8 +78,12 @@ def _final_class(model) -> str:
     return type(m).__name__
 
 
-def main() -> int:
+def main(here: str | None = None) -> int:
+    global HERE
     import json
+
+    if here:
+        HERE = os.path.realpath(here)
     import pickle
     import traceback
 

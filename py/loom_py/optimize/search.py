@@ -101,6 +101,21 @@ def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, pri
     spend = sum(n.get("usd") or 0.0 for n in journal)
     done, rnd, stopped = 0, max([n.get("round", 0) for n in journal] or [0]), None
     best_id = _best_id(journal, key)
+    zygote = sandbox.start_zygote()
+    try:
+        return _loop(locals())
+    finally:
+        if zygote is not None:
+            zygote.close()
+
+
+def _loop(v: dict) -> dict:
+    (df, cfg, workdir, emit, prior, t_start, spec, target, seed, task, train, val, test_X, test_source, y_val, data_dir,
+     drop, key, node_timeout, proposer, journal, rng, steps, parallel, budget, deadline, spend, done, rnd, stopped, best_id,
+     zygote) = (v[k] for k in ("df", "cfg", "workdir", "emit", "prior", "t_start", "spec", "target", "seed", "task", "train",
+                               "val", "test_X", "test_source", "y_val", "data_dir", "drop", "key", "node_timeout", "proposer",
+                               "journal", "rng", "steps", "parallel", "budget", "deadline", "spend", "done", "rnd", "stopped",
+                               "best_id", "zygote"))
     emit("progress", message=f"search: {steps} steps, {task}, {spec['label']} ({spec['direction']}), "
                              f"{len(train)} train / {len(val)} held-out rows, proposer {cfg['provider']}")
     while done < steps:
@@ -151,7 +166,7 @@ def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, pri
             shutil.rmtree(node_dir, ignore_errors=True)
             t0 = time.perf_counter()
             running.append((node, sandbox.Running(node["code"], node_dir, data_dir, timeout=timeout,
-                                                  mem_mb=int(cfg.get("mem_mb") or 4096)), t0))
+                                                  mem_mb=int(cfg.get("mem_mb") or 4096), zygote=zygote), t0))
         for node, proc, t0 in running:
             res = proc.wait()
             node["seconds"] = res["wall_seconds"]
@@ -198,7 +213,7 @@ def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, pri
     return {"journal": journal, "task": task, "target": target, "train_rows": len(train), "val_rows": len(val),
             "test_rows": len(test_X), "test_source": test_source, "dropped_columns": drop, "best_id": best_id,
             "spend_usd": spend, "stopped_because": stopped, "seconds": time.time() - t_start,
-            "isolation": sandbox.isolation(), "workdir": workdir, "test_index": list(range(len(test_X)))}
+            "isolation": {**sandbox.isolation(), "launcher": "zygote" if zygote is not None else "process"}, "workdir": workdir, "test_index": list(range(len(test_X)))}
 
 
 def _best_id(journal, key):
