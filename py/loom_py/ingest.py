@@ -364,18 +364,27 @@ def prepare(params: dict) -> dict:
     """Bridge hook: read the source now (errors → exit 2, nothing written) and stage it as Parquet."""
     import json
 
-    from .data import to_parquet_bytes
+    from .data import dataset_artifacts
+    from .flowkit import json_safe
 
     table, info, source = read_source(params)
     stage_dir = os.environ.get("LOOM_TMP") or tempfile.gettempdir()
     os.makedirs(stage_dir, exist_ok=True)
-    fd, staged = tempfile.mkstemp(prefix="ingest-", suffix=".parquet", dir=stage_dir)
-    with os.fdopen(fd, "wb") as f:
-        f.write(to_parquet_bytes(table))
     label = params.get("name") or default_label(source)
+    # Everything about the table is computed here, once, where it is already in memory: the flow step
+    # only records it (it needs no pyarrow, which keeps a small ingest close to a bare flow's cost).
+    arts = dataset_artifacts(table, label=label, source=source, lineage={"verb": "ingest", "inputs": []})
+    parquet = arts.pop("data_parquet")
+    arts["read"] = info
+    arts["sample"] = json_safe(table.slice(0, 20).to_pylist())
+    staged = []
+    for suffix, payload in ((".parquet", parquet), (".json", json.dumps(arts, default=str).encode())):
+        fd, path = tempfile.mkstemp(prefix="ingest-", suffix=suffix, dir=stage_dir)
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        staged.append(path)
     return {
-        "params": {"data_parquet": staged, "label": label,
-                   "source_info": json.dumps({"source": source, "read": info})},
+        "params": {"data_parquet": staged[0], "dataset_meta": staged[1], "label": label},
         "inputs": [],
-        "cleanup": [staged],
+        "cleanup": staged,
     }
