@@ -120,14 +120,13 @@ export default defineVerb({
       ),
     ];
     if (s.calibration) lines.push(kv("calibration", `ECE ${f(s.calibration.ece)} · Brier ${f(s.calibration.brier)} · slope ${f(s.calibration.slope)}`));
-    for (const [col, fr] of Object.entries(s.fairness ?? {}))
-      lines.push(
-        kv(
-          "fairness",
-          `${col}: DP diff ${f(fr.demographic_parity_difference)}, EO diff ${f(fr.equalized_odds_difference)}` +
-            (fr.too_small.length ? `; too small to judge: ${fr.too_small.map((g) => g.group).join(", ")}` : ""),
-        ),
-      );
+    for (const [col, fr] of Object.entries(s.fairness ?? {})) {
+      const gaps =
+        fr.demographic_parity_difference === null
+          ? `${s.metric} by group ${fr.groups.map((g) => `${g.group} ${f((g as Record<string, unknown>)[s.metric] as number | null)}`).join(", ")}`
+          : `DP diff ${f(fr.demographic_parity_difference)}, EO diff ${f(fr.equalized_odds_difference)}`;
+      lines.push(kv("fairness", `${col}: ${gaps}` + (fr.too_small.length ? `; too small to judge: ${fr.too_small.map((g) => g.group).join(", ")}` : "")));
+    }
     lines.push(kv("leakage", s.leakage.found ? "FOUND" : "none found"));
     for (const r of s.reasons) lines.push(kv("reason", r));
     return lines;
