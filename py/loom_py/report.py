@@ -81,8 +81,9 @@ def read_node(pathspec: str) -> dict | None:
         lin = d.lineage or {}
         node["lineage"] = lin
         node["inputs"] += [p for p in lin.get("inputs", []) if p not in node["inputs"]]
+    node["params"] = run_parameters(pathspec)
     for k in PARAM_NAMES:
-        if k in d:
+        if k in d and k not in node["params"]:
             try:
                 v = getattr(d, k)
             except Exception:
@@ -93,6 +94,26 @@ def read_node(pathspec: str) -> dict | None:
         node["dataset"] = {k: (getattr(d, k) if k in d else None)
                            for k in ("label", "rows", "n_columns", "content_hash", "source")}
     return node
+
+
+SKIP_PARAMS = {"data_parquet", "name"}  # IncludeFile payloads are data, not settings
+
+
+def run_parameters(pathspec: str) -> dict:
+    """The run's Metaflow parameters (the ``_parameters`` task's artifacts), non-empty scalars only."""
+    mf = _client()
+    out = {}
+    try:
+        task = mf.Task(f"{pathspec}/_parameters/0")
+        for a in task.artifacts:
+            if a.id.startswith("_") or a.id in SKIP_PARAMS:
+                continue
+            v = a.data
+            if isinstance(v, (str, int, float, bool)) and v not in ("", "[]", "{}"):
+                out[a.id] = v
+    except Exception:
+        pass
+    return out
 
 
 def walk(roots: list[str], read=read_node, limit: int = 200) -> dict[str, dict]:
@@ -138,6 +159,12 @@ def _f(v, nd=4):
     if isinstance(v, float):
         return f"{v:.{nd}g}"
     return str(v)
+
+
+def _short(v, n: int = 80) -> str:
+    s = v if isinstance(v, str) else json.dumps(v)
+    s = s.replace("\n", " ")
+    return s if len(s) <= n else s[: n - 1] + "…"
 
 
 def _table(rows: list[dict], cols: list[str]) -> list[str]:
@@ -318,7 +345,9 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
     # Reproduce
     md += ["## Reproduce", "", "Runs on the path, upstream first (read any of them with the Metaflow Client API):", ""]
     md += _table([{"pathspec": n["pathspec"], "status": n.get("verdict") or n.get("status"), "created": n.get("created"),
-                   "inputs": ", ".join(n.get("inputs") or [])} for n in chain], ["pathspec", "status", "created", "inputs"])
+                   "inputs": ", ".join(n.get("inputs") or []),
+                   "parameters": " ".join(f"{k}={_short(v)}" for k, v in sorted((n.get("params") or {}).items()))}
+                  for n in chain], ["pathspec", "status", "created", "inputs", "parameters"])
     md += ["", "Sections this card could not fill from the runs: " + (", ".join(unfilled) or "none"), ""]
     return {"markdown": "\n".join(md), "filled": filled, "unfilled": unfilled, "caveats": caveats,
             "runs": [{"pathspec": n["pathspec"], "flow": n["flow"], "status": n.get("status"), "verdict": n.get("verdict"),
