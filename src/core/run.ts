@@ -72,8 +72,12 @@ export function pickDeclared(parsed: Record<string, unknown>, defs: ArgsDef): Re
   return out;
 }
 
-export function formatIssue(issue: v.BaseIssue<unknown>): string {
+export function formatIssue(issue: v.BaseIssue<unknown>, args?: ArgsDef): string {
   const key = issue.path?.map((p) => String(p.key)).join(".");
+  if (key && issue.input === undefined && /^Invalid (key|type)/.test(issue.message)) {
+    const desc = (args?.[key] as { description?: string } | undefined)?.description;
+    return `--${key} is required${desc ? `: ${desc}` : ""}`;
+  }
   return key ? `--${key}: ${issue.message}` : issue.message;
 }
 
@@ -183,7 +187,7 @@ export async function executeVerb(verb: VerbDef, rawArgs: string[], isVerb: (nam
     }
     const flags = { json, debug: !!parsed.debug, yes: !!parsed.yes, quiet: !!parsed.quiet };
     const res = v.safeParse(verb.input, pickDeclared(parsed, verb.args));
-    if (!res.success) throw new UsageError(`${formatIssue(res.issues[0])} (see \`loom ${verb.name} --help\`)`);
+    if (!res.success) throw new UsageError(`${formatIssue(res.issues[0], verb.args)} (see \`loom ${verb.name} --help\`)`);
     const input = res.output;
     humanInput = input;
     tier = typeof verb.tier === "function" ? verb.tier(input) : verb.tier;
