@@ -32,11 +32,12 @@ class VizFlow(FlowSpec):
             if self.kind == "leaderboard":
                 run = resolve_run(self.source_run, None, require_success=False)
                 lb = list(run.data.leaderboard)
-                desc = not ("direction" in run.data and str(run.data.direction).lower().startswith("min"))
+                desc, metric = viz.leaderboard_direction(run.data)
                 ordered = viz.sort_leaderboard(lb, higher_is_better=desc)
-                figs = viz.render("leaderboard", leaderboard=ordered, label=self.source_run)
+                figs = viz.render("leaderboard", leaderboard=ordered, label=self.source_run, metric=metric)
                 lineage = {"run": self.source_run, "dataset": viz._run_dataset(run)}
-                extra = {"entries": len(lb), "best": ordered[0] if ordered else None,
+                best = ordered[0] if ordered and isinstance(ordered[0].get("score"), (int, float)) else None
+                extra = {"entries": len(lb), "best": best, "metric": metric,
                          "order": "higher score first" if desc else "lower score first"}
                 kinds = ["leaderboard"]
             else:

@@ -235,7 +235,7 @@ def target_fig(y, task: str, target: str):
     return fig
 
 
-def leaderboard_fig(leaderboard: list[dict], title: str = "Leaderboard"):
+def leaderboard_fig(leaderboard: list[dict], title: str = "Leaderboard", metric: str = "score"):
     """Scores of the leaderboard entries (node, score, model, status), best first."""
     plt = _plt()
     rows = [r for r in leaderboard if isinstance(r, dict) and isinstance(r.get("score"), (int, float))]
@@ -253,7 +253,7 @@ def leaderboard_fig(leaderboard: list[dict], title: str = "Leaderboard"):
     hi = max(r["score"] for r in rows)
     pad = (hi - lo) * 0.1 or abs(hi) * 0.05 or 0.05
     ax.set_xlim(lo - pad, hi + pad)
-    ax.set_xlabel("score")
+    ax.set_xlabel(metric)
     ax.set_ylabel("node: model")
     ax.set_title(title)
     ax.tick_params(labelsize=7)
@@ -262,9 +262,24 @@ def leaderboard_fig(leaderboard: list[dict], title: str = "Leaderboard"):
 
 
 def sort_leaderboard(leaderboard: list[dict], higher_is_better: bool = True) -> list[dict]:
+    """Best first: by the producer's ``rank`` when every scored entry has one, else by score in the
+    metric's direction; unscored entries (failed nodes) last."""
     scored = [r for r in leaderboard if isinstance(r, dict) and isinstance(r.get("score"), (int, float))]
     rest = [r for r in leaderboard if r not in scored]
+    if scored and all(isinstance(r.get("rank"), (int, float)) for r in scored):
+        return sorted(scored, key=lambda r: r["rank"]) + rest
     return sorted(scored, key=lambda r: r["score"], reverse=higher_is_better) + rest
+
+
+def leaderboard_direction(data) -> tuple[bool, str]:
+    """(higher_is_better, metric label) from a run's artifacts: ``metric_spec`` {direction, label}
+    (OptimizeFlow), else ``direction``, else maximize."""
+    spec = getattr(data, "metric_spec", None) if "metric_spec" in data else None
+    if isinstance(spec, dict) and spec.get("direction"):
+        return not str(spec["direction"]).lower().startswith("min"), str(spec.get("label") or spec.get("metric") or "score")
+    if "direction" in data:
+        return not str(data.direction).lower().startswith("min"), "score"
+    return True, "score"
 
 
 def plot_columns(df, target: str | None = None) -> list[str]:
@@ -275,12 +290,12 @@ def plot_columns(df, target: str | None = None) -> list[str]:
 
 
 def render(kind: str, df=None, *, target: str | None = None, task: str | None = None,
-           leaderboard: list[dict] | None = None, label: str = "") -> list[tuple[str, object]]:
+           leaderboard: list[dict] | None = None, label: str = "", metric: str = "score") -> list[tuple[str, object]]:
     """(name, Figure) pairs for one kind of plot."""
     from .tabular import infer_task
 
     if kind == "leaderboard":
-        return [("leaderboard", leaderboard_fig(leaderboard or [], f"Leaderboard {label}".strip()))]
+        return [("leaderboard", leaderboard_fig(leaderboard or [], f"Leaderboard {label}".strip(), metric))]
     cols = plot_columns(df, target)
     if kind == "distributions":
         figs = []

@@ -57,3 +57,18 @@ def test_many_categories_are_capped():
     df = pd.DataFrame({"cat": [f"level_{i}" for i in range(500)] * 2, "target": [0, 1] * 500})
     fig = viz.distributions_fig(df, ["cat"])
     assert len(fig.axes[0].get_yticklabels()) <= 11
+
+
+def test_leaderboard_rank_and_direction():
+    lb = [{"rank": 2, "node": 5, "score": 0.30, "model": "a", "status": "ok"},
+          {"rank": 1, "node": 7, "score": 0.25, "model": "b", "status": "ok"},
+          {"rank": 3, "node": 9, "score": None, "model": "c", "status": "failed"}]
+    assert [r["node"] for r in viz.sort_leaderboard(lb)] == [7, 5, 9]  # the producer's rank wins (RMSE: lower first)
+
+    class D(dict):
+        def __getattr__(self, k):
+            return self[k]
+
+    assert viz.leaderboard_direction(D(metric_spec={"direction": "minimize", "label": "RMSE"})) == (False, "RMSE")
+    assert viz.leaderboard_direction(D(direction="max")) == (True, "score")
+    assert viz.leaderboard_direction(D()) == (True, "score")

@@ -18,6 +18,7 @@ const Summary = v.object({
   entries: v.optional(v.number()),
   best: v.optional(v.nullable(v.looseObject({ score: v.number() }))),
   order: v.optional(v.string()),
+  metric: v.optional(v.string()),
 });
 type S = v.InferOutput<typeof Summary>;
 

@@ -15,6 +15,7 @@ class BoardFlow(FlowSpec):
     def start(self):
         self.leaderboard = [{"node": i, "score": s, "model": m, "status": st} for i, (s, m, st) in enumerate(
             [(0.81, "lgbm", "ok"), (0.86, "hgb", "ok"), (None, "broken", "failed"), (0.74, "logreg", "ok")])]
+        self.metric_spec = {"metric": "rmse", "label": "RMSE", "direction": "minimize"}
         self.next(self.end)
     @step
     def end(self):
@@ -64,12 +65,14 @@ describe("viz", () => {
     expect((card.match(/"type": ?"image"/g) ?? []).length).toBe(4);
   });
 
-  test("the leaderboard of any run holding one, best first", () => {
+  test("the leaderboard of any run holding one, best first in the metric's direction", () => {
     expect(board.code).toBe(0);
     const s = board.json.summary;
     expect(s.kinds).toEqual(["leaderboard"]);
     expect(s.lineage.run).toBe(boardRun);
-    expect(s.best).toMatchObject({ node: 1, score: 0.86, model: "hgb" });
+    expect(s.best).toMatchObject({ node: 3, score: 0.74, model: "logreg" }); // RMSE: lower is better
+    expect(s.metric).toBe("RMSE");
+    expect(s.order).toBe("lower score first");
     expect(s.entries).toBe(4);
     expect(existsSync(s.plots[0].path)).toBe(true);
     expect(cardText(board.json.card_path)).toContain(boardRun);
