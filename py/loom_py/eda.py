@@ -28,6 +28,32 @@ def _sample(df, n: int, seed: int = 0):
     return df if len(df) <= n else df.sample(n=n, random_state=seed)
 
 
+def hashable_frame(df):
+    """Nested cells (lists, dicts, arrays: JSON lines / Parquet list and struct columns) become their
+    JSON text, so every statistic can hash them. Other columns are returned as they are."""
+    import json
+
+    import numpy as np
+
+    nested = (list, dict, tuple, np.ndarray)
+    out = None
+    for c in df.columns:
+        s = df[c]
+        if s.dtype != object:
+            continue
+        nn = s.dropna()
+        probe = nn.head(1000)
+        if len(probe) and probe.map(lambda v: isinstance(v, nested)).any():
+            def to_text(v):
+                if isinstance(v, np.ndarray):
+                    v = v.tolist()
+                return json.dumps(v, default=str, sort_keys=True) if isinstance(v, nested) else v
+            if out is None:
+                out = df.copy()
+            out[c] = s.map(to_text, na_action="ignore")
+    return df if out is None else out
+
+
 def imbalance(counts) -> float:
     """1 - normalized entropy (0 = balanced, 1 = one category)."""
     import numpy as np
@@ -251,6 +277,7 @@ def profile(df, target: str | None = None, task: str | None = None, time_col: st
         raise UsageError(f"unknown time column '{time_col}': columns are {', '.join(map(str, list(df.columns)[:30]))}")
     if len(df) == 0:
         raise UsageError("the data object has no rows: ingest a non-empty table")
+    df = hashable_frame(df)
     if target is not None:
         task = validate_target(df[target], target, task)
     else:

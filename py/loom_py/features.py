@@ -56,6 +56,9 @@ def build(df, target: str | None = None, recipe: str = "minimal", *, task: str |
         raise UsageError(f"--recipe must be one of {', '.join(RECIPES)}, not '{recipe}'")
     if target is not None and target not in df.columns:
         raise UsageError(f"unknown target column '{target}': columns are {', '.join(map(str, list(df.columns)[:30]))}")
+    from .eda import hashable_frame
+
+    df = hashable_frame(df)
     flags, flag_source = leakage_drops(df, target, task, time_col, eda_flags)
     dropped_leak = [{"column": f["column"], "reason": f["reason"], "evidence": f.get("evidence", {})} for f in flags]
     leak_cols = {f["column"] for f in flags}

@@ -296,6 +296,9 @@ def render(kind: str, df=None, *, target: str | None = None, task: str | None = 
 
     if kind == "leaderboard":
         return [("leaderboard", leaderboard_fig(leaderboard or [], f"Leaderboard {label}".strip(), metric))]
+    from .eda import hashable_frame
+
+    df = hashable_frame(df)
     cols = plot_columns(df, target)
     if kind == "distributions":
         figs = []

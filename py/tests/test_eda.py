@@ -122,3 +122,14 @@ def test_check_target_column_accepts_good_targets():
 
     eda.check_target_column(pa.chunked_array([pa.array([0, 1, None])]), "t")
     eda.check_target_column(pa.chunked_array([pa.array([0.5, 1.5, float("nan")])]), "t", "regression")
+
+
+def test_nested_cells_are_profiled_as_json_text():
+    n = 100
+    df = pd.DataFrame({"x": np.arange(n) * 1.5, "tags": [np.array(["a", "b"]) if i % 3 else ["c"] for i in range(n)],
+                       "meta": [{"k": i % 4} for i in range(n)], "y": [0, 1] * (n // 2)})
+    s = eda.profile(df, "y")
+    types = {d["column"]: d["semantic_type"] for d in s["dtypes"]}
+    assert types["tags"] == "categorical" and types["meta"] == "categorical"
+    assert {d["column"]: d["unique"] for d in s["dtypes"]}["meta"] == 4
+    assert isinstance(df["meta"].iloc[0], dict)  # the caller's frame is untouched
