@@ -53,7 +53,7 @@ def test_score(spec, model, test) -> float:
     return scoring.score(spec, y, pred, classes=getattr(model, "classes_", None))
 
 
-def loom_search(dev, spec, *, steps=1000, time_limit_s=None, policy="topk", seed=0, parallel=1):
+def loom_search(dev, spec, *, steps=1000, time_limit_s=None, policy="aide", seed=0, parallel=1):
     cfg = {"target": "target", "spec": spec, "goal": "bench", "steps": steps, "provider": "offline", "seed": seed,
            "parallel": parallel, "node_timeout": 120, "policy": policy,
            "time_limit_min": (time_limit_s / 60.0) if time_limit_s else None}

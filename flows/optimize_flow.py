@@ -20,7 +20,7 @@ class OptimizeFlow(FlowSpec):
     seed = Parameter("seed", default=0, type=int)
     node_timeout = Parameter("node_timeout", default=120.0, type=float, help="wall-clock seconds per candidate")
     memory_mb = Parameter("memory_mb", default=4096, type=int, help="address-space limit per candidate")
-    policy = Parameter("policy", default="topk", help="topk (default) or aide")
+    policy = Parameter("policy", default="aide", help="aide (default, AIDE's published policy) or topk")
 
     @card(type="blank", id="optimize")
     @step

@@ -52,7 +52,7 @@ const Input = v.object({
   seed: v.optional(v.pipe(v.union([v.string(), v.number()]), v.transform(Number), v.number("--seed must be a number"), v.integer("--seed must be a whole number")), 0),
   "node-timeout": OptPositive("--node-timeout"),
   "memory-mb": v.optional(PositiveInt("--memory-mb")),
-  policy: v.optional(v.picklist(["topk", "aide"], "must be topk or aide"), "topk"),
+  policy: v.optional(v.picklist(["aide", "topk"], "must be aide or topk"), "aide"),
 });
 type Input = v.InferOutput<typeof Input>;
 
@@ -98,7 +98,7 @@ export default defineVerb({
     seed: { type: "string", description: "seed (split, offline proposer, policy); default 0" },
     "node-timeout": { type: "string", description: "wall-clock seconds per candidate (default 120)" },
     "memory-mb": { type: "string", description: "memory limit per candidate in MiB (default 4096)" },
-    policy: { type: "enum", options: ["topk", "aide"], description: "search policy: topk (default) or AIDE's original" },
+    policy: { type: "enum", options: ["aide", "topk"], description: "search policy: aide (default; AIDE's published policy) or topk (improve among the top 3 families)" },
   },
   input: Input,
   summary: Summary,

@@ -15,9 +15,9 @@ import json
 SPACES = {
     "linear": {"C": ("float", 1e-3, 100.0, True)},
     "linear_reg": {"alpha": ("float", 1e-3, 300.0, True)},
-    "rf": {"n_estimators": ("int", 100, 800, True), "max_features": ("float", 0.1, 1.0, False),
+    "rf": {"n_estimators": ("int", 100, 500, True), "max_features": ("float", 0.1, 1.0, False),
            "min_samples_leaf": ("int", 1, 20, True)},
-    "et": {"n_estimators": ("int", 100, 800, True), "max_features": ("float", 0.1, 1.0, False),
+    "et": {"n_estimators": ("int", 100, 500, True), "max_features": ("float", 0.1, 1.0, False),
            "min_samples_leaf": ("int", 1, 20, True)},
     "hgb": {"max_iter": ("int", 50, 800, True), "learning_rate": ("float", 0.01, 0.3, True),
             "max_leaf_nodes": ("int", 7, 127, True), "min_samples_leaf": ("int", 5, 100, True),
@@ -30,8 +30,8 @@ SPACES = {
 DEFAULTS = {
     "linear": {"C": 1.0},
     "linear_reg": {"alpha": 1.0},
-    "rf": {"n_estimators": 300, "max_features": 0.5, "min_samples_leaf": 1},
-    "et": {"n_estimators": 300, "max_features": 0.7, "min_samples_leaf": 1},
+    "rf": {"n_estimators": 200, "max_features": 0.3, "min_samples_leaf": 1},
+    "et": {"n_estimators": 200, "max_features": 0.5, "min_samples_leaf": 1},
     "hgb": {"max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20, "l2_regularization": 1e-4},
     "lgbm": {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
              "subsample": 1.0, "colsample_bytree": 0.8, "reg_lambda": 1e-3},

@@ -132,7 +132,7 @@ def _loop(v: dict) -> dict:
         pending: list[dict] = []
         proposals = []
         for i in range(k):
-            op, parent = policy.choose(journal, key, rng, policy=cfg.get("policy", "topk"), pending=pending,
+            op, parent = policy.choose(journal, key, rng, policy=cfg.get("policy") or "aide", pending=pending,
                                        num_drafts=int(cfg.get("num_drafts", 5)))
             nid = len(journal) + len(pending) + 1
             t0 = time.perf_counter()
