@@ -22,10 +22,10 @@ export const VERBS: VerbDef[] = [
   eda,
   viz,
   features,
+  optimize,
   train,
   validate,
   report,
-  optimize,
 ];
 
 export function findVerb(name: string): VerbDef | undefined {

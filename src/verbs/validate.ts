@@ -61,7 +61,7 @@ const share = (what: string) => v.optional(Num(what));
 export default defineVerb({
   name: "validate",
   description:
-    "Rigorous evaluation: a sealed holdout, purged K-fold CV (with --time), calibration, per-slice fairness (--sensitive) and leakage checks; emits the VERDICT that deploy asserts (→ ValidateFlow/N)",
+    "Rigorous evaluation: a sealed holdout, purged K-fold CV (with --time), calibration, per-slice fairness (--sensitive) and leakage checks; emits the VERDICT that gates promotion (→ ValidateFlow/N)",
   tier: "read-only",
   emitsVerdict: true,
   args: {
