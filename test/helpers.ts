@@ -3,7 +3,7 @@
  * a fresh temporary workspace per test file. LOOM_HOME comes from the environment (CI provisions it once
  * with `loom setup`); every call gets METAFLOW_USER unset unless given, as on CI.
  */
-import { mkdtempSync, mkdirSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -86,14 +86,27 @@ export function plainMetaflow(workspaceRoot: string, code: string): any {
   return JSON.parse(p.stdout.toString());
 }
 
+/** How many runs of a flow a workspace's datastore holds ("nothing written" checks). */
+export function runsOf(workspaceRoot: string, flow: string): number {
+  const d = join(workspaceRoot, ".loom", ".metaflow", flow);
+  return existsSync(d) ? readdirSync(d).filter((n) => /^\d+$/.test(n)).length : 0;
+}
+
+/** mulberry32: a seeded PRNG so generated test data is the same on every machine. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** No traceback, ever: the user-facing output of a failure. */
 export function expectNoTraceback(r: LoomResult): void {
   const all = r.stdout + r.stderr;
   if (/Traceback \(most recent call last\)|^\s+at .*\(.*:\d+:\d+\)/m.test(all)) throw new Error(`traceback leaked:\n${all}`);
 }
 
-/** Exactly one line on stderr (for exit-2 errors in human mode), and it says what to do. */
-export function oneLine(r: LoomResult): string {
-  const lines = r.stderr.split("\n").filter((l) => l.trim() && !l.startsWith("loom ") === false || l.startsWith("loom "));
-  return lines.filter((l) => l.trim()).pop() ?? "";
-}

@@ -7,13 +7,10 @@ import { Database } from "bun:sqlite";
 import { createHash } from "node:crypto";
 import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync, truncateSync } from "node:fs";
 import { join } from "node:path";
-import { expectNoTraceback, loom, plainMetaflow, tempWorkspace } from "../helpers";
+import { expectNoTraceback, loom, plainMetaflow, runsOf as runsOfFlow, tempWorkspace } from "../helpers";
 
 const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
-const runsOf = (ws: string, flow = "IngestDataset") => {
-  const d = join(ws, ".loom", ".metaflow", flow);
-  return existsSync(d) ? readdirSync(d).filter((n) => /^\d+$/.test(n)).length : 0;
-};
+const runsOf = (ws: string) => runsOfFlow(ws, "IngestDataset");
 
 function csv(rows: number): string {
   const out = ["id,age,income,city,churned"];

@@ -5,9 +5,9 @@
  * boundary. Real Metaflow runs: 1 ingest + 3 TrainFlow.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { LOOM, expectNoTraceback, loom, plainMetaflow, tempWorkspace } from "../helpers";
+import { LOOM, expectNoTraceback, loom, plainMetaflow, rng, runsOf, tempWorkspace } from "../helpers";
 
 /** The card's content: Metaflow embeds it as base64 JSON in the HTML. */
 function cardText(path: string): string {
@@ -18,22 +18,7 @@ function cardText(path: string): string {
 
 const T = 120000;
 
-const trainRuns = (ws: string) => {
-  const d = join(ws, ".loom", ".metaflow", "TrainFlow");
-  return existsSync(d) ? readdirSync(d).filter((n) => /^\d+$/.test(n)).length : 0;
-};
-
-/** mulberry32: a seeded PRNG so the event log is the same on every machine. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const trainRuns = (ws: string) => runsOf(ws, "TrainFlow");
 
 /** Users walk a sparse Markov chain over 150 event types (4 successors each, 10% popularity restarts).
  * Extra columns for bad-input checks: `channel` is constant, `row_id` is unique per row. */
