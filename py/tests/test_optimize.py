@@ -229,3 +229,35 @@ def test_offline_search_improves_and_is_deterministic(tmp_path):
     boards = [kw for k, kw in events if k == "leaderboard"]
     assert len(boards) == 4 and boards[-1]["rows"][0]["score"] == best
     assert a["stopped_because"].startswith("steps")
+
+
+def test_small_data_selects_by_cross_validation_threshold():
+    assert search.selection_for(999, {})["kind"] == "cv"
+    assert search.selection_for(1000, {})["kind"] == "holdout"
+    assert search.selection_for(50, {"cv_below": 10})["kind"] == "holdout"
+    assert search.selection_for(50, {"cv_folds": 3})["folds"] == 3
+
+
+def test_cross_validation_one_sandboxed_fit_per_fold_no_held_out_labels(tmp_path):
+    from sklearn.datasets import load_iris
+
+    df = load_iris(as_frame=True).frame
+    df.loc[140:, "target"] = np.nan  # 10 unlabeled rows: the test rows
+    spec = metric_spec.parse_metric("Minimize log loss")
+    cfg = {"target": "target", "spec": spec, "goal": "g", "steps": 2, "provider": "offline", "seed": 1, "parallel": 2,
+           "node_timeout": 60}
+    rec = search.run_search(df, cfg, workdir=str(tmp_path))
+    assert rec["selection"]["kind"] == "cv" and rec["val_rows"] == 140
+    seen = []
+    for j in range(1, 6):
+        d = tmp_path / "data" / f"fold-{j}"
+        tr, va = pd.read_parquet(d / "train.parquet"), pd.read_parquet(d / "val_features.parquet")
+        assert "target" not in va.columns and len(tr) + len(va) == 140
+        seen += va.to_numpy().round(6).tolist()
+        assert (tmp_path / "node-001" / f"fold-{j}" / "predictions.npz").exists()
+    assert len(seen) == 140  # the held-out folds partition the labeled rows
+    for n in rec["journal"]:
+        assert n["status"] == "ok" and len(n["fold_scores"]) == 5
+        assert abs(n["score"] - float(np.mean(n["fold_scores"]))) < 1e-6 and "oof" not in n
+    p = sandbox.load_predictions(rec["best_dir"])
+    assert len(p["test_labels"]) == 10 and p["test_proba"].shape == (10, 3)

@@ -53,6 +53,7 @@ const Input = v.object({
   "node-timeout": OptPositive("--node-timeout"),
   "memory-mb": v.optional(PositiveInt("--memory-mb")),
   policy: v.optional(v.picklist(["aide", "topk"], "must be aide or topk"), "aide"),
+  executor: v.optional(v.picklist(["local", "metaflow"], "must be local or metaflow"), "local"),
 });
 type Input = v.InferOutput<typeof Input>;
 
@@ -99,6 +100,7 @@ export default defineVerb({
     "node-timeout": { type: "string", description: "wall-clock seconds per candidate (default 120)" },
     "memory-mb": { type: "string", description: "memory limit per candidate in MiB (default 4096)" },
     policy: { type: "enum", options: ["aide", "topk"], description: "search policy: aide (default; AIDE's published policy) or topk (improve among the top 3 families)" },
+    executor: { type: "enum", options: ["local", "metaflow"], description: "local (default: a sandboxed process pool) or metaflow (each round's candidates as a Metaflow foreach; LOOM_OPTIMIZE_WITH=kubernetes fans them out)" },
   },
   input: Input,
   summary: Summary,
@@ -151,7 +153,7 @@ export default defineVerb({
     const s = out.summary as Summary;
     if (!s?.metric_spec) return [];
     const lines = [
-      kv("metric", `${s.metric_spec.label} (${s.metric_spec.direction}) on a ${Math.round(s.metric_spec.split.fraction * 100)}% held-out split — computed by Loom`),
+      kv("metric", `${s.metric_spec.label} (${s.metric_spec.direction}) ${selectionText(s)} — computed by Loom`),
       kv("best", s.best ? `node ${s.best.node} ${s.best.model}: ${s.best.score.toPrecision(5)}` : "none (every candidate failed)"),
       kv("nodes", Object.entries(s.nodes).map(([k, n]) => `${k} ${n}`).join(", ")),
       kv("spend", `$${s.spend.usd.toFixed(4)} (${s.spend.tokens.input + s.spend.tokens.output} tokens, ${s.spend.provider})`),
@@ -177,6 +179,12 @@ export default defineVerb({
   },
 });
 
+function selectionText(s: Summary): string {
+  const sel = (s as { selection?: { kind?: string; folds?: number } }).selection;
+  if (sel?.kind === "cv") return `by ${sel.folds}-fold cross-validation (small data)`;
+  return `on a ${Math.round(s.metric_spec.split.fraction * 100)}% held-out split`;
+}
+
 function flowParams(input: Input, model?: string): Record<string, unknown> {
   return {
     dataset: input.dataset,
@@ -194,6 +202,7 @@ function flowParams(input: Input, model?: string): Record<string, unknown> {
     node_timeout: input["node-timeout"],
     memory_mb: input["memory-mb"],
     policy: input.policy,
+    executor: input.executor,
   };
 }
 

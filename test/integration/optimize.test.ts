@@ -3,7 +3,8 @@
  * the product-page example (offline, twice: deterministic), resume, the keyless refusal, a bad metric,
  * and the anthropic / openai proposers against local servers speaking the real protocols (good code, a
  * crash then debugged, no code block, an endless loop, a socket, a write outside the sandbox, a tool call,
- * streaming) plus the --budget-usd cap. Real runs: 1 ingest + 6 OptimizeFlow.
+ * streaming) plus the --budget-usd cap, and both executors (local pool, Metaflow foreach).
+ * Real runs: 1 ingest + 8 OptimizeFlow + 1 OptimizeRoundFlow.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
@@ -141,6 +142,46 @@ print(json.dumps({"leaderboard": d.leaderboard, "journal": [{k: n[k] for k in ("
     const ids = res.summary.leaderboard.map((r: any) => r.node);
     expect(Math.max(...ids)).toBeGreaterThanOrEqual(10);
     expect(res.summary.best.score).toBeGreaterThanOrEqual(a.summary.best.score);
+  });
+});
+
+describe("--executor metaflow: a round's candidates as a Metaflow foreach", () => {
+  let local: any, mf: any, rounds: any;
+  beforeAll(async () => {
+    const args = ["run", "--dataset", ds, "--metric", "Maximize ROC-AUC", "--steps", "3", "--parallel", "3", "--model-provider", "offline", "--yes", "--json"];
+    const before = runsOf(ws, "OptimizeRoundFlow");
+    const rl = await loom(args, { cwd: ws });
+    expect(rl.code).toBe(0);
+    local = rl.json;
+    expect(runsOf(ws, "OptimizeRoundFlow")).toBe(before);
+    const rm = await loom([...args, "--executor", "metaflow"], { cwd: ws });
+    expect(rm.code).toBe(0);
+    mf = rm.json;
+    rounds = plainMetaflow(ws, `
+import json
+from metaflow import Flow, Run, namespace
+namespace(None)
+r = list(Flow("OptimizeRoundFlow"))[0]
+o = Run("${mf.pathspec}").data
+print(json.dumps({"tasks": len(list(r["candidate"])), "ids": sorted(r.data.results), "isolation": o.isolation,
+                  "executor": o.search_config["executor"], "model_bytes": len(o.best_model or b""), "test_rows": len(o.test_predictions)}))
+`);
+  }, 600_000);
+
+  test("the same candidates score the same on both executors (Loom scores them in the parent either way)", () => {
+    expect(mf.summary.nodes).toEqual({ total: 3, ok: 3 });
+    expect(mf.summary.leaderboard.map((r: any) => [r.node, r.model, r.score])).toEqual(local.summary.leaderboard.map((r: any) => [r.node, r.model, r.score]));
+    expect(mf.summary.best).toEqual(local.summary.best);
+    expect(mf.summary.selection).toMatchObject({ kind: "cv", folds: 5 });
+  });
+
+  test("one OptimizeRoundFlow run per round, one foreach task per candidate; the best's model and test predictions recorded", () => {
+    expect(rounds.tasks).toBe(3);
+    expect(rounds.ids).toEqual([1, 2, 3]);
+    expect(rounds.executor).toBe("metaflow");
+    expect(rounds.isolation.launcher).toBe("metaflow foreach");
+    expect(rounds.model_bytes).toBeGreaterThan(1000);
+    expect(rounds.test_rows).toBe(60);
   });
 });
 

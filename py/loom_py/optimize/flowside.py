@@ -43,6 +43,8 @@ def prepare(params: dict) -> dict:
     target = resolve_target(df, p.get("target"))
     p["target"] = target
     metric_spec.check_task(spec, infer_task(df[target].dropna()))
+    if (p.get("executor") or "local") not in ("local", "metaflow"):
+        raise UsageError(f"--executor {p.get('executor')} is unknown: pick local (default) or metaflow")
     steps = int(p.get("steps") or 10)
     if not 1 <= steps <= 500:
         raise UsageError("--steps must be between 1 and 500")
@@ -66,7 +68,7 @@ def execute(flow, current) -> None:
            "budget_usd": float(flow.budget_usd) if flow.budget_usd not in (None, "", 0, "0") else None,
            "time_limit_min": float(flow.time_limit) if flow.time_limit not in (None, "", 0, "0") else None,
            "parallel": int(flow.parallel), "seed": int(flow.seed), "node_timeout": float(flow.node_timeout),
-           "mem_mb": int(flow.memory_mb), "policy": flow.policy, "spec": spec,
+           "mem_mb": int(flow.memory_mb), "policy": flow.policy, "spec": spec, "executor": flow.executor or "local",
            "proposer_url": os.environ.get("LOOM_PROPOSER_URL")}
     prior = []
     if flow.resume:
@@ -80,7 +82,7 @@ def execute(flow, current) -> None:
         best = next((n for n in journal if n["id"] == rec["best_id"]), None)
         best_model = test_pred = None
         if best is not None:
-            node_dir = os.path.join(workdir, f"node-{best['id']:03d}")
+            node_dir = rec.get("best_dir") or os.path.join(workdir, f"node-{best['id']:03d}")
             if not os.path.exists(os.path.join(node_dir, "predictions.npz")):  # a resumed search's best: re-run it
                 events.progress(f"re-running node {best['id']} (the best, from {flow.resume}) for its model")
                 sandbox.run_candidate(best["code"], node_dir, os.path.join(workdir, "data"), timeout=cfg["node_timeout"],
@@ -127,6 +129,7 @@ def execute(flow, current) -> None:
         "stopped_because": rec["stopped_because"],
         "target": rec["target"], "task": rec["task"], "dataset": flow.dataset,
         "rows": {"train": rec["train_rows"], "held_out": rec["val_rows"], "test": rec["test_rows"], "test_source": rec["test_source"]},
+        "selection": {k: v for k, v in rec["selection"].items()},
         "overhead_seconds_per_node": round(sum(overhead) / len(overhead), 3) if overhead else None,
     }
     status = "OK" if best else "NO_SOLUTION"
@@ -160,7 +163,7 @@ def _card(current, me, spec, summary, board, journal, code):
     b = summary["best"]
     current.card.append(flowkit.card_header(
         f"{me}: search on {summary['dataset']}",
-        [f"metric: {spec['label']} ({spec['direction']}) on a {spec['split']['fraction']:.0%} held-out split, computed by Loom",
+        [f"metric: {spec['label']} ({spec['direction']}), computed by Loom; selection: {summary['selection']['why']}",
          f"best: node {b['node']} {b['model']} = {b['score']:.5g}" if b else "best: none (every node failed)",
          f"nodes: {json.dumps(summary['nodes'])}", f"spend: {json.dumps(summary['spend'])}",
          f"stopped because: {summary['stopped_because']}"]))

@@ -29,11 +29,11 @@ def resolve_target(df, target: str | None) -> str:
     raise UsageError(f"no column named target/label/y/class: pass --target COL (columns: {', '.join(map(str, cols[:30]))})")
 
 
-def split(df, target: str, spec: dict, seed: int, task: str):
-    """Labeled rows → train / validation (stratified for classification); rows with no label are the test rows
-    ("predict the target for each row in test.csv"); with none, the held-out rows double as the test rows."""
-    from sklearn.model_selection import train_test_split
+CV_BELOW = 1000  # fewer labeled rows than this: select by K-fold cross-validation (decision 0400)
+CV_FOLDS = 5
 
+
+def _labeled(df, target: str, task: str):
     labeled = df[df[target].notna()].reset_index(drop=True)
     unlabeled = df[df[target].isna()].reset_index(drop=True)
     if len(labeled) < 20:
@@ -44,6 +44,15 @@ def split(df, target: str, spec: dict, seed: int, task: str):
         if len(vc) < 2:
             raise UsageError(f"`{target}` has a single class: nothing to predict")
         strat = labeled[target] if vc.min() >= 2 else None
+    return labeled, unlabeled, strat
+
+
+def split(df, target: str, spec: dict, seed: int, task: str):
+    """Labeled rows → train / validation (stratified for classification); rows with no label are the test rows
+    ("predict the target for each row in test.csv"); with none, the held-out rows double as the test rows."""
+    from sklearn.model_selection import train_test_split
+
+    labeled, unlabeled, strat = _labeled(df, target, task)
     tr, va = train_test_split(labeled, test_size=spec["split"]["fraction"], random_state=seed, stratify=strat)
     tr, va = tr.reset_index(drop=True), va.reset_index(drop=True)
     if len(unlabeled):
@@ -51,6 +60,34 @@ def split(df, target: str, spec: dict, seed: int, task: str):
     else:
         test, test_source = va.drop(columns=[target]), "the held-out split (no unlabeled rows in the data object)"
     return tr, va, test, test_source
+
+
+def cv_folds(df, target: str, seed: int, task: str, k: int = CV_FOLDS):
+    """Small data: K folds over the labeled rows (stratified where every class has K rows), shuffled by the seed.
+    Returns (labeled, [(train_idx, val_idx)], test features, test_source)."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    labeled, unlabeled, strat = _labeled(df, target, task)
+    if strat is not None and labeled[target].value_counts().min() >= k:
+        it = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(labeled, labeled[target].astype(str))
+    else:
+        it = KFold(n_splits=k, shuffle=True, random_state=seed).split(labeled)
+    folds = [(tr, va) for tr, va in it]
+    if len(unlabeled):
+        test, test_source = unlabeled.drop(columns=[target]), f"{len(unlabeled)} rows with no `{target}` value"
+    else:
+        test, test_source = (labeled.drop(columns=[target]),
+                             "out-of-fold predictions for the labeled rows (no unlabeled rows in the data object)")
+    return labeled, folds, test, test_source
+
+
+def selection_for(n_labeled: int, cfg: dict) -> dict:
+    below = int(cfg.get("cv_below", CV_BELOW))
+    if n_labeled < below:
+        return {"kind": "cv", "folds": int(cfg.get("cv_folds") or CV_FOLDS),
+                "why": f"{n_labeled} labeled rows < {below}: each candidate is scored by {int(cfg.get('cv_folds') or CV_FOLDS)}-fold "
+                       "cross-validation (one sandboxed fit per fold)"}
+    return {"kind": "holdout", "why": f"{n_labeled} labeled rows: one held-out split"}
 
 
 def drop_columns(train, target: str) -> list[str]:
@@ -73,18 +110,40 @@ def leaderboard(journal: list[dict], spec: dict, limit: int | None = None) -> li
 
 def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, prior: list[dict] | None = None) -> dict:
     """cfg: target, spec, goal, steps, provider, seed, parallel, node_timeout, mem_mb, time_limit_min,
-    budget_usd, policy, proposer_url. Returns the search record (journal, leaderboard, best, ...)."""
+    budget_usd, policy, proposer_url, executor (local | metaflow), cv_below, cv_folds, final_fit.
+    Returns the search record (journal, leaderboard, best, ...)."""
+    import numpy as np
+
     t_start = time.time()
     spec, target, seed = cfg["spec"], cfg["target"], int(cfg.get("seed", 0))
     from ..tabular import infer_task
 
     task = infer_task(df[target])
     metric_spec.check_task(spec, task)
-    train, val, test_X, test_source = split(df, target, spec, seed, task)
-    y_val = val[target].to_numpy()
+    n_labeled = int(df[target].notna().sum())
+    selection = selection_for(n_labeled, cfg)
     data_dir = os.path.join(workdir, "data")
-    drop = drop_columns(train, target)
-    sandbox.stage(data_dir, train, val.drop(columns=[target]), test_X, {"target": target, "task": task})
+    meta = {"target": target, "task": task}
+    if selection["kind"] == "cv":
+        labeled, idx, test_X, test_source = cv_folds(df, target, seed, task, selection["folds"])
+        train = labeled
+        drop = drop_columns(train, target)
+        folds = []
+        for j, (tr, va) in enumerate(idx):
+            fdir = os.path.join(data_dir, f"fold-{j + 1}")
+            vrows = labeled.iloc[va].reset_index(drop=True)
+            sandbox.stage(fdir, labeled.iloc[tr].reset_index(drop=True), vrows.drop(columns=[target]), vrows.drop(columns=[target]).head(1), meta)
+            folds.append({"name": f"fold-{j + 1}", "data_dir": fdir, "y": vrows[target].to_numpy(), "index": va})
+        full_dir = os.path.join(data_dir, "full")
+        sandbox.stage(full_dir, labeled, test_X, test_X, meta)
+        val_rows = len(labeled)
+    else:
+        train, val, test_X, test_source = split(df, target, spec, seed, task)
+        drop = drop_columns(train, target)
+        sandbox.stage(data_dir, train, val.drop(columns=[target]), test_X, meta)
+        folds = [{"name": None, "data_dir": data_dir, "y": val[target].to_numpy(), "index": np.arange(len(val))}]
+        full_dir = None
+        val_rows = len(val)
     key = metric_spec.sort_key(spec)
     node_timeout = float(cfg.get("node_timeout") or 120)
     if cfg["provider"] == "offline":
@@ -101,23 +160,142 @@ def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, pri
     spend = sum(n.get("usd") or 0.0 for n in journal)
     done, rnd, stopped = 0, max([n.get("round", 0) for n in journal] or [0]), None
     best_id = _best_id(journal, key)
-    zygote = sandbox.start_zygote()
+    executor = cfg.get("executor") or "local"
+    zygote = sandbox.start_zygote() if executor == "local" else None
     try:
-        return _loop(locals())
+        rec = _loop(locals())
+        rec["selection"] = selection
+        if full_dir and rec["best_id"] is not None and cfg.get("final_fit", True):
+            rec["best_dir"] = _final_fit(rec, folds, full_dir, workdir, zygote, cfg, emit, no_unlabeled=test_source.startswith("out-of-fold"))
+        for n in rec["journal"]:
+            n.pop("oof", None)
+        return rec
     finally:
         if zygote is not None:
             zygote.close()
 
 
+def _final_fit(rec, folds, full_dir, workdir, zygote, cfg, emit, *, no_unlabeled: bool) -> str | None:
+    """Cross-validated search: the best candidate refit on every labeled row (its model and test predictions);
+    with no unlabeled rows, its test predictions are the out-of-fold predictions."""
+    import numpy as np
+
+    best = next(n for n in rec["journal"] if n["id"] == rec["best_id"])
+    emit("progress", message=f"refitting the best (node {best['id']}) on all {rec['val_rows']} labeled rows")
+    out = os.path.join(workdir, "final")
+    shutil.rmtree(out, ignore_errors=True)
+    res = sandbox.run_candidate(best["code"], out, full_dir, timeout=float(cfg.get("node_timeout") or 120),
+                                mem_mb=int(cfg.get("mem_mb") or 4096), zygote=zygote)
+    if res["error"]:
+        emit("progress", message=f"the refit of node {best['id']} failed: {res['error']}")
+        return None
+    if no_unlabeled:
+        oof = best.get("oof")
+        if oof is not None:
+            p = sandbox.load_predictions(out)
+            p["test_labels"] = oof["labels"]
+            if oof.get("proba") is not None:
+                p["test_proba"], p["classes"] = oof["proba"], oof["classes"]
+            else:
+                p.pop("test_proba", None)
+            np.savez(os.path.join(out, "predictions.npz"), **p)
+    return out
+
+
+def _run_local(to_run, folds, workdir, zygote, cfg, deadline, node_timeout):
+    """Start every (node, fold) sandbox at once, then wait: {node id: [fold result, ...]}."""
+    running = []
+    for node in to_run:
+        timeout = node_timeout
+        if deadline:
+            timeout = max(1.0, min(timeout, deadline - time.time()))
+        node_dir = os.path.join(workdir, f"node-{node['id']:03d}")
+        shutil.rmtree(node_dir, ignore_errors=True)
+        for f in folds:
+            d = os.path.join(node_dir, f["name"]) if f["name"] else node_dir
+            running.append((node["id"], sandbox.Running(node["code"], d, f["data_dir"], timeout=timeout,
+                                                        mem_mb=int(cfg.get("mem_mb") or 4096), zygote=zygote)))
+    out: dict = {}
+    for nid, proc in running:
+        res = proc.wait()
+        res["preds"] = None
+        if not res["error"]:
+            try:
+                res["preds"] = sandbox.load_predictions(proc.workdir)
+            except (OSError, ValueError, KeyError) as e:
+                res["error"] = f"predictions: {e}"
+        out.setdefault(nid, []).append(res)
+    return out
+
+
+def _record_result(node, results, folds, spec):
+    """Fold results → the node's status, score (mean over folds), output, timings; never reads the candidate's output."""
+    import numpy as np
+
+    node["seconds"] = max(r["wall_seconds"] for r in results)
+    bad = next((r for r in results if r["error"]), None)
+    node["output"] = (bad or results[0])["output"]
+    runs = [r["run"] for r in results]
+    node["timings"].update(sandbox=node["seconds"], fit=sum(r.get("fit_seconds") or 0.0 for r in runs),
+                           predict=sum(r.get("predict_seconds") or 0.0 for r in runs),
+                           imports=runs[0].get("import_seconds"))
+    if len(results) > 1:
+        node["timings"]["folds"] = len(results)
+    if node["model"] is None:
+        node["model"] = runs[0].get("model_class")
+    ts = time.perf_counter()
+    if bad:
+        node["status"] = "timeout" if bad["error"].startswith("timed out") else "failed"
+        node["error"] = bad["error"] if len(results) == 1 else f"{bad['error']}"
+    else:
+        try:
+            scores = []
+            for f, r in zip(folds, results):
+                p = r["preds"]
+                scores.append(scoring.score(spec, f["y"], {"labels": p.get("val_labels"), "proba": p.get("val_proba")},
+                                            classes=p.get("classes")))
+            node["score"] = float(np.mean(scores))
+            if len(scores) > 1:
+                node["fold_scores"] = [round(x, 6) for x in scores]
+                node["oof"] = _oof(folds, results)
+            node["status"] = "ok"
+        except (scoring.ScoringError, OSError, ValueError, KeyError) as e:
+            node["status"], node["error"] = "failed", f"scoring: {e}"
+    node["timings"]["score"] = time.perf_counter() - ts
+
+
+def _oof(folds, results):
+    """Out-of-fold predictions in labeled-row order (probabilities only where every fold saw the same classes)."""
+    import numpy as np
+
+    n = sum(len(f["index"]) for f in folds)
+    first = results[0]["preds"]
+    labels = np.empty(n, dtype=first["val_labels"].dtype if first["val_labels"].dtype != object else object)
+    cls = [r["preds"].get("classes") for r in results]
+    same = all(c is not None and "val_proba" in r["preds"] and list(c) == list(cls[0]) for c, r in zip(cls, results))
+    proba = np.zeros((n, len(cls[0]))) if same else None
+    for f, r in zip(folds, results):
+        try:
+            labels[f["index"]] = r["preds"]["val_labels"]
+        except (ValueError, TypeError):
+            labels = labels.astype(object)
+            labels[f["index"]] = r["preds"]["val_labels"]
+        if same:
+            proba[f["index"]] = r["preds"]["val_proba"]
+    return {"labels": labels, "proba": proba, "classes": cls[0] if same else None}
+
+
 def _loop(v: dict) -> dict:
-    (df, cfg, workdir, emit, prior, t_start, spec, target, seed, task, train, val, test_X, test_source, y_val, data_dir,
+    (df, cfg, workdir, emit, prior, t_start, spec, target, seed, task, train, test_X, test_source, folds,
      drop, key, node_timeout, proposer, journal, rng, steps, parallel, budget, deadline, spend, done, rnd, stopped, best_id,
-     zygote) = (v[k] for k in ("df", "cfg", "workdir", "emit", "prior", "t_start", "spec", "target", "seed", "task", "train",
-                               "val", "test_X", "test_source", "y_val", "data_dir", "drop", "key", "node_timeout", "proposer",
-                               "journal", "rng", "steps", "parallel", "budget", "deadline", "spend", "done", "rnd", "stopped",
-                               "best_id", "zygote"))
+     zygote, selection, val_rows, executor) = (v[k] for k in (
+        "df", "cfg", "workdir", "emit", "prior", "t_start", "spec", "target", "seed", "task", "train", "test_X",
+        "test_source", "folds", "drop", "key", "node_timeout", "proposer", "journal", "rng", "steps", "parallel", "budget",
+        "deadline", "spend", "done", "rnd", "stopped", "best_id", "zygote", "selection", "val_rows", "executor"))
+    how = (f"{len(train)} labeled rows, {selection['folds']}-fold cross-validation" if selection["kind"] == "cv"
+           else f"{len(train)} train / {val_rows} held-out rows")
     emit("progress", message=f"search: {steps} steps, {task}, {spec['label']} ({spec['direction']}), "
-                             f"{len(train)} train / {len(val)} held-out rows, proposer {cfg['provider']}")
+                             f"{how}, proposer {cfg['provider']}, executor {executor}")
     while done < steps:
         if budget is not None:
             per = spend / max(1, sum(1 for n in journal if n.get("usd"))) if spend else 0.0
@@ -130,7 +308,6 @@ def _loop(v: dict) -> dict:
         rnd += 1
         k = min(parallel, steps - done)
         pending: list[dict] = []
-        proposals = []
         for i in range(k):
             op, parent = policy.choose(journal, key, rng, policy=cfg.get("policy") or "aide", pending=pending,
                                        num_drafts=int(cfg.get("num_drafts", 5)))
@@ -153,42 +330,21 @@ def _loop(v: dict) -> dict:
             pending.append(node)
         if stopped and not pending:
             break
-        running = []
+        to_run = []
         for node in pending:
             spend += node["usd"]
             if node["code"] is None:
                 node["status"] = "invalid"
-                continue
-            timeout = node_timeout
-            if deadline:
-                timeout = max(1.0, min(timeout, deadline - time.time()))
-            node_dir = os.path.join(workdir, f"node-{node['id']:03d}")
-            shutil.rmtree(node_dir, ignore_errors=True)
-            t0 = time.perf_counter()
-            running.append((node, sandbox.Running(node["code"], node_dir, data_dir, timeout=timeout,
-                                                  mem_mb=int(cfg.get("mem_mb") or 4096), zygote=zygote), t0))
-        for node, proc, t0 in running:
-            res = proc.wait()
-            node["seconds"] = res["wall_seconds"]
-            node["output"] = res["output"]
-            r = res["run"]
-            node["timings"].update(sandbox=res["wall_seconds"], fit=r.get("fit_seconds"), predict=r.get("predict_seconds"),
-                                   imports=r.get("import_seconds"))
-            if node["model"] is None:
-                node["model"] = r.get("model_class")
-            ts = time.perf_counter()
-            if res["error"]:
-                node["status"] = "timeout" if res["error"].startswith("timed out") else "failed"
-                node["error"] = res["error"]
             else:
-                try:
-                    p = sandbox.load_predictions(proc.workdir)
-                    node["score"] = scoring.score(spec, y_val, {"labels": p.get("val_labels"), "proba": p.get("val_proba")},
-                                                  classes=p.get("classes"))
-                    node["status"] = "ok"
-                except (scoring.ScoringError, OSError, ValueError, KeyError) as e:
-                    node["status"], node["error"] = "failed", f"scoring: {e}"
-            node["timings"]["score"] = time.perf_counter() - ts
+                to_run.append(node)
+        if to_run:
+            if executor == "metaflow":
+                from .foreach import run_round
+                results = run_round(to_run, folds, cfg, deadline, node_timeout, emit, workdir)
+            else:
+                results = _run_local(to_run, folds, workdir, zygote, cfg, deadline, node_timeout)
+            for node in to_run:
+                _record_result(node, results[node["id"]], folds, spec)
         for node in pending:
             tr = time.perf_counter()
             journal.append(node)
@@ -210,10 +366,16 @@ def _loop(v: dict) -> dict:
             break
     if stopped is None:
         stopped = f"steps: {done} of {steps} done"
-    return {"journal": journal, "task": task, "target": target, "train_rows": len(train), "val_rows": len(val),
+    best = next((n for n in journal if n["id"] == best_id), None)
+    for n in journal:  # out-of-fold arrays are kept for the best only (its test predictions when no rows are unlabeled)
+        if n is not best:
+            n.pop("oof", None)
+    return {"journal": journal, "task": task, "target": target, "train_rows": len(train), "val_rows": val_rows,
             "test_rows": len(test_X), "test_source": test_source, "dropped_columns": drop, "best_id": best_id,
             "spend_usd": spend, "stopped_because": stopped, "seconds": time.time() - t_start,
-            "isolation": {**sandbox.isolation(), "launcher": "zygote" if zygote is not None else "process"}, "workdir": workdir, "test_index": list(range(len(test_X)))}
+            "isolation": {**sandbox.isolation(), "launcher": "zygote" if zygote is not None else
+                          ("metaflow foreach" if executor == "metaflow" else "process")},
+            "workdir": workdir, "test_index": list(range(len(test_X)))}
 
 
 def _best_id(journal, key):
