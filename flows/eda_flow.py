@@ -4,6 +4,10 @@ summary and leakage flags as artifacts, and renders a card with a table per sect
 
 from metaflow import FlowSpec, Parameter, card, current, step
 
+from loom_py.flowkit import final_cards_only
+
+final_cards_only()  # the card is rendered once at the end of the step (no live-refresh process)
+
 
 class EdaFlow(FlowSpec):
     dataset = Parameter("dataset", help="data object pathspec (IngestDataset/N or FeaturesFlow/N)", required=True)

@@ -7,6 +7,10 @@ evaluation count comes from earlier ValidateFlow runs with the same ``seal_id`` 
 
 from metaflow import FlowSpec, Parameter, card, current, step
 
+from loom_py.flowkit import final_cards_only
+
+final_cards_only()  # the card is rendered once at the end of the step (no live-refresh process)
+
 
 class ValidateFlow(FlowSpec):
     dataset = Parameter("dataset", required=True, help="data object pathspec (IngestDataset/N or FeaturesFlow/N)")
@@ -152,7 +156,9 @@ def render_card(card, me: str, s: dict) -> None:
         c = s["calibration"]
         card.append(Markdown(f"## Calibration (holdout)\n\nECE ({c['bins']} bins, {c['ece_of']}): {f(c['ece'])} · "
                              f"Brier: {f(c['brier'])} · slope: {f(c['slope'])} · intercept: {f(c['intercept'])}"))
-        card.append(flowkit.card_image(calibration.reliability_figure(c["reliability"])))
+        from metaflow.cards import VegaChart
+
+        card.append(VegaChart(calibration.reliability_vega(c["reliability"])))  # drawn by the card: no matplotlib
     if s.get("fairness"):
         for col, fr in s["fairness"].items():
             card.append(Markdown(

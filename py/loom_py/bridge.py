@@ -75,25 +75,64 @@ def card_path_of(run) -> str | None:
     return None
 
 
+# The flow's launcher process, started before prepare: it imports Metaflow (~0.4-0.9 s) while prepare
+# checks the input, then waits for one line on stdin: the run's arguments (JSON), or nothing (EOF: prepare
+# refused the input) and it exits without touching the datastore. Once it has its arguments it is
+# exactly `python flows/x.py ...` (same argv[0], sys.path[0] and __main__), so Metaflow cannot tell.
+_PREWARM = r"""
+import sys, os, json
+flow_file = sys.argv[1]
+sys.path[0] = os.path.dirname(os.path.abspath(flow_file))
+try:
+    import metaflow, metaflow.cli, metaflow.runtime, metaflow.plugins.cards  # noqa: F401
+except Exception:
+    pass
+line = sys.stdin.readline()
+if not line.strip():
+    raise SystemExit(0)
+sys.stdin.close()
+sys.stdin = open(os.devnull)
+sys.argv = [flow_file] + json.loads(line)
+import runpy
+runpy.run_path(flow_file, run_name="__main__")
+"""
+
+
+def _prewarm_enabled() -> bool:
+    return os.environ.get("LOOM_PREWARM", "1") not in ("0", "false", "no")
+
+
 def run_flow(req: dict) -> dict:
     params = dict(req.get("params") or {})
     inputs: list[str] = []
     prep = None
-    if req.get("prepare"):
-        prep = _load(req["prepare"])(params) or {}
-        params = prep.get("params", params)
-        inputs = prep.get("inputs", [])
-    _stderr_event({"kind": "prepared"})  # input is valid: the CLI prints its workspace-write note now
     flow_file = os.path.join(os.environ.get("LOOM_FLOWS_DIR", FLOWS_DIR), req["flow"])
     flow_name = req["flow_name"]
+    cwd = os.environ.get("LOOM_WORKSPACE_DIR") or None
+    proc = None
+    if _prewarm_enabled() and os.path.exists(flow_file):
+        try:
+            proc = subprocess.Popen([sys.executable, "-c", _PREWARM, flow_file], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, cwd=cwd)
+        except OSError:
+            proc = None
+    try:
+        if req.get("prepare"):
+            prep = _load(req["prepare"])(params) or {}
+            params = prep.get("params", params)
+            inputs = prep.get("inputs", [])
+    except BaseException:
+        _abandon(proc)
+        raise
+    _stderr_event({"kind": "prepared"})  # input is valid: the CLI prints its workspace-write note now
     try:
         with tempfile.TemporaryDirectory(prefix="loom-run-") as tmp:
             rid_file = os.path.join(tmp, "run-id")
-            cmd = [sys.executable, flow_file, "--quiet", "--no-pylint", "run", "--run-id-file", rid_file]
-            cmd += req.get("flow_options", [])
+            args = ["--quiet", "--no-pylint", "run", "--run-id-file", rid_file]
+            args += req.get("flow_options", [])
             if os.environ.get("LOOM_EXPERIMENT"):  # groups runs for `loom report --experiment NAME`
-                cmd += ["--tag", f"experiment:{os.environ['LOOM_EXPERIMENT']}"]
-            cmd += _flow_args(params)
+                args += ["--tag", f"experiment:{os.environ['LOOM_EXPERIMENT']}"]
+            args += _flow_args(params)
             t0 = time.time()
             # import the Client API while the flow runs: it is needed right after, and costs ~0.3 s
             warm = threading.Thread(target=_warm_client, daemon=True)
@@ -101,8 +140,17 @@ def run_flow(req: dict) -> dict:
             tail: deque[str] = deque(maxlen=400)
             error_event = None
             debug = bool(req.get("debug"))
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    bufsize=1, cwd=os.environ.get("LOOM_WORKSPACE_DIR") or None)
+            if proc is not None:
+                try:
+                    assert proc.stdin is not None
+                    proc.stdin.write(json.dumps(args) + "\n")
+                    proc.stdin.close()
+                except (OSError, ValueError):  # the launcher died while waiting: start a plain one
+                    _abandon(proc)
+                    proc = None
+            if proc is None:
+                proc = subprocess.Popen([sys.executable, flow_file] + args, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, bufsize=1, cwd=cwd)
             assert proc.stdout is not None
             for line in proc.stdout:
                 ev = events.parse_line(line)
@@ -143,6 +191,24 @@ def run_flow(req: dict) -> dict:
                     os.remove(p)
                 except OSError:
                     pass
+
+
+def _abandon(proc) -> None:
+    """Stop a launcher that never got its arguments (prepare refused the input). It has only been
+    importing Metaflow, so killing it loses nothing, and exit 2 need not wait for those imports."""
+    if proc is None:
+        return
+    try:
+        proc.kill()
+        proc.wait(timeout=10)
+    except Exception:
+        pass
+    for f in (proc.stdin, proc.stdout):
+        try:
+            if f:
+                f.close()
+        except Exception:
+            pass
 
 
 def _warm_client() -> None:

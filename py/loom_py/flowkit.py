@@ -106,6 +106,21 @@ def card_image(fig):
     return img
 
 
+def final_cards_only() -> None:
+    """Call at the top of a flow file: Loom's blank cards are rendered once, when the step ends.
+
+    Metaflow treats a blank card as live-updatable, so after every such step it runs a second
+    ``card create --mode refresh`` process (Python + Metaflow start-up, ~0.35 s on this box) that
+    stores data for live refreshes no Loom card uses. Marking the card type static skips it; the
+    card itself is rendered and stored as before (`metaflow card get`, the Client API, the UI)."""
+    try:
+        from metaflow.plugins.cards.card_modules.basic import BlankCard
+
+        BlankCard.RUNTIME_UPDATABLE = False
+    except Exception:  # a Metaflow without this attribute: nothing to skip
+        pass
+
+
 def card_header(title: str, lines: list[str]):
     from metaflow.cards import Markdown
 

@@ -149,19 +149,22 @@ def bound_overrides(params: dict) -> dict:
     return out
 
 
-def resolve_options(df, params: dict) -> dict:
-    """Check every option against the frame; return the resolved options. Raises UsageError."""
+def resolve_options(df, params: dict, columns: list[str] | None = None) -> dict:
+    """Check every option against the frame; return the resolved options. Raises UsageError.
+
+    ``columns``: every column of the data object, when ``df`` holds only the columns the options name
+    (the launcher reads just those; see ``prepare``)."""
     import pandas as pd
 
     from . import splits
     from .tabular import infer_task
 
-    cols = list(df.columns)
+    cols = list(df.columns) if columns is None else list(columns)
     listing = ", ".join(map(str, cols[:30])) + (" …" if len(cols) > 30 else "")
     target = params.get("target")
     if not target:
         raise UsageError("validate needs --target COL (the column to predict)")
-    if target not in df.columns:
+    if target not in cols:
         raise UsageError(f"unknown target column '{target}': columns are {listing}")
     y = df[target].dropna()
     if len(y) == 0:
@@ -177,7 +180,7 @@ def resolve_options(df, params: dict) -> dict:
         fits = ", ".join(m for m, v in METRICS.items() if v[0] == task)
         raise UsageError(f"--metric {metric} is for {METRICS[metric][0]}, but '{target}' is a {task} target: use {fits}")
     for flag, col in (("--time", params.get("time")), ("--group", params.get("group"))):
-        if col and col not in df.columns:
+        if col and col not in cols:
             raise UsageError(f"unknown {flag} column '{col}': columns are {listing}")
         if col and col == target:
             raise UsageError(f"{flag} cannot be the target column")
@@ -188,7 +191,7 @@ def resolve_options(df, params: dict) -> dict:
         raise UsageError("--horizon needs --time COL (the label horizon is measured along the time column)")
     sensitive = _as_list(params.get("sensitive"))
     for s in sensitive:
-        if s not in df.columns:
+        if s not in cols:
             raise UsageError(f"unknown --sensitive column '{s}': columns are {listing}")
         if s == target:
             raise UsageError("--sensitive cannot be the target column")
@@ -268,13 +271,11 @@ def resolve_options(df, params: dict) -> dict:
 
 def prepare(params: dict) -> dict:
     """Bridge hook: assert the data object, check the options (UsageError → exit 2), hand the flow its params."""
-    from .data import load_frame
-
     ds = params.get("dataset")
     if not ds:
         raise UsageError("validate needs --dataset PATHSPEC (e.g. IngestDataset/1; `loom datasets` lists them)")
-    df, _info = load_frame(ds)
-    opts = resolve_options(df, params)
+    df, columns = option_columns(ds, params)
+    opts = resolve_options(df, params, columns)
     if opts["model"]:
         model_factory(opts["model"], opts["target"])  # refuses an unusable --model before anything is written
     flow_params = {
@@ -287,6 +288,36 @@ def prepare(params: dict) -> dict:
     }
     inputs = [ds] + ([opts["model"]] if opts["model"] else [])
     return {"params": flow_params, "inputs": inputs}
+
+
+def option_columns(ds: str, params: dict):
+    """(frame of only the columns the options name, every column name) for the launcher's checks.
+
+    The checks look at the target, time, group and sensitive columns only; reading just those (Parquet
+    column projection) instead of the whole table keeps prepare's cost flat in the width and size of the
+    data (the step loads the whole table anyway)."""
+    import io
+
+    from .data import load_frame, resolve_dataset
+
+    run = resolve_dataset(ds)
+    try:
+        names = [f["name"] for f in run.data.schema] if "schema" in run.data else []
+    except Exception:
+        names = []
+    if not names:  # an older data object without a schema artifact: read it all
+        df, _ = load_frame(ds)
+        return df, list(df.columns)
+    wanted = [params.get("target"), params.get("time"), params.get("group")] + _as_list(params.get("sensitive"))
+    needed = list(dict.fromkeys(c for c in wanted if c and c in names))
+    try:
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(io.BytesIO(run.data.data_parquet)).read(columns=needed)
+        df = table.to_pandas()
+    except Exception as e:
+        raise UsageError(f"could not read {ds} from the datastore ({type(e).__name__}): it looks damaged; run `loom doctor`")
+    return df, names
 
 
 # ---- the model ---------------------------------------------------------------------------------------

@@ -141,7 +141,8 @@ print(json.dumps({"verdict": r.data.verdict, "seal": r.data.seal_id, "n": len(r.
     const text = cardText(v.pass.json.card_path);
     expect(text.includes("Calibration (holdout)")).toBe(true);
     expect(text.includes("VERDICT PASS")).toBe(true);
-    expect(text.includes("data:image/png;base64")).toBe(true);
+    expect(text.includes("Reliability diagram (holdout)")).toBe(true); // a Vega-Lite chart the card draws
+    expect(text.includes("mean predicted probability")).toBe(true);
   });
 
   const bad: [string, string[], RegExp][] = [
