@@ -88,4 +88,6 @@ class EdaFlow(FlowSpec):
 
 
 if __name__ == "__main__":
-    EdaFlow()
+    from loom_py.flowkit import main
+
+    main(EdaFlow)  # leaves without interpreter teardown on success (0.3-0.8 s per process)

@@ -80,7 +80,8 @@ def load_table(pathspec: str):
 
     run = resolve_dataset(pathspec)
     try:
-        table = pq.read_table(io.BytesIO(run.data.data_parquet))
+        # ParquetFile.read, not read_table: the same table without importing pyarrow.dataset (~30 ms)
+        table = pq.ParquetFile(io.BytesIO(run.data.data_parquet)).read(use_pandas_metadata=False)
         info = dataset_info(run)
     except Exception as e:
         raise UsageError(f"could not read {pathspec} from the datastore ({type(e).__name__}): it looks damaged; run `loom doctor`")
