@@ -27,6 +27,9 @@ SPACES = {
              "subsample": ("float", 0.5, 1.0, False), "colsample_bytree": ("float", 0.3, 1.0, False),
              "reg_lambda": ("float", 1e-3, 10.0, True)},
 }
+# sklearn scorer for the inner cross-validation of the linear drafts, by Loom metric (None: the estimator's default)
+INNER_SCORING = {"log_loss": "neg_log_loss", "accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy",
+                 "f1": "f1_macro", "roc_auc": "roc_auc_ovr", "pr_auc": None}
 DEFAULTS = {
     "linear": {"C": 1.0},
     "linear_reg": {"alpha": 1.0},
@@ -100,6 +103,12 @@ BODIES = {
     ("linear", "classification"): ("from sklearn.linear_model import LogisticRegression",
                                    "LogisticRegression(C={C!r}, max_iter=2000)", "onehot"),
     ("linear_reg", "regression"): ("from sklearn.linear_model import Ridge", "Ridge(alpha={alpha!r})", "onehot"),
+    # the linear drafts choose their regularization by an inner cross-validation on the training rows only
+    ("linear_cv", "classification"): ("from sklearn.linear_model import LogisticRegressionCV",
+                                      "LogisticRegressionCV(Cs=np.logspace(-3, 3, 13), cv=5, scoring={scoring!r}, max_iter=2000)",
+                                      "onehot"),
+    ("linear_reg_cv", "regression"): ("from sklearn.linear_model import RidgeCV", "RidgeCV(alphas=np.logspace(-3, 3, 13))",
+                                      "onehot"),
     ("rf", "classification"): ("from sklearn.ensemble import RandomForestClassifier",
                                "RandomForestClassifier(n_estimators={n_estimators!r}, max_features={max_features!r}, "
                                "min_samples_leaf={min_samples_leaf!r}, n_jobs=1, random_state=SEED)", "impute"),
@@ -138,7 +147,10 @@ def families(task: str) -> list[str]:
 
 
 def render(family: str, task: str, params: dict, *, plan: str, drop: list[str], seed: int) -> str:
-    imp, ctor, prep = BODIES[(family, task)]
+    body = family
+    if family in ("linear", "linear_reg") and params.get("auto"):  # the draft: regularization by inner CV
+        body, params = family + "_cv", {"scoring": params.get("scoring")}
+    imp, ctor, prep = BODIES[(body, task)]
     p = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in params.items()}
     return (PREAMBLE.format(plan=plan.replace('"""', "'''"), drop=list(drop), seed=seed) + imp + "\n\n\n"
             + "def make_model():\n"
@@ -190,8 +202,8 @@ class OfflineProposer:
 
     kind = "offline"
 
-    def __init__(self, task: str, direction: str, drop: list[str], seed: int):
-        self.task, self.direction, self.drop, self.seed = task, direction, drop, seed
+    def __init__(self, task: str, direction: str, drop: list[str], seed: int, metric: str | None = None):
+        self.task, self.direction, self.drop, self.seed, self.metric = task, direction, drop, seed, metric
 
     def draft(self, journal: list[dict], index: int) -> dict:
         fams = families(self.task)
@@ -200,6 +212,10 @@ class OfflineProposer:
         fam = remaining[0]
         params = dict(DEFAULTS[fam])
         plan = f"Draft: {NAMES[fam]} with its standard settings and sound preprocessing ({_fmt(params)})."
+        if fam in ("linear", "linear_reg"):
+            params = {"auto": True, "scoring": INNER_SCORING.get(self.metric) if fam == "linear" else None}
+            plan = (f"Draft: {NAMES[fam]} with sound preprocessing, its regularization chosen by a 5-fold cross-validation "
+                    "on the training rows.")
         return self._node(fam, params, plan)
 
     def improve(self, journal: list[dict], parent: dict, index: int) -> dict:

@@ -147,7 +147,7 @@ def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, pri
     key = metric_spec.sort_key(spec)
     node_timeout = float(cfg.get("node_timeout") or 120)
     if cfg["provider"] == "offline":
-        proposer = library.OfflineProposer(task, spec["direction"], drop, seed)
+        proposer = library.OfflineProposer(task, spec["direction"], drop, seed, metric=spec["metric"])
     else:
         preview = llm.data_preview(train, target, task)
         proposer = llm.LLMProposer(cfg["proposer_url"], goal=cfg["goal"], spec=spec, spec_key=key, preview=preview,
@@ -239,6 +239,10 @@ def _record_result(node, results, folds, spec):
     node["timings"].update(sandbox=node["seconds"], fit=sum(r.get("fit_seconds") or 0.0 for r in runs),
                            predict=sum(r.get("predict_seconds") or 0.0 for r in runs),
                            imports=runs[0].get("import_seconds"))
+    # Loom's own time in the sandbox (start, data, save): per fold, its wall time minus its fit + predict, summed
+    # over the folds (an upper bound when folds run concurrently)
+    node["timings"]["sandbox_overhead"] = sum(max(0.0, r["wall_seconds"] - (r["run"].get("fit_seconds") or 0.0)
+                                                  - (r["run"].get("predict_seconds") or 0.0)) for r in results)
     if len(results) > 1:
         node["timings"]["folds"] = len(results)
     if node["model"] is None:
@@ -354,7 +358,8 @@ def _loop(v: dict) -> dict:
             node["timings"]["record"] = time.perf_counter() - tr
             t = node["timings"]
             own = (t.get("fit") or 0.0) + (t.get("predict") or 0.0)
-            node["timings"]["overhead"] = (t.get("propose") or 0) + max(0.0, (t.get("sandbox") or 0) - own) + \
+            sb = t["sandbox_overhead"] if "sandbox_overhead" in t else max(0.0, (t.get("sandbox") or 0) - own)
+            node["timings"]["overhead"] = (t.get("propose") or 0) + sb + \
                 (t.get("score") or 0) + t["record"]
         best = _score_of(journal, best_id)
         emit("leaderboard", step=len(journal), steps=len(prior or []) + steps, round=rnd,
