@@ -177,3 +177,34 @@ def test_time_ordered_folds_equal_the_reference_implementation():
                    key=lambda p: min(p[1]))
     assert cv["embargo_rows"] == 16  # ceil(0.02 * 797)
     assert [(f["train_rows"], f["test_rows"]) for f in cv["per_fold"]] == [(len(tr), len(te)) for tr, te in folds]
+
+
+@pytest.mark.parametrize("params,needle", [
+    ({"target": "nope"}, "unknown target column"),
+    ({"target": "const"}, "is constant"),
+    ({"time": "when"}, "does not parse"),
+    ({"sensitive": ["one"]}, "single group"),
+    ({"sensitive": ["missing_col"]}, "unknown --sensitive"),
+    ({"group": "nope"}, "unknown --group"),
+    ({"folds": 500}, "more than the data allows"),
+])
+def test_launcher_checks_on_only_the_named_columns_match_the_whole_frame(params, needle):
+    """prepare reads only the columns the options name (plus every name from the schema): the same
+    UsageError, with the whole column listing, as on the whole frame."""
+    df = clean(200)
+    df["const"] = 1
+    df["when"] = ["2024-01-01"] * 199 + ["garbage"]
+    df["one"] = "x"
+    p = {"target": "y", **params}
+    named = [c for c in [p.get("target"), p.get("time"), p.get("group")] + list(p.get("sensitive") or []) if c in df.columns]
+    with pytest.raises(UsageError) as whole:
+        validate.resolve_options(df, p)
+    with pytest.raises(UsageError) as part:
+        validate.resolve_options(df[named], p, list(df.columns))
+    assert needle in part.value.message and part.value.message == whole.value.message
+
+
+def test_launcher_options_on_named_columns_equal_whole_frame():
+    df = clean(300)
+    p = {"target": "y", "sensitive": ["cat"], "folds": 3}
+    assert validate.resolve_options(df[["y", "cat"]], p, list(df.columns)) == validate.resolve_options(df, p)
