@@ -4,6 +4,10 @@ applies the recipe, and stores the result as a data object with a feature manife
 
 from metaflow import FlowSpec, Parameter, card, current, step
 
+from loom_py.flowkit import final_cards_only
+
+final_cards_only()  # the card is rendered once, when the step ends (no live-refresh process)
+
 
 class FeaturesFlow(FlowSpec):
     dataset = Parameter("dataset", help="input data object pathspec", required=True)
@@ -75,4 +79,6 @@ class FeaturesFlow(FlowSpec):
 
 
 if __name__ == "__main__":
-    FeaturesFlow()
+    from loom_py.flowkit import main
+
+    main(FeaturesFlow)  # leaves without interpreter teardown on success

@@ -5,6 +5,10 @@ other verb loads by pathspec."""
 
 from metaflow import FlowSpec, IncludeFile, Parameter, card, current, step
 
+from loom_py.flowkit import final_cards_only
+
+final_cards_only()  # the card is rendered once, when the step ends (no live-refresh process)
+
 
 class IngestDataset(FlowSpec):
     data_parquet = IncludeFile("data_parquet", is_text=False, help="staged Parquet file of the source table")
@@ -54,4 +58,6 @@ class IngestDataset(FlowSpec):
 
 
 if __name__ == "__main__":
-    IngestDataset()
+    from loom_py.flowkit import main
+
+    main(IngestDataset)  # leaves without interpreter teardown on success

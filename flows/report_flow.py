@@ -7,6 +7,10 @@ inputs and each data object's lineage, and writes the card as Markdown and HTML 
 
 from metaflow import FlowSpec, Parameter, card, current, step
 
+from loom_py.flowkit import final_cards_only
+
+final_cards_only()  # the card is rendered once, when the step ends (no live-refresh process)
+
 
 class ReportFlow(FlowSpec):
     run = Parameter("run", default="", help="the run to report on (e.g. ValidateFlow/12)")
@@ -65,4 +69,6 @@ class ReportFlow(FlowSpec):
 
 
 if __name__ == "__main__":
-    ReportFlow()
+    from loom_py.flowkit import main
+
+    main(ReportFlow)  # leaves without interpreter teardown on success

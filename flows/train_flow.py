@@ -4,6 +4,10 @@ already refused what cannot run and resolved the columns; this run plans (nemo),
 
 from metaflow import FlowSpec, Parameter, card, current, step
 
+from loom_py.flowkit import final_cards_only
+
+final_cards_only()  # the card is rendered once, when the step ends (no live-refresh process)
+
 
 class TrainFlow(FlowSpec):
     dataset = Parameter("dataset", required=True, help="data object pathspec (IngestDataset/N or FeaturesFlow/N)")
@@ -77,4 +81,6 @@ class TrainFlow(FlowSpec):
 
 
 if __name__ == "__main__":
-    TrainFlow()
+    from loom_py.flowkit import main
+
+    main(TrainFlow)  # leaves without interpreter teardown on success

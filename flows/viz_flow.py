@@ -4,6 +4,10 @@ data object the plots came from."""
 
 from metaflow import FlowSpec, Parameter, card, current, step
 
+from loom_py.flowkit import final_cards_only
+
+final_cards_only()  # the card is rendered once, when the step ends (no live-refresh process)
+
 
 class VizFlow(FlowSpec):
     dataset = Parameter("dataset", default="", help="data object pathspec")
@@ -75,4 +79,6 @@ class VizFlow(FlowSpec):
 
 
 if __name__ == "__main__":
-    VizFlow()
+    from loom_py.flowkit import main
+
+    main(VizFlow)  # leaves without interpreter teardown on success
