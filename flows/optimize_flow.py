@@ -4,6 +4,10 @@ own scoring — and records the journal, leaderboard, best code, fitted model an
 
 from metaflow import FlowSpec, Parameter, card, current, step
 
+from loom_py.flowkit import final_cards_only
+
+final_cards_only()  # the card is rendered once, when the step ends (no live-refresh process)
+
 
 class OptimizeFlow(FlowSpec):
     dataset = Parameter("dataset", help="data object pathspec (IngestDataset/N or FeaturesFlow/N)")
@@ -40,4 +44,6 @@ class OptimizeFlow(FlowSpec):
 
 
 if __name__ == "__main__":
-    OptimizeFlow()
+    from loom_py.flowkit import main
+
+    main(OptimizeFlow)  # leaves without interpreter teardown on success

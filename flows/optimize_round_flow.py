@@ -43,4 +43,6 @@ class OptimizeRoundFlow(FlowSpec):
 
 
 if __name__ == "__main__":
-    OptimizeRoundFlow()
+    from loom_py.flowkit import main
+
+    main(OptimizeRoundFlow)  # leaves without interpreter teardown on success
