@@ -13,6 +13,7 @@ class OptimizeFlow(FlowSpec):
     dataset = Parameter("dataset", help="data object pathspec (IngestDataset/N or FeaturesFlow/N)")
     goal = Parameter("goal", default="Predict the target for each row.")
     metric = Parameter("metric", help="the metric as text; parsed into the spec")
+    metric_mapping = Parameter("metric_mapping", default="", help="the model's mapping of unusual --metric text (JSON, from the CLI)")
     target = Parameter("target", default="")
     steps = Parameter("steps", default=10, type=int)
     model_provider = Parameter("model_provider", default="anthropic")

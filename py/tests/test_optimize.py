@@ -43,6 +43,56 @@ def test_metric_spec_refuses_what_it_cannot_map(text, needle):
     assert needle in e.value.message
 
 
+UNUSUAL = "Score by the area under the receiver operating characteristic curve, bigger is better"
+
+
+@pytest.mark.parametrize("answer,metric,direction,frac", [
+    ('{"metric": "roc_auc", "direction": "maximize", "holdout_fraction": null}', "roc_auc", "maximize", 0.2),
+    ('{"metric": "roc_auc"}', "roc_auc", "maximize", 0.2),
+    ('```json\n{"metric": "pr_auc", "direction": null, "holdout_fraction": 0.25}\n```', "pr_auc", "maximize", 0.25),
+    ('{"metric": "log_loss", "direction": "minimize", "holdout_fraction": 0.1}', "log_loss", "minimize", 0.1),
+    ('{"metric": "rmse", "direction": "minimize", "holdout_fraction": 0.5}', "rmse", "minimize", 0.5),
+])
+def test_model_mapping_inside_the_closed_set(answer, metric, direction, frac):
+    spec = metric_spec.from_model(answer, UNUSUAL)
+    assert (spec["metric"], spec["direction"], spec["split"]["fraction"]) == (metric, direction, frac)
+    assert spec["source"] == "model" and spec["text"] == UNUSUAL
+    assert spec["label"] == metric_spec.METRICS[metric]["label"]
+
+
+@pytest.mark.parametrize("answer,needle", [
+    ("roc_auc, maximize", "was not JSON"),
+    ("", "was not JSON"),
+    ('["roc_auc"]', "was not a JSON object"),
+    ('{"metric": null}', "names no metric"),
+    ('{"metric": "customer_happiness", "direction": "maximize"}', 'names "customer_happiness", which is not one of'),
+    ('{"metric": 3}', "which is not one of"),
+    ('{"metric": "roc_auc", "direction": "up"}', 'direction "up", not maximize or minimize'),
+    ('{"metric": "roc_auc", "direction": "minimize"}', "can only be maximized"),
+    ('{"metric": "rmse", "direction": "maximize"}', "can only be minimized"),
+    ('{"metric": "roc_auc", "holdout_fraction": 0.9}', "holdout_fraction 0.9, outside 0.05..0.5"),
+    ('{"metric": "roc_auc", "holdout_fraction": "20%"}', "outside 0.05..0.5"),
+    ('{"metric": "roc_auc", "holdout_fraction": true}', "outside 0.05..0.5"),
+    ('{"metric": "roc_auc", "threshold": 0.5}', "unknown keys: threshold"),
+])
+def test_model_mapping_outside_the_closed_set_is_refused_with_the_list(answer, needle):
+    with pytest.raises(UsageError) as e:
+        metric_spec.from_model(answer, UNUSUAL)
+    assert needle in e.value.message
+    if "can only be" not in needle:
+        assert "understood: ROC-AUC" in e.value.message
+
+
+def test_resolve_prefers_the_rules_and_needs_a_mapping_for_unusual_text():
+    rules = metric_spec.resolve("Maximize ROC-AUC", {"answer": '{"metric": "accuracy"}', "model": "m"})
+    assert (rules["metric"], rules["source"]) == ("roc_auc", "rules")  # a mapping never overrides the rules
+    with pytest.raises(metric_spec.Unmapped):
+        metric_spec.resolve(UNUSUAL)
+    spec = metric_spec.resolve(UNUSUAL, '{"answer": "{\\"metric\\": \\"roc_auc\\"}", "model": "claude-x"}')
+    assert (spec["metric"], spec["source"], spec["mapped_by"]) == ("roc_auc", "model", "claude-x")
+    assert set(metric_spec.closed_set()["metrics"]) == set(metric_spec.METRICS)
+
+
 def test_metric_task_mismatch_is_usage_error():
     with pytest.raises(UsageError, match="classification metric"):
         metric_spec.check_task(metric_spec.parse_metric("ROC-AUC"), "regression")

@@ -10,6 +10,7 @@ import { DatasetPathspec, Num, Pathspec, PositiveInt } from "../core/schemas";
 import { kv } from "../core/ui";
 import { nodeLines, progressLine, renderBoard, type BoardEvent } from "../optimize/leaderboard";
 import { DEFAULT_MODELS, EST_TOKENS_PER_NODE, priceOf, usd } from "../optimize/pricing";
+import { mapMetric, type ClosedSet, type MetricMapping } from "../optimize/metric";
 import { anthropicProposer, openaiProposer, type Complete } from "../optimize/proposers";
 import { startProposerServer } from "../optimize/server";
 
@@ -26,7 +27,7 @@ const Row = v.looseObject({
   status: v.string(),
 });
 const Summary = v.looseObject({
-  metric_spec: v.looseObject({ metric: v.string(), label: v.string(), direction: v.picklist(["maximize", "minimize"]), split: v.looseObject({ kind: v.string(), fraction: v.number() }) }),
+  metric_spec: v.looseObject({ metric: v.string(), label: v.string(), direction: v.picklist(["maximize", "minimize"]), split: v.looseObject({ kind: v.string(), fraction: v.number() }), source: v.picklist(["rules", "model"]), text: v.string() }),
   best: v.nullable(v.object({ node: v.number(), score: v.number(), model: v.string() })),
   leaderboard: v.array(Row),
   nodes: v.record(v.string(), v.number()),
@@ -76,6 +77,14 @@ export function resolveProposer(input: Pick<Input, "model-provider" | "model">, 
 const isLoopback = (url?: string) => !!url && /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(\/|$)/i.test(url);
 
 let preflightRows: { rows?: number; labeled_rows?: number; columns?: number } = {};
+let metricMapping: MetricMapping | undefined; // the model's mapping of unusual --metric text (preflight)
+
+function completeFor(p: ReturnType<typeof resolveProposer>): Complete {
+  if (!p.remote) throw new Error("offline has no model");
+  return p.provider === "anthropic"
+    ? anthropicProposer({ apiKey: p.apiKey!, model: p.model, baseURL: p.baseURL })
+    : openaiProposer({ apiKey: p.apiKey, model: p.model, baseURL: p.baseURL!, stream: process.env.LOOM_OPENAI_STREAM !== "0" });
+}
 let lastBoardLines = 0;
 
 export default defineVerb({
@@ -108,14 +117,22 @@ export default defineVerb({
     if (!input.dataset && !input.resume) throw new UsageError("--dataset is required: pass a data object pathspec (`loom datasets` lists them)");
     if (!input.resume && !input.metric)
       throw new UsageError("--metric is required: e.g. --metric \"Maximize ROC-AUC on a held-out split.\"");
-    resolveProposer(input);
-    const d = await ctx.call("loom_py.optimize.flowside:describe", flowParams(input));
+    const p = resolveProposer(input);
+    metricMapping = undefined;
+    let d = await ctx.call("loom_py.optimize.flowside:describe", { ...flowParams(input), metric_fallback: p.remote });
+    const need = d.summary as { needs_mapping?: boolean; closed_set?: ClosedSet; understood?: string };
+    if (need?.needs_mapping && p.remote) {
+      // the rules cannot map the text and a key is present: ask the model (offline never gets here)
+      metricMapping = await mapMetric(completeFor(p), input.metric!, need.closed_set!, need.understood!);
+      d = await ctx.call("loom_py.optimize.flowside:describe", flowParams(input));
+    }
     preflightRows = d.summary as typeof preflightRows;
   },
   cost(input) {
     const p = resolveProposer(input);
     const rows = preflightRows.rows;
     const rowsLine = rows !== undefined ? `${rows} rows (${preflightRows.labeled_rows} labeled) × ${preflightRows.columns} columns, sandboxed locally` : "rows: see the dataset";
+    const mapped = metricMapping ? [`--metric mapped by ${metricMapping.model}: ${metricMapping.tokens.input + metricMapping.tokens.output} tokens, $${metricMapping.usd.toFixed(4)} (already spent, counted in the run's spend)`] : [];
     if (!p.remote) return { lines: [`${input.steps} steps × offline proposer = $0 (keyless, local)`, rowsLine], usd: 0, rows, leavesMachine: false };
     const tokIn = input.steps * EST_TOKENS_PER_NODE.input;
     const tokOut = input.steps * EST_TOKENS_PER_NODE.output;
@@ -126,6 +143,7 @@ export default defineVerb({
       lines: [
         `${input.steps} steps × ~${EST_TOKENS_PER_NODE.input + EST_TOKENS_PER_NODE.output} tokens × ${price ? `$${price.input}/$${price.output} per Mtok` : "unknown price ($0 counted)"} (${p.model}) ≈ $${est.toFixed(2)}${cap}`,
         rowsLine + `; the proposer sees a statistics preview, not rows`,
+        ...mapped,
       ],
       usd: input["budget-usd"] !== undefined ? Math.min(est, input["budget-usd"]) : est,
       tokens: tokIn + tokOut,
@@ -153,7 +171,7 @@ export default defineVerb({
     const s = out.summary as Summary;
     if (!s?.metric_spec) return [];
     const lines = [
-      kv("metric", `${s.metric_spec.label} (${s.metric_spec.direction}) ${selectionText(s)} — computed by Loom`),
+      kv("metric", `${s.metric_spec.label} (${s.metric_spec.direction}) ${selectionText(s)} — computed by Loom${s.metric_spec.source === "model" ? ` (mapped from "${s.metric_spec.text}" by the model)` : ""}`),
       kv("best", s.best ? `node ${s.best.node} ${s.best.model}: ${s.best.score.toPrecision(5)}` : "none (every candidate failed)"),
       kv("nodes", Object.entries(s.nodes).map(([k, n]) => `${k} ${n}`).join(", ")),
       kv("spend", `$${s.spend.usd.toFixed(4)} (${s.spend.tokens.input + s.spend.tokens.output} tokens, ${s.spend.provider})`),
@@ -166,10 +184,7 @@ export default defineVerb({
   async run(input, ctx): Promise<Outcome> {
     const p = resolveProposer(input);
     if (!p.remote) return ctx.flow(flowRequest(input));
-    const complete: Complete =
-      p.provider === "anthropic"
-        ? anthropicProposer({ apiKey: p.apiKey!, model: p.model, baseURL: p.baseURL })
-        : openaiProposer({ apiKey: p.apiKey, model: p.model, baseURL: p.baseURL!, stream: process.env.LOOM_OPENAI_STREAM !== "0" });
+    const complete = completeFor(p);
     const server = startProposerServer(complete);
     try {
       return await ctx.flow({ ...flowRequest(input, p.model), env: { LOOM_PROPOSER_URL: server.url } });
@@ -190,6 +205,7 @@ function flowParams(input: Input, model?: string): Record<string, unknown> {
     dataset: input.dataset,
     goal: input.goal,
     metric: input.metric,
+    metric_mapping: metricMapping ? JSON.stringify(metricMapping) : undefined,
     target: input.target,
     steps: input.steps,
     model_provider: input["model-provider"] ?? "anthropic",

@@ -3,8 +3,9 @@
  * the product-page example (offline, twice: deterministic), resume, the keyless refusal, a bad metric,
  * and the anthropic / openai proposers against local servers speaking the real protocols (good code, a
  * crash then debugged, no code block, an endless loop, a socket, a write outside the sandbox, a tool call,
- * streaming) plus the --budget-usd cap, and both executors (local pool, Metaflow foreach).
- * Real runs: 1 ingest + 8 OptimizeFlow + 1 OptimizeRoundFlow.
+ * streaming) plus the --budget-usd cap, both executors (local pool, Metaflow foreach), and --metric text
+ * the rules cannot map, mapped by the model when a key is present (never offline).
+ * Real runs: 1 ingest + 9 OptimizeFlow + 1 OptimizeRoundFlow.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
@@ -105,7 +106,7 @@ print(json.dumps({"leaderboard": d.leaderboard, "journal": [{k: n[k] for k in ("
     expect(a.verb).toBe("run");
     expect(a.pathspec).toMatch(/^OptimizeFlow\/\d+$/);
     const s = a.summary;
-    expect(s.metric_spec).toMatchObject({ metric: "roc_auc", direction: "maximize", split: { kind: "holdout", fraction: 0.2 } });
+    expect(s.metric_spec).toMatchObject({ metric: "roc_auc", direction: "maximize", split: { kind: "holdout", fraction: 0.2 }, source: "rules", text: "Maximize ROC-AUC on a held-out split." });
     expect(s.leaderboard.length).toBe(10);
     expect(s.nodes.total).toBe(10);
     expect(s.spend.usd).toBe(0);
@@ -219,7 +220,7 @@ print(json.dumps([{k: n.get(k) for k in ("id", "parent", "operator", "status", "
     expect(r.json.summary.best).not.toBeNull();
     expect(journal.every((n) => n.tokens.input === 1000 && n.tokens.output === 500)).toBe(true);
     expect(r.json.summary.spend.usd).toBeCloseTo(8 * (1000 * 3 + 500 * 15) / 1e6, 6);
-    expect(server.requests.length).toBe(8);
+    expect(server.requests.length).toBe(8); // common phrasing: the rules map it, no mapping call
     expect(server.requests[0].model).toBe("claude-sonnet-4-6");
     // the proposer sees a statistics preview and the memory, never raw rows
     expect(server.requests[7].messages[0].content).toContain("solutions tried so far");
@@ -262,5 +263,46 @@ print(json.dumps([{k: n.get(k) for k in ("id", "operator", "status", "error", "s
     expect(server.requests.every((q) => q.stream === true && q.model === "llama3.1:8b")).toBe(true);
     expect(journal.map((n) => n.tokens.input)).toEqual([901, 902, 903, 904]);
     expect(r.json.summary.spend.usd).toBe(0);
+  });
+});
+
+describe("--metric text the rules cannot map: the model maps it onto the closed set (key present), never offline", () => {
+  const text = "Score by the area under the receiver operating characteristic curve, bigger is better";
+  const good = fakeAnthropic([], undefined, '{"metric": "roc_auc", "direction": "maximize", "holdout_fraction": null}');
+  const bad = fakeOpenAI([], '{"metric": "customer_happiness", "direction": "maximize", "holdout_fraction": 0.2}');
+  afterAll(() => {
+    good.stop();
+    bad.stop();
+  });
+
+  test("mapped to ROC-AUC / maximize, recorded with source model and the text; its tokens and dollars count; the run proceeds", async () => {
+    const r = await loom(["run", "--dataset", ds, "--metric", text, "--steps", "1", "--yes", "--json"], { cwd: ws, env: { ANTHROPIC_API_KEY: "test-key", ANTHROPIC_BASE_URL: good.url } });
+    expect(r.code).toBe(0);
+    expect(r.json.summary.metric_spec).toMatchObject({ metric: "roc_auc", direction: "maximize", source: "model", text, split: { kind: "holdout", fraction: 0.2 } });
+    expect(good.requests.length).toBe(2); // the mapping, then one proposal
+    expect(good.requests[0].messages[0].content).toBe(`Metric text: ${JSON.stringify(text)}`);
+    expect(good.requests[0].system).toContain("roc_auc: ROC-AUC");
+    expect(r.json.summary.spend.tokens).toEqual({ input: 2000, output: 1000 });
+    expect(r.json.summary.spend.usd).toBeCloseTo(2 * 0.0105, 6);
+    expect(r.json.summary.nodes.total).toBe(1);
+  }, 300_000);
+
+  test("an answer outside the closed set: exit 2 listing what is understood; no run", async () => {
+    const before = runsOf(ws);
+    const r = await loom(["run", "--dataset", ds, "--metric", "make the customers happy", "--model-provider", "openai", "--model", "llama3.1:8b", "--json"], { cwd: ws, env: { OPENAI_BASE_URL: bad.url } });
+    expect(r.code).toBe(2);
+    expect(r.json.messages[0]).toContain('names "customer_happiness", which is not one of');
+    expect(r.json.messages[0]).toContain("understood: ROC-AUC");
+    expect(bad.requests.length).toBe(1);
+    expect(runsOf(ws)).toBe(before);
+    expectNoTraceback(r);
+  });
+
+  test("offline with unusual text: exit 2 without any model call, even with a key set", async () => {
+    const n = good.requests.length;
+    const r = await loom(["run", "--dataset", ds, "--metric", text, "--model-provider", "offline", "--json"], { cwd: ws, env: { ANTHROPIC_API_KEY: "test-key", ANTHROPIC_BASE_URL: good.url } });
+    expect(r.code).toBe(2);
+    expect(r.json.messages[0]).toContain("understood: ROC-AUC");
+    expect(good.requests.length).toBe(n);
   });
 });

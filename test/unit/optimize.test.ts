@@ -5,6 +5,7 @@ import { UsageError } from "../../src/core/errors";
 import { renderBoard, progressLine } from "../../src/optimize/leaderboard";
 import { priceOf, usd } from "../../src/optimize/pricing";
 import { ProposerFailure } from "../../src/optimize/proposers";
+import { mapMetric, mappingPrompt, type ClosedSet } from "../../src/optimize/metric";
 import { startProposerServer } from "../../src/optimize/server";
 import { MISSING_KEY, resolveProposer } from "../../src/verbs/optimize";
 
@@ -69,4 +70,26 @@ test("proposer server: token-guarded, relays completions and fatal/non-fatal fai
   } finally {
     server.stop();
   }
+});
+
+describe("metric mapping (the model fallback for unusual --metric text)", () => {
+  const set: ClosedSet = {
+    metrics: { roc_auc: { label: "ROC-AUC", direction: "maximize", task: "classification" }, rmse: { label: "RMSE", direction: "minimize", task: "regression" } },
+    directions: ["maximize", "minimize"],
+    holdout_fraction: [0.05, 0.5],
+  };
+  test("the prompt names the closed set and asks for strict JSON; the answer comes back raw with its spend", async () => {
+    const seen: any[] = [];
+    const m = await mapMetric(async (p) => (seen.push(p), { text: '{"metric": "roc_auc"}', input_tokens: 7, output_tokens: 3, usd: 0.5, model: "m1" }), "bigger AUC", set, "ROC-AUC, RMSE");
+    expect(m).toEqual({ answer: '{"metric": "roc_auc"}', model: "m1", tokens: { input: 7, output: 3 }, usd: 0.5 });
+    expect(seen[0]).toEqual(mappingPrompt("bigger AUC", set));
+    expect(seen[0].system).toContain("- roc_auc: ROC-AUC (classification, maximize)");
+    expect(seen[0].system).toContain("0.05..0.5");
+    expect(seen[0].user).toBe('Metric text: "bigger AUC"');
+  });
+  test("a failed call is exit 2 listing what is understood", async () => {
+    const p = mapMetric(async () => { throw new ProposerFailure("anthropic: HTTP 401: bad key", true); }, "bigger AUC", set, "ROC-AUC, RMSE");
+    await expect(p).rejects.toBeInstanceOf(UsageError);
+    await expect(mapMetric(async () => { throw new Error("HTTP 401"); }, "x", set, "ROC-AUC, RMSE")).rejects.toThrow("understood: ROC-AUC, RMSE");
+  });
 });

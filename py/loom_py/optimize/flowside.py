@@ -24,7 +24,7 @@ def prepare(params: dict) -> dict:
     if p.get("resume"):
         prev = resolve_run(p["resume"], ("OptimizeFlow",), what="search to resume")
         cfg = prev.data.search_config
-        for k in ("dataset", "metric", "goal", "target", "seed"):
+        for k in ("dataset", "metric", "metric_mapping", "goal", "target", "seed"):
             if p.get(k) in (None, "") and cfg.get(k) not in (None, ""):
                 p[k] = cfg[k]
         if p.get("dataset") != cfg.get("dataset") or p.get("target") != cfg.get("target") or \
@@ -35,7 +35,7 @@ def prepare(params: dict) -> dict:
         raise UsageError("--dataset is required: pass a data object pathspec (see `loom datasets`)")
     if not p.get("goal"):
         p["goal"] = "Predict the target for each row."
-    spec = metric_spec.parse_metric(p.get("metric") or "")
+    spec = metric_spec.resolve(p.get("metric") or "", p.get("metric_mapping"))
     df, _info = load_frame(p["dataset"])
     from .search import resolve_target
     from ..tabular import infer_task
@@ -50,7 +50,8 @@ def prepare(params: dict) -> dict:
         raise UsageError("--steps must be between 1 and 500")
     p["steps"] = steps
     inputs = [p["dataset"]] + ([p["resume"]] if p.get("resume") else [])
-    return {"params": {k: v for k, v in p.items() if v is not None and k != "proposer_url"}, "inputs": inputs}
+    return {"params": {k: v for k, v in p.items() if v is not None and k not in ("proposer_url", "metric_fallback")},
+            "inputs": inputs}
 
 
 def execute(flow, current) -> None:
@@ -62,13 +63,16 @@ def execute(flow, current) -> None:
     from ..data import load_frame, resolve_run
     from . import sandbox, search
 
-    spec = metric_spec.parse_metric(flow.metric)
+    spec = metric_spec.resolve(flow.metric, flow.metric_mapping or None)
+    mapping = json.loads(flow.metric_mapping) if flow.metric_mapping else {}
+    mapped_tokens = {k: int((mapping.get("tokens") or {}).get(k) or 0) for k in ("input", "output")}
     cfg = {"dataset": flow.dataset, "goal": flow.goal, "metric": flow.metric, "target": flow.target or None,
            "steps": int(flow.steps), "provider": flow.model_provider, "model": flow.model or None,
            "budget_usd": float(flow.budget_usd) if flow.budget_usd not in (None, "", 0, "0") else None,
            "time_limit_min": float(flow.time_limit) if flow.time_limit not in (None, "", 0, "0") else None,
            "parallel": int(flow.parallel), "seed": int(flow.seed), "node_timeout": float(flow.node_timeout),
            "mem_mb": int(flow.memory_mb), "policy": flow.policy, "spec": spec, "executor": flow.executor or "local",
+           "metric_mapping": flow.metric_mapping or None, "spent_before": float(mapping.get("usd") or 0.0),
            "proposer_url": os.environ.get("LOOM_PROPOSER_URL")}
     prior = []
     if flow.resume:
@@ -102,8 +106,10 @@ def execute(flow, current) -> None:
     counts = {}
     for n in journal:
         counts[n["status"]] = counts.get(n["status"], 0) + 1
-    tokens = {"input": sum(n["tokens"]["input"] for n in journal), "output": sum(n["tokens"]["output"] for n in journal)}
+    tokens = {k: sum(n["tokens"][k] for n in journal) + mapped_tokens[k] for k in ("input", "output")}
     pub_spec = {k: spec[k] for k in ("metric", "label", "direction", "split", "source", "text")}
+    if spec["source"] == "model":
+        pub_spec["mapped_by"] = spec.get("mapped_by")
     pub_spec["task"] = rec["task"]
     flow.metric_spec = pub_spec
     flow.search_config = {k: v for k, v in cfg.items() if k not in ("spec", "proposer_url")}
@@ -197,10 +203,16 @@ def describe(params: dict) -> dict:
     row counts the cost gate shows. Raises UsageError (exit 2) on bad input; creates no run."""
     from ..data import load_frame
 
+    if params.get("metric_fallback") and params.get("metric") and not params.get("metric_mapping"):
+        try:
+            metric_spec.parse_metric(params["metric"])
+        except metric_spec.Unmapped:  # the CLI asks the model, then calls again with its answer
+            return {"status": "OK", "summary": {"needs_mapping": True, "closed_set": metric_spec.closed_set(),
+                                                "understood": metric_spec.UNDERSTOOD}}
     prep = prepare({**params, "proposer_url": params.get("proposer_url") or "preflight"})
     p = prep["params"]
     df, info = load_frame(p["dataset"])
     labeled = int(df[p["target"]].notna().sum())
     return {"status": "OK", "summary": {"dataset": p["dataset"], "rows": int(len(df)), "labeled_rows": labeled,
                                         "columns": int(df.shape[1]), "target": p["target"],
-                                        "metric_spec": metric_spec.parse_metric(p["metric"])}}
+                                        "metric_spec": metric_spec.resolve(p["metric"], p.get("metric_mapping"))}}

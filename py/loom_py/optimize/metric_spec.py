@@ -1,11 +1,14 @@
 """The metric is the spec: ``--metric`` text → a formal spec (metric, direction, split).
 
-Parsed deterministically for the common phrasings. Anything unmapped raises a UsageError that lists what
-is understood (the LLM fallback, when a key is present, lives in ``llm.parse_metric_with_model``).
+Parsed deterministically for the common phrasings (``source: "rules"``). Text the rules cannot map raises
+:class:`Unmapped` (a UsageError listing what is understood). When a key is present the CLI asks the model to map
+the text onto the same closed set (:func:`closed_set`) and hands its raw answer back; :func:`from_model` validates
+it (``source: "model"``) or refuses with the same listing. :func:`resolve` is the one entry point.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 from ..errors import UsageError
@@ -37,6 +40,10 @@ UNDERSTOOD = ("ROC-AUC, PR-AUC (average precision), accuracy, balanced accuracy,
               "optional 'maximize'/'minimize' and a split such as 'on a held-out split' or 'on a 25% holdout'")
 
 
+class Unmapped(UsageError):
+    """The rules found no metric in the text (the only refusal the model fallback may rescue)."""
+
+
 def parse_metric(text: str) -> dict:
     """Deterministic parse. Returns the spec dict or raises UsageError listing what is understood."""
     if not isinstance(text, str) or not text.strip():
@@ -48,7 +55,7 @@ def parse_metric(text: str) -> dict:
     if "pr_auc" in found and "roc_auc" in found and not re.search(r"\broc|auroc", t):
         found.remove("roc_auc")  # the bare "auc" inside "PR-AUC"
     if not found:
-        raise UsageError(f"cannot map --metric \"{text}\" to a metric Loom computes itself; understood: {UNDERSTOOD}")
+        raise Unmapped(f"cannot map --metric \"{text}\" to a metric Loom computes itself; understood: {UNDERSTOOD}")
     if len(found) > 1:
         raise UsageError(f"--metric \"{text}\" names more than one metric ({', '.join(METRICS[m]['label'] for m in found)}): name exactly one")
     name = found[0]
@@ -66,6 +73,74 @@ def parse_metric(text: str) -> dict:
     split = parse_split(t)
     return {"metric": name, "label": m["label"], "direction": m["direction"], "needs_proba": m["proba"],
             "task": m["task"], "split": split, "source": "rules", "text": text}
+
+
+FRACTION_RANGE = (0.05, 0.5)
+
+
+def closed_set() -> dict:
+    """What the model may answer with: the metric names (with label, direction, task) and the fraction range."""
+    return {"metrics": {k: {"label": METRICS[k]["label"], "direction": METRICS[k]["direction"], "task": METRICS[k]["task"]}
+                        for k in ORDER},
+            "directions": ["maximize", "minimize"], "holdout_fraction": list(FRACTION_RANGE)}
+
+
+def _model_refusal(text: str, why: str) -> UsageError:
+    return UsageError(f"cannot map --metric \"{text}\" to a metric Loom computes itself (the model's mapping {why}); "
+                      f"understood: {UNDERSTOOD}")
+
+
+def from_model(answer: str, text: str) -> dict:
+    """Validate the model's raw answer (strict JSON: {"metric", "direction", "holdout_fraction"}) against the
+    closed set. Returns the spec (``source: "model"``) or raises a UsageError listing what is understood."""
+    raw = (answer or "").strip()
+    fence = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", raw, re.S)
+    if fence:
+        raw = fence.group(1)
+    try:
+        obj = json.loads(raw)
+    except (ValueError, TypeError):
+        raise _model_refusal(text, "was not JSON") from None
+    if not isinstance(obj, dict):
+        raise _model_refusal(text, "was not a JSON object")
+    extra = sorted(set(obj) - {"metric", "direction", "holdout_fraction"})
+    if extra:
+        raise _model_refusal(text, f"has unknown keys: {', '.join(map(str, extra))}")
+    name = obj.get("metric")
+    if name is None:
+        raise _model_refusal(text, "names no metric")
+    if not isinstance(name, str) or name not in METRICS:
+        raise _model_refusal(text, f"names {json.dumps(name)}, which is not one of {', '.join(ORDER)}")
+    m = METRICS[name]
+    direction = obj.get("direction")
+    if direction is not None and direction not in ("maximize", "minimize"):
+        raise _model_refusal(text, f"has direction {json.dumps(direction)}, not maximize or minimize")
+    if direction is not None and direction != m["direction"]:
+        raise UsageError(f"--metric \"{text}\" (mapped by the model to {m['label']}, {direction}): {m['label']} is "
+                         f"{'higher' if m['direction'] == 'maximize' else 'lower'}-is-better, so it can only be {m['direction']}d")
+    frac = obj.get("holdout_fraction")
+    if frac is None:
+        frac = 0.2
+    if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not FRACTION_RANGE[0] <= float(frac) <= FRACTION_RANGE[1]:
+        raise _model_refusal(text, f"has holdout_fraction {json.dumps(frac)}, outside {FRACTION_RANGE[0]}..{FRACTION_RANGE[1]}")
+    split = parse_split(text.lower())  # keeps the cross-validation note; the fraction is the model's
+    split["fraction"] = float(frac)
+    return {"metric": name, "label": m["label"], "direction": m["direction"], "needs_proba": m["proba"],
+            "task": m["task"], "split": split, "source": "model", "text": text}
+
+
+def resolve(text: str, mapping=None) -> dict:
+    """The spec for ``--metric`` text: the rules first; the model's mapping (JSON string or dict with
+    ``answer``, from the CLI) only when the rules cannot map the text."""
+    try:
+        return parse_metric(text)
+    except Unmapped:
+        if not mapping:
+            raise
+    m = json.loads(mapping) if isinstance(mapping, str) else dict(mapping)
+    spec = from_model(m.get("answer") or "", text)
+    spec["mapped_by"] = m.get("model")
+    return spec
 
 
 def parse_split(t: str) -> dict:
