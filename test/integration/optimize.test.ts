@@ -8,26 +8,13 @@
  * Real runs: 1 ingest + 9 OptimizeFlow + 1 OptimizeRoundFlow.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CRASH, LOOP, NO_BLOCK, SOCKET, TOOL_CALL, WRITE, fakeAnthropic, fakeOpenAI } from "../fixtures/llm-servers";
-import { expectNoTraceback, loom, plainMetaflow, tempWorkspace } from "../helpers";
+import { expectNoTraceback, loom, plainMetaflow, rng, runsOf as runsOfFlow, tempWorkspace } from "../helpers";
 
-const runsOf = (ws: string, flow = "OptimizeFlow") => {
-  const d = join(ws, ".loom", ".metaflow", flow);
-  return existsSync(d) ? readdirSync(d).filter((n) => /^\d+$/.test(n)).length : 0;
-};
+const runsOf = (ws: string, flow = "OptimizeFlow") => runsOfFlow(ws, flow);
 
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** 600 rows: a nonlinear binary target (an interaction a linear model misses), a category, missing values,
  * and 60 rows with no target (the "test.csv" rows). */
