@@ -98,3 +98,43 @@ def test_roc_auc_matches_sklearn():
     y = rng.integers(0, 2, 500)
     s = np.round(y + rng.normal(0, 1, 500), 1)  # ties included
     assert abs(L.roc_auc(y == 1, s) - roc_auc_score(y, s)) < 1e-12
+
+
+def _oof_rowwise(codes, n_codes, y, task, k, seed=0, smoothing=2.0):
+    """The one-feature estimator written row by row, fold by fold (what oof_score computes in one pass),
+    scored with scikit-learn's metrics."""
+    from sklearn.metrics import r2_score, roc_auc_score
+
+    fold = L._folds(len(codes), seed)
+    if task == "classification":
+        proba = np.zeros((len(codes), k))
+        for f in range(L.N_FOLDS):
+            tr, te = fold != f, fold == f
+            prior = np.bincount(y[tr], minlength=k) / tr.sum()
+            counts = np.zeros((n_codes, k))
+            np.add.at(counts, (codes[tr], y[tr]), 1)
+            proba[te] = (counts[codes[te]] + smoothing * prior) / (counts[codes[te]].sum(1, keepdims=True) + smoothing)
+        if k == 2:
+            return roc_auc_score(y, proba[:, 1])
+        return roc_auc_score(y, proba, multi_class="ovr", average="macro")
+    pred = np.zeros(len(codes))
+    for f in range(L.N_FOLDS):
+        tr, te = fold != f, fold == f
+        for i in np.flatnonzero(te):
+            same = tr & (codes == codes[i])
+            pred[i] = (y[same].sum() + smoothing * y[tr].mean()) / (same.sum() + smoothing)
+    return r2_score(y, pred)
+
+
+@pytest.mark.parametrize("task,k", [("classification", 2), ("classification", 4), ("regression", 0)])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_oof_score_one_pass_equals_the_rowwise_estimator(task, k, seed):
+    rng = np.random.default_rng(seed)
+    n, n_codes = 1200, 9
+    codes = rng.integers(0, n_codes - 1, n)  # the last bin stays empty
+    if task == "classification":
+        y = (codes + rng.integers(0, 3, n)) % k
+    else:
+        y = codes * 0.5 + rng.normal(0, 1, n)
+    got = L.oof_score(codes, n_codes, y, task, k, seed=seed)
+    assert got == pytest.approx(_oof_rowwise(codes, n_codes, y, task, k, seed=seed), abs=1e-12)
