@@ -42,25 +42,37 @@ class ValidateFlow(FlowSpec):
         import json
 
         from loom_py import events, flowkit, validate
-        from loom_py.data import load_frame
+        from loom_py.sidecar import Sidecar
 
         events.progress(f"loading {self.dataset}")
-        df, info = load_frame(self.dataset)
         params = {"target": self.target, "metric": self.metric or None, "threshold": self.threshold or None,
                   "time": self.time or None, "horizon": self.horizon or None, "group": self.group or None,
                   "sensitive": json.loads(self.sensitive or "[]"), "folds": self.folds, "model": self.model or None,
                   "seed": self.seed, "holdout": self.holdout, "embargo": self.embargo,
                   "bounds": json.loads(self.bounds or "{}")}
-        opts = validate.resolve_options(df, params)
-        factory, model_name, model_source = validate.model_factory(opts["model"], opts["target"])
-        from loom_py.splits import seal_id_for
+        # the spare core loads, resolves and seals the data (then runs the data checks) while this process
+        # imports scikit-learn and later fits; inline where there is no spare core (loom_py/sidecar.py)
+        side = Sidecar(validate.staged, self.dataset, params)
+        try:
+            validate.warm_imports()
+            staged = side.next()
+        except BaseException:
+            side.cancel()
+            raise
+        opts, info = staged["opts"], staged["info"]
+        try:
+            factory, model_name, model_source = validate.model_factory(opts["model"], opts["target"])
+            from loom_py.splits import seal_id_for
 
-        self.seal_id = seal_id_for(info["content_hash"], opts["target"], opts["time"], opts["group"], opts["holdout"])
-        tag_run(f"ValidateFlow/{current.run_id}", f"seal:{self.seal_id}")
-        earlier = earlier_evaluations(self.seal_id, current.run_id)
-        out = validate.evaluate(df, opts, content_hash=info["content_hash"], factory=factory, model_name=model_name,
-                                model_source=model_source, earlier_evaluations=len(earlier),
-                                progress=events.progress)
+            self.seal_id = seal_id_for(info["content_hash"], opts["target"], opts["time"], opts["group"], opts["holdout"])
+            tag_run(f"ValidateFlow/{current.run_id}", f"seal:{self.seal_id}")
+            earlier = earlier_evaluations(self.seal_id, current.run_id)
+        except BaseException:
+            side.cancel()
+            raise
+        out = validate.evaluate(staged["df"], opts, content_hash=info["content_hash"], factory=factory,
+                                model_name=model_name, model_source=model_source, earlier_evaluations=len(earlier),
+                                progress=events.progress, staged_data=(staged, side))
         s = out["summary"]
         s["dataset"] = {"pathspec": self.dataset, "label": info.get("label"), "rows": info.get("rows"),
                         "content_hash": info.get("content_hash")}

@@ -408,47 +408,57 @@ def tolerance(metric: str, cv_mean: float, cv_std: float, bounds: dict) -> float
     return float(max(base, bounds.get("cv_std_multiple", 3.0) * (cv_std or 0.0)))
 
 
-def evaluate(df, opts: dict, *, content_hash: str, factory=None, model_name: str | None = None,
-             model_source: str = "default", earlier_evaluations: int = 0, progress=None) -> dict:
-    """Everything validate reports, as a dict (the flow stores it and renders the card)."""
+def data_checks(df, cv_pos, holdout_pos, target, task, *, time_col=None, group_col=None, seed=0,
+                max_duplicate_share=0.01) -> dict:
+    """The checks that need only the data and the seal: single-column leakage on the CV rows, and holdout
+    rows duplicated in the CV data. Pure (runs inline or in the sidecar with the same result)."""
+    from . import leakage, splits
+
+    t = time.perf_counter()
+    cv_frame = df.iloc[cv_pos]
+    flags = leakage.find_leaks(cv_frame, target, task, time_col=time_col, seed=seed)
+    skip = {c for c in (time_col, group_col) if c}
+    flags = [f for f in flags if not (f["column"] in skip and f["reason"] == "identifier")]
+    h_cv = splits.row_hashes(cv_frame)
+    h_h = splits.row_hashes(df.iloc[holdout_pos])
+    dup_mask = np.isin(h_h, h_cv)
+    dup_share = float(dup_mask.mean()) if len(h_h) else 0.0
+    duplicates = {"holdout_rows_in_cv": int(dup_mask.sum()), "share": dup_share, "max_share": max_duplicate_share,
+                  "flagged": dup_share > max_duplicate_share}
+    return {"flags": flags, "duplicates": duplicates, "rows_used": int(len(cv_frame)),
+            "sampled": leakage.sampled(cv_frame), "seconds": time.perf_counter() - t}
+
+
+def cv_positions(seal, t0_all, opts) -> tuple:
+    """The rows cross-validation uses, in its order: the sealed rows left out; with a time column, ordered
+    by time and purged of rows whose label interval reaches into the holdout. (positions, t0, t1, purged)."""
+    from . import splits
+
+    cv_pos = seal.cv
+    if not opts["time"]:
+        return cv_pos, None, None, 0
+    order = np.argsort(t0_all[cv_pos], kind="mergesort")
+    cv_pos = cv_pos[order]
+    t0 = t0_all[cv_pos]
+    t1 = t0 + opts["horizon"]
+    keep = splits.purge_before_holdout(t0, t1, t0_all[seal.holdout].min())
+    return cv_pos[keep], t0[keep], t1[keep], int((~keep).sum())
+
+
+def _evaluate_models(df, opts, seal, cv_rows, *, factory, say, clock):
+    """Cross-validation, the holdout fit, calibration and per-slice results (the model work)."""
     import pandas as pd
 
-    from . import calibration, fairness, leakage, splits
+    from . import calibration, fairness, splits
 
-    t_start = time.perf_counter()
-    say = progress or (lambda m: None)
-    clock = _Clock()
-    if factory is None:
-        from .tabular import DEFAULT_MODEL_NAME, default_model
-
-        factory, model_name = default_model, DEFAULT_MODEL_NAME
-    target, task, metric, seed = opts["target"], opts["task"], opts["metric"], opts["seed"]
-    bounds = opts["bounds"]
-    notes = []
-    n_all = len(df)
-    df = df[df[target].notna()].reset_index(drop=True)
-    if len(df) < n_all:
-        notes.append(f"{n_all - len(df)} rows without a target value were left out")
-    t0_all = None
-    if opts["time"]:
-        t0_all, _ = splits.time_values(df[opts["time"]])
-    seal = splits.carve_holdout(df, target, task, content_hash=content_hash, time_col=opts["time"],
-                                group_col=opts["group"], fraction=opts["holdout"], t0=t0_all)
+    target, task, metric, seed, bounds = opts["target"], opts["task"], opts["metric"], opts["seed"], opts["bounds"]
     X_all = df.drop(columns=[target])
     y_all = df[target].to_numpy()
     classes = sorted(pd.unique(y_all).tolist(), key=lambda v: (str(type(v)), v)) if task == "classification" else None
 
     # ---- cross-validation -------------------------------------------------------------------
-    cv_pos = seal.cv
-    purged_before_holdout = 0
+    cv_pos, t0, t1, purged_before_holdout = cv_rows
     if opts["time"]:
-        order = np.argsort(t0_all[cv_pos], kind="mergesort")
-        cv_pos = cv_pos[order]
-        t0 = t0_all[cv_pos]
-        t1 = t0 + opts["horizon"]
-        keep = splits.purge_before_holdout(t0, t1, t0_all[seal.holdout].min())
-        purged_before_holdout = int((~keep).sum())
-        cv_pos, t0, t1 = cv_pos[keep], t0[keep], t1[keep]
         embargo_rows = int(math.ceil(opts["embargo"] * len(cv_pos)))
         folds = splits.purged_kfold(t0, t1, opts["folds"], embargo_rows)
         scheme = "purged_kfold"
@@ -516,28 +526,112 @@ def evaluate(df, opts: dict, *, content_hash: str, factory=None, model_name: str
                 proba_pos=proba_h if METRICS[metric][2] else None,
                 min_group=int(bounds["min_group"]), seed=seed)
 
+    cv["_classes"] = classes
+    return cv, holdout, calib, fair, proba_h, pred_h, y_h
+
+
+def sealed(df, opts: dict, content_hash: str) -> dict:
+    """The rows with a target, the sealed holdout and the CV rows in their order (pure: the same data
+    object always gives the same seal; runs inline or in the sidecar)."""
+    from . import splits
+
+    target = opts["target"]
+    notes = []
+    n_all = len(df)
+    df = df[df[target].notna()].reset_index(drop=True)
+    if len(df) < n_all:
+        notes.append(f"{n_all - len(df)} rows without a target value were left out")
+    t0_all = None
+    if opts["time"]:
+        t0_all, _ = splits.time_values(df[opts["time"]])
+    seal = splits.carve_holdout(df, target, opts["task"], content_hash=content_hash, time_col=opts["time"],
+                                group_col=opts["group"], fraction=opts["holdout"], t0=t0_all)
+    return {"df": df, "notes": notes, "t0_all": t0_all, "seal": seal, "cv_rows": cv_positions(seal, t0_all, opts)}
+
+
+def _checks_of(s: dict, opts: dict) -> dict:
+    return data_checks(s["df"], s["cv_rows"][0], s["seal"].holdout, opts["target"], opts["task"],
+                       time_col=opts["time"], group_col=opts["group"], seed=opts["seed"],
+                       max_duplicate_share=opts["bounds"]["max_duplicate_share"])
+
+
+def staged(dataset: str, params: dict):
+    """ValidateFlow's data work, in the order the step needs it, for a sidecar (or inline): first the data
+    object loaded, its options resolved and the seal carved; then the data checks. Meanwhile the step
+    imports the model library and fits."""
+    from .data import load_frame
+
+    df, info = load_frame(dataset)
+    opts = resolve_options(df, params)
+    s = sealed(df, opts, info["content_hash"])
+    yield {"info": info, "opts": opts, **s}
+    yield _checks_of(s, opts)
+
+
+def warm_imports() -> None:
+    """What the default model and the CV need from scikit-learn (the step imports them while the sidecar
+    loads and seals the data)."""
+    import sklearn.compose  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
+    import sklearn.impute  # noqa: F401
+    import sklearn.metrics  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+    import sklearn.pipeline  # noqa: F401
+    import sklearn.preprocessing  # noqa: F401
+
+
+def evaluate(df, opts: dict, *, content_hash: str, factory=None, model_name: str | None = None,
+             model_source: str = "default", earlier_evaluations: int = 0, progress=None,
+             staged_data: tuple | None = None) -> dict:
+    """Everything validate reports, as a dict (the flow stores it and renders the card).
+
+    ``staged_data`` = (the first item of ``staged``, the sidecar that delivers its data checks) when the
+    flow has already loaded and sealed the data on the spare core; otherwise the seal is carved here and
+    the data checks start on the spare core now."""
+    from . import leakage
+    from .sidecar import Sidecar
+
+    t_start = time.perf_counter()
+    say = progress or (lambda m: None)
+    clock = _Clock()
+    if factory is None:
+        from .tabular import DEFAULT_MODEL_NAME, default_model
+
+        factory, model_name = default_model, DEFAULT_MODEL_NAME
+    target, task, metric, seed = opts["target"], opts["task"], opts["metric"], opts["seed"]
+    bounds = opts["bounds"]
+    if staged_data is None:
+        s = sealed(df, opts, content_hash)
+        # The data checks (leakage statistics, row hashes) need only the data and the seal: they run on the
+        # spare core while the models fit (sidecar.py; inline where there is none), same result either way.
+        side = Sidecar(_checks_of, s, opts)
+    else:
+        s, side = staged_data
+    df, notes, seal, cv_rows = s["df"], list(s["notes"]), s["seal"], s["cv_rows"]
+    try:
+        out = _evaluate_models(df, opts, seal, cv_rows, factory=factory, say=say, clock=clock)
+    except BaseException:
+        side.cancel()
+        raise
+    cv, holdout, calib, fair, proba_h, pred_h, y_h = out
+    cv_mean, cv_std, hold_value = cv["mean"], cv["std"], holdout["value"]
+    classes = cv.pop("_classes")
+
     # ---- leakage ----------------------------------------------------------------------------
     say("leakage checks")
     t_leak = time.perf_counter()
-    cv_frame = df.iloc[cv_pos]
-    flags = leakage.find_leaks(cv_frame, target, task, time_col=opts["time"], seed=seed)
-    skip = {c for c in (opts["time"], opts["group"]) if c}
-    flags = [f for f in flags if not (f["column"] in skip and f["reason"] == "identifier")]
-    h_cv = splits.row_hashes(df.iloc[cv_pos])
-    h_h = splits.row_hashes(df.iloc[seal.holdout])
-    dup_mask = np.isin(h_h, h_cv)
-    dup_share = float(dup_mask.mean()) if len(h_h) else 0.0
-    duplicates = {"holdout_rows_in_cv": int(dup_mask.sum()), "share": dup_share,
-                  "max_share": bounds["max_duplicate_share"], "flagged": dup_share > bounds["max_duplicate_share"]}
+    checks_out = side.next()
+    flags, duplicates = checks_out["flags"], checks_out["duplicates"]
+    dup_share = duplicates["share"]
     tol = tolerance(metric, cv_mean, cv_std, bounds)
     gap = (hold_value - cv_mean) if METRICS[metric][1] else (cv_mean - hold_value)  # > 0: holdout better
     agreement = {"cv_mean": cv_mean, "holdout": hold_value, "gap_in_holdout_favour": gap, "tolerance": tol,
                  "within": bool(abs(gap) <= tol) if gap == gap else False}
     above = bool(gap == gap and gap > tol)
-    leak_time = time.perf_counter() - t_leak
+    leak_wait = time.perf_counter() - t_leak
     leak = {"flags": flags, "duplicates": duplicates, "holdout_above_cv": above,
-            "found": bool(flags or duplicates["flagged"] or above), "rows_used": int(len(cv_frame)),
-            "sampled": leakage.sampled(cv_frame)}
+            "found": bool(flags or duplicates["flagged"] or above), "rows_used": checks_out["rows_used"],
+            "sampled": checks_out["sampled"]}
 
     # ---- verdict ----------------------------------------------------------------------------
     checks, reasons = [], []
@@ -609,6 +703,7 @@ def evaluate(df, opts: dict, *, content_hash: str, factory=None, model_name: str
         "leakage": leak, "reasons": reasons, "checks": checks, "thresholds": thresholds, "notes": notes,
         "rows": int(len(df)), "seed": seed,
         "timings": {"total_s": round(total, 3), "model_fit_predict_s": round(clock.fit, 3),
-                    "leakage_s": round(leak_time, 3), "loom_own_s": round(total - clock.fit, 3)},
+                    "leakage_s": round(checks_out["seconds"], 3), "leakage_wait_s": round(leak_wait, 3),
+                    "leakage_on_spare_core": side.forked, "loom_own_s": round(total - clock.fit, 3)},
     }
     return {"summary": summary, "seal": seal, "proba_holdout": proba_h, "pred_holdout": pred_h}
