@@ -12,7 +12,7 @@ from loom_py import flowkit
 from loom_py.errors import UsageError
 from loom_py.train import Request, budgets, cost_plan, usd_text
 from loom_py.train import local as L
-from loom_py.train import modal_app
+from loom_py.train import modal_app, nemo_export
 from loom_py.train.providers import PROVIDERS, LocalProvider, NemoProvider, get_provider
 from loom_py.train.sequences import Columns, build_sequences, check_sequences, detect_columns
 
@@ -295,17 +295,115 @@ def test_parse_target_rejects(raw, needle):
         modal_app.parse_target(raw)
 
 
-def test_generated_modal_app_compiles(tmp_path):
-    req = Request.from_params({**BASE, "budget": "full", "gpu_target": "modal:H100"})
+def _export(objective, frame, tmp_path):
+    cols = detect_columns(frame, objective="next-event")
+    seqs = build_sequences(frame, cols)
+    return seqs, nemo_export.export(objective, seqs, str(tmp_path / objective))
+
+
+@pytest.mark.parametrize("objective,module_name", [("next-event", "PreTrainingDataModule"),
+                                                   ("finetune", "FineTuningDataModule"),
+                                                   ("embedding", "CustomRetrievalDataModule")])
+def test_generated_modal_app_compiles_and_points_the_recipe_at_the_export(tmp_path, log, objective, module_name):
+    import ast
+
+    req = Request.from_params({**BASE, "objective": objective, "budget": "full", "gpu_target": "modal:H100"})
     plan = NemoProvider().plan(req, {"pathspec": "IngestDataset/1", "rows": 10, "content_hash": "sha256:x",
-                                     "columns": {"entity": "u", "time": "t", "event": "e"}})
+                                     "columns": {"entity": "user_id", "time": "ts", "event": "event"}})
     plan["app_name"] = "loom-train-test"
-    path = modal_app.write_app(plan, str(tmp_path), "events.parquet")
+    _, manifest = _export(objective, log.head(3000), tmp_path)
+    path = modal_app.write_app(plan, str(tmp_path), str(tmp_path / objective))
     py_compile.compile(path, doraise=True)
     src = open(path).read()
-    assert 'GPU = "H100:8"' in src and "timeout=43200" in src and "def submit(data_path" in src
+    assert 'GPU = "H100:8"' in src and "timeout=43200" in src and "def submit(local_dir" in src
     embedded = json.loads(json.loads(src.split("PLAN = json.loads(", 1)[1].split(")\n", 1)[0]))
     assert embedded["recipe"] == plan["recipe"] and embedded["gpus"] == 8
+    shipped = json.loads(json.loads(src.split("MANIFEST = json.loads(", 1)[1].split(")\n", 1)[0]))
+    assert shipped == manifest  # the GPU side checks every file's sha256 against what was exported
+    tree = ast.parse(src)
+    names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    assert module_name in names
+    train_fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "train")
+    assigned = [ast.unparse(t) for n in ast.walk(train_fn) if isinstance(n, ast.Assign) for t in n.targets]
+    assert "recipe.data" in assigned  # the recipe's default (mock / SQuAD / SPECTER) data is replaced
+
+
+def test_recipe_names_exist_in_nemo():
+    """The recipe modules and factories Loom plans with (checked against NeMo 2.x's recipe catalogue:
+    nemo/collections/llm/recipes/<name>.py defining pretrain_recipe / finetune_recipe)."""
+    req = lambda o: Request.from_params({**BASE, "objective": o, "gpu_target": "modal:H100"})  # noqa: E731
+    data = {"pathspec": "IngestDataset/1", "rows": 1, "content_hash": "x", "columns": {}}
+    got = {o: NemoProvider().plan(req(o), data)["recipe"] for o in ("next-event", "finetune", "embedding")}
+    assert got == {"next-event": "nemo.collections.llm.recipes.llama32_1b.pretrain_recipe",
+                   "finetune": "nemo.collections.llm.recipes.llama3_8b.finetune_recipe",
+                   "embedding": "nemo.collections.llm.recipes.llama_embedding_1b.finetune_recipe"}
+
+
+# ---- the export the recipe trains on --------------------------------------------------------------
+
+def test_indexed_dataset_layout_is_megatrons(tmp_path):
+    """Byte layout of Megatron-Core's MMIDIDX v1 index, written out by hand for a known input."""
+    import struct
+
+    prefix = str(tmp_path / "d")
+    info = nemo_export.write_indexed_dataset(prefix, [np.array([5, 6, 2]), np.array([7, 2])], "uint16")
+    raw = open(prefix + ".idx", "rb").read()
+    expect = (b"MMIDIDX\x00\x00" + struct.pack("<Q", 1) + struct.pack("<B", 8) + struct.pack("<QQ", 2, 3)
+              + struct.pack("<2i", 3, 2) + struct.pack("<2q", 0, 6) + struct.pack("<3q", 0, 1, 2))
+    assert raw == expect
+    assert open(prefix + ".bin", "rb").read() == struct.pack("<5H", 5, 6, 2, 7, 2)
+    assert info == {"sequences": 2, "tokens": 5, "dtype": "uint16"}
+    back = nemo_export.read_indexed_dataset(prefix)
+    assert [b.tolist() for b in back["sequences"]] == [[5, 6, 2], [7, 2]]
+
+
+def test_next_event_export_round_trips_and_is_deterministic(tmp_path, log):
+    seqs, m = _export("next-event", log, tmp_path)
+    back = nemo_export.read_indexed_dataset(str(tmp_path / "next-event" / "events"))
+    vocab = json.load(open(tmp_path / "next-event" / "vocab.json"))
+    eod = m["special_ids"]["eod"]
+    assert m["entities"] == seqs.n_sequences == len(back["sequences"]) and m["events"] == seqs.n_events
+    first = seqs.tokens[seqs.starts[0]:seqs.starts[1]].tolist()
+    assert [vocab[i] for i in back["sequences"][0][:-1]] == first and back["sequences"][0][-1] == eod
+    assert m["tokens"] == seqs.n_events + seqs.n_sequences and back["dtype"] == "uint16"
+    assert 64 <= m["seq_length"] <= nemo_export.MAX_SEQ_LENGTH
+    _, again = _export("next-event", log.sample(frac=1, random_state=7), tmp_path / "again")
+    assert again["files"] == m["files"]  # same data in another row order: byte-identical export
+
+
+def test_tokenizer_loads_with_the_libraries_nemo_uses(tmp_path, log):
+    """tokenizer.json through the `tokenizers` library, and the directory through transformers'
+    AutoTokenizer.from_pretrained (what NeMo's AutoTokenizer wraps): same ids as the indexed dataset."""
+    tokenizers = pytest.importorskip("tokenizers", reason="test requirement (py/requirements-test.txt)")
+    transformers = pytest.importorskip("transformers", reason="test requirement (py/requirements-test.txt)")
+    frame = log.head(4000).copy()
+    frame.loc[frame.index[:50], "event"] = "page view"  # an event name with a space
+    seqs, m = _export("next-event", frame, tmp_path)
+    tok_dir = tmp_path / "next-event" / "tokenizer"
+    back = nemo_export.read_indexed_dataset(str(tmp_path / "next-event" / "events"))
+    vocab = json.load(open(tmp_path / "next-event" / "vocab.json"))
+    texts = nemo_export.token_texts(vocab)
+    doc = back["sequences"][0][:-1].tolist()
+    line = " ".join(texts[i] for i in doc)
+    assert tokenizers.Tokenizer.from_file(str(tok_dir / "tokenizer.json")).encode(line).ids == doc
+    hf = transformers.AutoTokenizer.from_pretrained(str(tok_dir))
+    assert hf(line)["input_ids"] == doc
+    assert hf.eos_token_id == m["special_ids"]["eod"] and hf.pad_token_id == m["special_ids"]["pad"]
+    assert len(hf) == m["vocab_size"]
+    assert hf.convert_tokens_to_ids(texts[vocab.index("page view")]) == vocab.index("page view")
+
+
+def test_finetune_and_embedding_exports(tmp_path, log):
+    seqs, ft = _export("finetune", log.head(3000), tmp_path)
+    rows = [json.loads(l) for name in ("training", "validation", "test")
+            for l in open(tmp_path / "finetune" / f"{name}.jsonl")]
+    assert len(rows) == seqs.n_events - seqs.n_sequences == sum(ft["examples"].values())
+    assert all(set(r) == {"input", "output"} and r["input"].endswith("next event:") for r in rows)
+    assert sum(ft["entities_per_split"].values()) == seqs.n_sequences and ft["examples"]["training"] > ft["examples"]["test"]
+    _, emb = _export("embedding", log.head(3000), tmp_path)
+    recs = json.load(open(tmp_path / "embedding" / "retrieval.json"))
+    assert len(recs) == emb["examples"] == seqs.n_events - seqs.n_sequences
+    assert all(r["pos_doc"][0] not in r["neg_doc"] and len(r["neg_doc"]) == nemo_export.NEGATIVES for r in recs)
 
 
 def test_modal_client_missing_or_without_credentials(tmp_path, monkeypatch):
@@ -341,8 +439,8 @@ def test_launch_records_app_plan_and_export(tmp_path, monkeypatch, log):
 
     seen = {}
 
-    def fake_submit(app_path, data_path):
-        seen["app"], seen["data"] = app_path, data_path
+    def fake_submit(app_path, export_dir):
+        seen["app"], seen["export"] = app_path, export_dir
         return {"app_id": "ap-123", "call_id": "fc-456", "gpu": "H100:8"}
 
     monkeypatch.setattr(modal_app, "check_client", lambda: None)
@@ -359,5 +457,7 @@ def test_launch_records_app_plan_and_export(tmp_path, monkeypatch, log):
     assert out.artifacts["plan"]["cost_line"] == "budget=full: 8 GPU x 12 h = 96 GPU-hours (~$288)"
     py_compile.compile(seen["app"], doraise=True)
     assert out.artifacts["modal_app_source"] == open(seen["app"]).read()
-    export = pd.read_parquet(seen["data"])
-    assert list(export.columns) == ["user_id", "ts", "event"] and len(export) == len(log)
+    m = out.artifacts["export_manifest"]
+    assert m["format"] == "megatron_indexed_dataset" and out.summary["export"]["events"] == len(log)
+    back = nemo_export.read_indexed_dataset(os.path.join(seen["export"], m["prefix"]))
+    assert len(back["sequences"]) == log.user_id.nunique() == m["entities"]

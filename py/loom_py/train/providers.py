@@ -69,6 +69,7 @@ class NemoProvider(Provider):
             check_client()
 
     def plan(self, req: Request, data: dict) -> dict:
+        from . import nemo_export
         from .modal_app import parse_target
 
         cost = cost_plan(req.budget, req.gpu_hourly_usd)
@@ -81,20 +82,21 @@ class NemoProvider(Provider):
                 "rate_usd_per_gpu_hour": cost["rate_usd_per_gpu_hour"], "max_steps": cost["max_steps"],
                 "cost_line": cost["line"], "data": data, "target": parse_target(req.gpu_target),
                 "launcher": "modal", "launch_command": req.command(launch=True),
-                "app_name": app_name(req)}
+                "trains_on": nemo_export.FORMATS[req.objective], "app_name": app_name(req)}
 
     def execute(self, req, plan, df, cols, workdir) -> Outcome:
         from .. import flowkit
 
         rows = [{"field": k, "value": v} for k, v in (
             ("cost", plan["cost_line"]), ("backbone", plan["backbone"]), ("recipe", plan["recipe"]),
+            ("trains on", plan["trains_on"]),
             ("data", f"{plan['data']['pathspec']} ({plan['data']['rows']} rows, {plan['data']['content_hash']})"),
             ("columns", ", ".join(f"{k}={v}" for k, v in plan["data"]["columns"].items())),
             ("target", f"{plan['target']['launcher']}:{plan['target']['gpu']} x {plan['gpus']}"),
             ("launch", plan["launch_command"]))]
         summary = base_summary(req, plan["backbone"], cost_summary(plan), cols)
         summary["plan"] = {k: plan[k] for k in ("recipe", "gpus", "hours", "gpu_hours", "usd", "max_steps",
-                                                "launcher", "launch_command")}
+                                                "launcher", "launch_command", "trains_on")}
         summary["plan"]["target"] = plan["target"]["raw"]
         if not req.launch:
             return Outcome("PLANNED", summary, artifacts={"plan": plan},
@@ -106,17 +108,22 @@ class NemoProvider(Provider):
 
     def _launch(self, req, plan, df, cols, workdir, summary, rows) -> Outcome:
         from .. import events, flowkit
-        from . import modal_app
+        from . import modal_app, nemo_export
+        from .sequences import build_sequences, check_sequences
 
         modal_app.check_client()
         os.makedirs(workdir, exist_ok=True)
-        data_file = "events.parquet"
-        data_path = os.path.join(workdir, data_file)
-        df[[c for c in (cols.entity, cols.time, cols.event) if c]].to_parquet(data_path, index=False)
-        app_path = modal_app.write_app(plan, workdir, data_file)
+        events.progress(f"exporting {plan['data']['pathspec']} for the recipe ({req.objective})")
+        seqs = build_sequences(df, cols)
+        check_sequences(seqs, cols.event)
+        export_dir = os.path.join(workdir, "export")
+        manifest = nemo_export.export(req.objective, seqs, export_dir)
+        app_path = modal_app.write_app(plan, workdir, export_dir)
+        summary["export"] = {k: manifest[k] for k in manifest if k != "files"}
+        summary["export"]["dir"] = export_dir
         events.progress(f"submitting {os.path.basename(app_path)} to Modal ({plan['target']['gpu']} x {plan['gpus']})")
         try:
-            ids = modal_app.submit(app_path, data_path)
+            ids = modal_app.submit(app_path, export_dir)
         except LoomError:
             raise
         except Exception as e:  # the Modal boundary: auth, network, quota
@@ -125,10 +132,14 @@ class NemoProvider(Provider):
         launch = {"launcher": "modal", "target": plan["target"]["raw"], "app_file": app_path, **ids}
         summary["launch"] = launch
         return Outcome("LAUNCHED", summary,
-                       artifacts={"plan": plan, "launch": launch, "modal_app_source": open(app_path).read()},
+                       artifacts={"plan": plan, "launch": launch, "modal_app_source": open(app_path).read(),
+                                  "export_manifest": manifest},
                        card=[flowkit.card_header("Train launch (nemo on Modal)",
                                                  [plan["cost_line"], f"app id: {ids.get('app_id')}"]),
-                             flowkit.card_table(rows + [{"field": "app_id", "value": ids.get("app_id")}])],
+                             flowkit.card_table(rows + [
+                                 {"field": "export", "value": f"{manifest['format']}: {manifest['entities']} entities, "
+                                                              f"{manifest['events']} events, vocabulary {manifest['vocab_size']}"},
+                                 {"field": "app_id", "value": ids.get("app_id")}])],
                        messages=[f"launched on Modal: app {ids.get('app_id')}; follow it with `modal app logs "
                                  f"{ids.get('app_id')}`"])
 
