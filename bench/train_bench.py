@@ -4,6 +4,8 @@
 - total `loom train` wall time next to a bare two-step Metaflow flow (start → end) run the same way
 - next-event hit@10 / MRR of the backbone against the popularity baseline on the same held-out split
 - the larger budgets on the same data, and determinism (sha256 across repeats)
+- the nemo launch export (what the NeMo recipe trains on) of the same 50,000 events, per objective: seconds and
+  bytes, run in Loom's Python as the TrainFlow step runs it (the Modal submit itself is not reachable here)
 
     LOOM_PYTHON=.venv/bin/python python bench/train_bench.py [--repeats 3]
 """
@@ -116,6 +118,34 @@ def main():
         s = r["summary"]
         print(f"budget {budget:5s}: dim {s['dim']}, window {s['window']}, build {s['build_seconds']:.3f} s, wall {w:.2f} s, "
               f"hit@10 {s['metrics']['hit_at_10']:.3f} (baseline {s['metrics']['baseline_hit_at_10']:.3f})")
+    export_bench(py, os.path.join(ws, "events.csv"))
+
+
+EXPORT = r"""
+import json, os, sys, tempfile, time
+sys.path.insert(0, %(py)r)
+import pandas as pd
+from loom_py.train import nemo_export
+from loom_py.train.sequences import build_sequences, detect_columns
+df = pd.read_csv(%(csv)r)
+cols = detect_columns(df, objective="next-event")
+out = {}
+for objective in ("next-event", "finetune", "embedding"):
+    d = tempfile.mkdtemp()
+    t = time.perf_counter()
+    seqs = build_sequences(df, cols)
+    m = nemo_export.export(objective, seqs, d)
+    size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(d) for f in fs)
+    out[objective] = {"seconds": time.perf_counter() - t, "bytes": size, "format": m["format"]}
+print(json.dumps(out))
+"""
+
+
+def export_bench(py, csv):
+    code = EXPORT % {"py": os.path.join(ROOT, "py"), "csv": csv}
+    p = subprocess.run([py, "-c", code], capture_output=True, text=True, check=True)
+    for objective, r in json.loads(p.stdout.strip().splitlines()[-1]).items():
+        print(f"nemo export for {objective:10s}: {r['seconds']:.2f} s, {r['bytes'] / 1e6:.1f} MB ({r['format']})")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ class ValidateFlow(FlowSpec):
 
     def _work(self):
         import json
+        import time
 
         from loom_py import events, flowkit, validate
         from loom_py.sidecar import Sidecar
@@ -54,7 +55,9 @@ class ValidateFlow(FlowSpec):
         # imports scikit-learn and later fits; inline where there is no spare core (loom_py/sidecar.py)
         side = Sidecar(validate.staged, self.dataset, params)
         try:
+            t_import = time.perf_counter()
             validate.warm_imports()
+            import_s = time.perf_counter() - t_import
             staged = side.next()
         except BaseException:
             side.cancel()
@@ -74,6 +77,7 @@ class ValidateFlow(FlowSpec):
                                 model_name=model_name, model_source=model_source, earlier_evaluations=len(earlier),
                                 progress=events.progress, staged_data=(staged, side))
         s = out["summary"]
+        s["timings"]["model_library_import_s"] = round(import_s, 3)  # scikit-learn, what any script fitting it pays
         s["dataset"] = {"pathspec": self.dataset, "label": info.get("label"), "rows": info.get("rows"),
                         "content_hash": info.get("content_hash")}
         s["seal"]["earlier_runs"] = earlier[-20:]
