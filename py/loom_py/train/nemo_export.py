@@ -225,14 +225,26 @@ def export(objective: str, seqs, directory: str, *, seed: int = 0) -> dict:
                          "context_events": CONTEXT_EVENTS, "longest_context_events": longest})
     elif objective == "embedding":
         rng = np.random.default_rng(seed)
-        events = np.array(vocab[len(SPECIALS):], dtype=object)
-        records = []
+        events = vocab[len(SPECIALS):]
+        want = min(NEGATIVES, len(events) - 1)
+        n_examples = sum(max(0, n - 1) for n in lengths)
+        cand = rng.integers(0, len(events), size=(n_examples, 3 * NEGATIVES)).tolist()  # drawn in one go
+        records, k = [], 0
         for d in docs:
             for j in range(1, len(d)):
-                ctx = d[max(0, j - CONTEXT_EVENTS):j]
-                negs = [str(e) for e in rng.choice(events, size=min(len(events), NEGATIVES + 1), replace=False)
-                        if e != d[j]][:NEGATIVES]
-                records.append({"question": _as_text(ctx), "pos_doc": [d[j]], "neg_doc": negs})
+                pos, negs = d[j], []
+                for c in cand[k]:
+                    e = events[c]
+                    if e != pos and e not in negs:
+                        negs.append(e)
+                        if len(negs) == want:
+                            break
+                while len(negs) < want:  # rare: too few distinct draws (a tiny vocabulary)
+                    e = events[int(rng.integers(0, len(events)))]
+                    if e != pos and e not in negs:
+                        negs.append(e)
+                k += 1
+                records.append({"question": _as_text(d[max(0, j - CONTEXT_EVENTS):j]), "pos_doc": [pos], "neg_doc": negs})
         with open(os.path.join(directory, "retrieval.json"), "w", encoding="utf-8") as fh:
             json.dump(records, fh, ensure_ascii=False)
         manifest.update({"format": "retrieval_json", "data_root": "retrieval.json", "examples": len(records),
