@@ -38,7 +38,8 @@ const Summary = v.looseObject({
   events: v.optional(v.number()),
   sequences: v.optional(v.number()),
   // nemo (PLANNED / LAUNCHED)
-  plan: v.optional(v.looseObject({ recipe: v.string(), gpus: v.number(), hours: v.number(), usd: v.number(), launch_command: v.string(), target: v.string() })),
+  plan: v.optional(v.looseObject({ recipe: v.string(), gpus: v.number(), hours: v.number(), usd: v.number(), launch_command: v.string(), target: v.string(), trains_on: v.optional(v.string()) })),
+  export: v.optional(v.looseObject({ format: v.string(), entities: v.number(), events: v.number(), vocab_size: v.number(), dir: v.string() })),
   launch: v.optional(v.looseObject({ launcher: v.string(), target: v.string(), app_id: v.unknown() })),
 });
 type Summary = v.InferOutput<typeof Summary>;
@@ -173,8 +174,10 @@ export default defineVerb({
     }
     if (s.plan) {
       lines.push(kv("cost (plan)", s.cost.line), kv("recipe", s.plan.recipe), kv("target", `${s.plan.target} (Modal)`));
+      if (s.plan.trains_on) lines.push(kv("trains on", s.plan.trains_on));
       if (!s.launch) lines.push(kv("launch", s.plan.launch_command));
     }
+    if (s.export) lines.push(kv("export", `${s.export.format}: ${s.export.entities} entities, ${s.export.events} events, vocabulary ${s.export.vocab_size} (${s.export.dir})`));
     if (s.launch) lines.push(kv("launched", `app ${String(s.launch.app_id)} on ${s.launch.target}`));
     return lines;
   },

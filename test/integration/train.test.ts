@@ -162,7 +162,9 @@ print(json.dumps({"shape": list(d.embeddings.shape), "vocab": len(d.vocabulary),
     expect(r.stderr).toContain("within workspace limits");
     const s = r.json.summary;
     expect(s.cost.line).toBe("budget=full: 8 GPU x 12 h = 96 GPU-hours (~$288)");
-    expect(s.plan.recipe).toContain("nemo.collections.llm.recipes.");
+    expect(s.plan.recipe).toBe("nemo.collections.llm.recipes.llama32_1b.pretrain_recipe");
+    expect(s.plan.trains_on).toContain("Megatron indexed dataset");
+    expect(cardText(r.json.card_path)).toContain("PreTrainingDataModule");
     expect(s.plan.target).toBe("modal:H100");
     expect(s.plan.launch_command).toContain(`--dataset ${ds}`);
     expect(s.plan.launch_command).toEndWith("--launch");
