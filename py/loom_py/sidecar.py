@@ -9,8 +9,8 @@ collects it. ``fn`` may be a generator function: the child sends each item as so
 the next. The values are the ones the inline call returns (the tests compare both), so a sidecar changes
 when the work runs, never what it reports.
 
-It runs inline instead when fork is unavailable, when only one core is usable, or with
-``LOOM_SIDECAR=0``; if the child dies before an item arrives (killed, out of memory, an unpicklable
+It runs inline instead when fork is unavailable, when only one core is usable, off Linux unless
+``LOOM_SIDECAR=1``, or with ``LOOM_SIDECAR=0``; if the child dies before an item arrives (killed, out of memory, an unpicklable
 value) the work is redone inline, so a sidecar can only save time, never lose a result. An exception
 raised in the child is re-raised by ``next()``/``result()`` in the parent, where the inline call would
 have raised it.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 import pickle
 import time
 
@@ -37,7 +38,12 @@ def spare_cores() -> int:
 
 
 def enabled() -> bool:
-    return os.environ.get("LOOM_SIDECAR", "1") != "0" and hasattr(os, "fork") and spare_cores() >= 1
+    """On by default on Linux only: forking a process that has used macOS system frameworks (Accelerate,
+    the Objective-C runtime) can crash the child, so elsewhere it takes ``LOOM_SIDECAR=1`` to opt in."""
+    flag = os.environ.get("LOOM_SIDECAR", "")
+    if flag == "0" or not hasattr(os, "fork") or spare_cores() < 1:
+        return False
+    return flag == "1" or sys.platform.startswith("linux")
 
 
 def _items(fn, args, kwargs):
