@@ -59,11 +59,7 @@ class ValidateFlow(FlowSpec):
             validate.warm_imports()
             import_s = time.perf_counter() - t_import
             staged = side.next()
-        except BaseException:
-            side.cancel()
-            raise
-        opts, info = staged["opts"], staged["info"]
-        try:
+            opts, info = staged["opts"], staged["info"]
             factory, model_name, model_source = validate.model_factory(opts["model"], opts["target"])
             from loom_py.splits import seal_id_for
 
