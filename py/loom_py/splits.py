@@ -112,6 +112,18 @@ def horizon_value(horizon, kind: str) -> float:
         raise ValueError(f"--horizon {horizon!r} must be a number in the time column's units")
 
 
+def _rows_by_class(y) -> list[np.ndarray]:
+    """Row positions per class, classes in the order of their string form ("<NA>" for missing), as the
+    seal has always drawn them. The strings are made from each distinct value once, not per row."""
+    import pandas as pd
+
+    codes, _ = pd.factorize(y, use_na_sentinel=False)
+    _, first = np.unique(codes, return_index=True)
+    names = y.iloc[first].astype("string").fillna("<NA>").to_numpy(dtype=object)  # code k's string form
+    pos = np.arange(len(codes))
+    return [pos[np.isin(codes, np.flatnonzero(names == cls))] for cls in sorted(set(names))]
+
+
 def carve_holdout(df, target: str, task: str, *, content_hash: str, time_col: str | None = None,
                   group_col: str | None = None, fraction: float = DEFAULT_HOLDOUT, t0=None) -> Seal:
     """The sealed holdout. ``t0``: the parsed time values (``time_values``) when ``time_col`` is set."""
@@ -147,9 +159,7 @@ def carve_holdout(df, target: str, task: str, *, content_hash: str, time_col: st
         hold_mask = np.zeros(n, bool)
         if task == "classification":
             # per class, the same share (at least one row of every class with 2+ rows)
-            codes = y.astype("string").fillna("<NA>").to_numpy()
-            for cls in np.unique(codes):
-                idx = pos[codes == cls]
+            for idx in _rows_by_class(y):
                 take = int(round(fraction * len(idx)))
                 if take == 0 and len(idx) >= 2:
                     take = 1
@@ -202,10 +212,22 @@ def purged_kfold(t0: np.ndarray, t1: np.ndarray, n_splits: int, embargo: int) ->
     return folds
 
 
+def class_codes(y) -> np.ndarray:
+    """Labels as StratifiedKFold should see them: as strings (1 and "1" are one class). Integer and
+    boolean labels are coded by first appearance instead, which is how StratifiedKFold encodes classes
+    anyway, so the folds are the same without converting and sorting 100,000 strings."""
+    import pandas as pd
+
+    y = np.asarray(y)
+    if y.dtype.kind in "biu":
+        return pd.factorize(y)[0]
+    return y.astype(str)
+
+
 def stratified_kfold(y, n_splits: int, seed: int) -> list[Fold]:
     from sklearn.model_selection import StratifiedKFold
 
-    y = np.asarray(y).astype(str)
+    y = class_codes(y)
     sk = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed % (2**31))
     return [Fold(tr, te) for tr, te in sk.split(np.zeros(len(y)), y)]
 

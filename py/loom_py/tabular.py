@@ -14,6 +14,8 @@ def semantic_type(s, name: str | None = None) -> str:
     """numeric | categorical | boolean | datetime | text | identifier for a pandas Series."""
     import pandas as pd
 
+    if pd.api.types.is_float_dtype(s):  # never boolean, datetime or an identifier by the rules below
+        return "numeric"
     nn = s.dropna()
     n = len(nn)
     if pd.api.types.is_bool_dtype(s) or (n and not pd.api.types.is_float_dtype(s) and nn.nunique() == 2

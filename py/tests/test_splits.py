@@ -114,3 +114,36 @@ def test_time_values(values, kind, ok):
                                           ("3", "numeric", 3.0), (None, "numeric", 0.0)])
 def test_horizon_value(h, kind, expect):
     assert splits.horizon_value(h, kind) == expect
+
+
+@pytest.mark.parametrize("labels", [
+    np.array([3, 1, 3, 2, 1, 1, 3, 2, 2, 3] * 40),           # ints, first appearance not sorted
+    np.array([10, 2, 10, 2, 2] * 60),                         # "10" < "2" as strings, 2 < 10 as ints
+    np.array([True, False, False, True, False] * 50),
+    np.array([0, 1] * 150, dtype="uint8"),
+    np.array(["b", "a", "c", "a", "b"] * 60, dtype=object),   # strings keep the string path
+])
+def test_stratified_kfold_class_codes_give_the_string_folds(labels):
+    from sklearn.model_selection import StratifiedKFold
+
+    ref = StratifiedKFold(5, shuffle=True, random_state=7).split(np.zeros(len(labels)), labels.astype(str))
+    got = splits.stratified_kfold(labels, 5, 7)
+    for f, (tr, te) in zip(got, ref):
+        assert np.array_equal(f.train, tr) and np.array_equal(f.test, te)
+
+
+@pytest.mark.parametrize("y", [
+    pd.Series([3, 1, 3, 2, 1, 10, 3, 2, 2, 3] * 30),
+    pd.Series(["b", "a", None, "a", "b", "c"] * 40, dtype=object),
+    pd.Series([1, "1", 2.5, "x", 2.5, 1] * 30, dtype=object),        # 1 and "1" are one class as strings
+    pd.Series([True, False, True] * 50),
+    pd.Series([0.5, 1.5, float("nan"), 0.5] * 40),
+])
+def test_stratified_holdout_draws_each_class_by_its_string_form(y):
+    """The seal's rows are drawn per class in the order of the classes' string forms (what it has always
+    done with y.astype("string")); coding the distinct values first must draw the very same rows."""
+    codes = y.astype("string").fillna("<NA>").to_numpy()
+    pos = np.arange(len(y))
+    expect = [pos[codes == c] for c in np.unique(codes)]
+    got = splits._rows_by_class(y)
+    assert len(got) == len(expect) and all(np.array_equal(a, b) for a, b in zip(got, expect))
