@@ -8,6 +8,9 @@ from loom_py.flowkit import final_cards_only
 
 final_cards_only()  # the card is rendered once, when the step ends (no live-refresh process)
 
+# imported once by the bridge's warm image while prepare runs, so the tasks start with them (loom_py/warm.py)
+LOOM_WARM = ("loom_py.viz:_plt",)
+
 
 class VizFlow(FlowSpec):
     dataset = Parameter("dataset", default="", help="data object pathspec")

@@ -29,7 +29,7 @@ import time
 import traceback
 from collections import deque
 
-from . import events
+from . import events, warm
 from .errors import LoomError, UsageError
 
 FLOWS_DIR = os.environ.get("LOOM_FLOWS_DIR") or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "flows")
@@ -75,7 +75,7 @@ def card_path_of(run) -> str | None:
     return None
 
 
-# The flow's launcher process, started before prepare: it imports Metaflow (~0.4-0.9 s) while prepare
+# Where the warm image is off (loom_py/warm.py): the flow's launcher process, started before prepare: it imports Metaflow (~0.4-0.9 s) while prepare
 # checks the input, then waits for one line on stdin: the run's arguments (JSON), or nothing (EOF: prepare
 # refused the input) and it exits without touching the datastore. Once it has its arguments it is
 # exactly `python flows/x.py ...` (same argv[0], sys.path[0] and __main__), so Metaflow cannot tell.
@@ -110,7 +110,13 @@ def run_flow(req: dict) -> dict:
     flow_name = req["flow_name"]
     cwd = os.environ.get("LOOM_WORKSPACE_DIR") or None
     proc = None
-    if _prewarm_enabled() and os.path.exists(flow_file):
+    warmed = None
+    if warm.enabled() and os.path.exists(flow_file):
+        # import once, then fork the launcher (waits for its arguments) and the image (imports what the
+        # flow's tasks need, then forks them): loom_py/warm.py
+        warmed = warm.start(flow_file, cwd, req.get("prepare"))
+        proc = warmed.launcher if warmed else None
+    if proc is None and _prewarm_enabled() and os.path.exists(flow_file):
         try:
             proc = subprocess.Popen([sys.executable, "-c", _PREWARM, flow_file], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, cwd=cwd)
@@ -123,6 +129,8 @@ def run_flow(req: dict) -> dict:
             inputs = prep.get("inputs", [])
     except BaseException:
         _abandon(proc)
+        if warmed:
+            warmed.stop()
         raise
     _stderr_event({"kind": "prepared"})  # input is valid: the CLI prints its workspace-write note now
     try:
@@ -135,8 +143,8 @@ def run_flow(req: dict) -> dict:
             args += _flow_args(params)
             t0 = time.time()
             # import the Client API while the flow runs: it is needed right after, and costs ~0.3 s
-            warm = threading.Thread(target=_warm_client, daemon=True)
-            warm.start()
+            warm_client = threading.Thread(target=_warm_client, daemon=True)
+            warm_client.start()
             tail: deque[str] = deque(maxlen=400)
             error_event = None
             debug = bool(req.get("debug"))
@@ -164,7 +172,9 @@ def run_flow(req: dict) -> dict:
                 if debug:
                     sys.stderr.write(line)
             rc = proc.wait()
-            warm.join()
+            if warmed:
+                warmed.stop()
+            warm_client.join()
             run_id = open(rid_file).read().strip() if os.path.exists(rid_file) else None
         pathspec = f"{flow_name}/{run_id}" if run_id else None
         if rc != 0:
@@ -185,6 +195,8 @@ def run_flow(req: dict) -> dict:
         out["inputs"] = list(dict.fromkeys(inputs + list(res.get("inputs") or [])))
         return out
     finally:
+        if warmed:
+            warmed.stop()
         if prep and prep.get("cleanup"):
             for p in prep["cleanup"]:
                 try:

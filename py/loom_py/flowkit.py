@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 
 from . import events
 from .errors import LoomError
@@ -106,6 +107,9 @@ def card_image(fig):
     return img
 
 
+_WARMEXEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "warmexec.py")
+
+
 def main(flow_cls) -> None:
     """``if __name__ == "__main__": flowkit.main(MyFlow)``: run the flow's CLI, and on success leave at
     once instead of tearing the interpreter down.
@@ -114,12 +118,27 @@ def main(flow_cls) -> None:
     ``sys.exit(0)``; with pandas, pyarrow and scikit-learn loaded, Python's teardown then takes
     0.3-0.8 s per process on this box, and the next step waits for it. Metaflow has finished all of its
     writes by then (artifacts, metadata, the card), so after flushing stdout/stderr ``os._exit(0)``
-    skips only the teardown. Failures (a non-zero exit) keep the normal path and exit code."""
-    import os
+    skips only the teardown. Failures (a non-zero exit) keep the normal path and exit code.
+
+    With ``LOOM_WARM_SOCKET`` set (the bridge started a warm image for this run), the runtime starts
+    each task through ``warmexec.py``, which has the image fork it with its imports done (loom_py/warm.py)."""
     import sys
 
     try:
-        flow_cls()
+        warm_socket = os.environ.get("LOOM_WARM_SOCKET")
+        if warm_socket:  # tasks go to the bridge's warm image (loom_py/warm.py) through warmexec.py
+            from metaflow import cli, parameters
+
+            from . import warm
+
+            if warm.SERVED:  # this task's card render goes to the image as well
+                warm.route_card_renders(_WARMEXEC)
+
+            flow = flow_cls(use_cli=False)
+            with parameters.flow_context(flow_cls):
+                cli.main(flow, entrypoint=[sys.executable, "-I", "-S", _WARMEXEC, sys.argv[0]])
+        else:
+            flow_cls()
     except SystemExit as e:
         if e.code not in (0, None):
             raise
