@@ -145,6 +145,19 @@ print(json.dumps({"verdict": r.data.verdict, "seal": r.data.seal_id, "n": len(r.
     expect(text.includes("mean predicted probability")).toBe(true);
   });
 
+  test("the warm image forks the run's tasks and card render; fresh interpreters give the same result", async () => {
+    const log = join(ws, "warm.log");
+    const args = ["validate", "--dataset", ds.clean, "--target", "y", "--threshold", "0.7", "--json"];
+    const warm = await loom(args, { cwd: ws, env: { LOOM_WARM_LOG: log } });
+    const fresh = await loom(args, { cwd: ws, env: { LOOM_WARM: "0", LOOM_SIDECAR: "0" } });
+    expect([warm.code, fresh.code]).toEqual([0, 0]);
+    const served = readFileSync(log, "utf8").trim().split("\n").map((l) => l.split(" ").slice(1).join(" "));
+    expect(served).toEqual(["serve step start", "serve card create", "serve step end"]);
+    const same = (r: R) => ({ ...r.json.summary, timings: undefined, seal: { ...r.json.summary.seal, evaluations: undefined, earlier_runs: undefined } });
+    expect(same(warm)).toEqual(same(fresh));
+    expect(cardText(warm.json.card_path).includes("VERDICT PASS")).toBe(true);
+  });
+
   const bad: [string, string[], RegExp][] = [
     ["constant target", ["--target", "one"], /is constant/],
     ["absent target", ["--target", "nope"], /unknown target column 'nope'/],
