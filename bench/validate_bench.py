@@ -11,6 +11,8 @@ Measurements, each in its own process (threads pinned to 1 for every one of them
                 scikit-learn import, reading the same data from Parquet, the same fits)
   end to end    the real ValidateFlow through the bridge (Metaflow run, artifacts, card) on an ingested
                 data object, as `loom validate` runs it; alternated with the plain script, --rounds times
+  warm off      the same with LOOM_WARM=0: the launcher, each task and the card render start as fresh
+                interpreters instead of being forked from the warm image (loom_py/warm.py)
 
 Loom's own work is reported two ways: strictly, everything outside model fit/predict (interpreters,
 imports, loading, checks, Metaflow, card); and beyond the plain script (end to end minus the plain
@@ -167,8 +169,8 @@ def workspace(n: int) -> dict:
     return {"env": env, "loom": loom, "dataset": ing["pathspec"], "parquet": os.path.join(ws, "bench.parquet")}
 
 
-def end_to_end(w: dict) -> dict:
-    env, loom = w["env"], w["loom"]
+def end_to_end(w: dict, **extra_env) -> dict:
+    env, loom = {**w["env"], **extra_env}, w["loom"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     val, wall = _bridge({"mode": "flow", "flow": "validate_flow.py", "flow_name": "ValidateFlow",
                          "params": {"dataset": w["dataset"], "target": "churned", "sensitive": ["gender"], "folds": 5},
@@ -207,10 +209,11 @@ def main():
     if "--no-flow" not in sys.argv:
         rounds = int(next((a.split("=")[1] for a in sys.argv if a.startswith("--rounds=")), "3"))
         w = workspace(n)
-        plains, runs = [], []
-        for _ in range(rounds):  # alternated, so drift in the machine's speed hits both alike
+        plains, runs, fresh = [], [], []
+        for _ in range(rounds):  # alternated, so drift in the machine's speed hits all alike
             plains.append(plain_script(w["parquet"]))
             runs.append(end_to_end(w))
+            fresh.append(end_to_end(w, LOOM_WARM="0"))  # every process a fresh interpreter (decision 0204)
         plain = statistics.median(plains)
         e2e = sorted(runs, key=lambda r: r["wall_s"])[(len(runs) - 1) // 2]  # the lower middle run, reported whole
         tt = e2e["timings"] or {}
@@ -241,6 +244,14 @@ def main():
                   f"artifacts {ph['start_step_s'] - ev_s:.2f} s), between steps {ph['between_steps_s']:.2f} s, end step "
                   f"{ph['end_step_s']:.2f} s, launcher (prepare + Metaflow start + read-back) {rest:.2f} s")
         print(f"  ratio end to end / in-process reference: {e2e['wall_s'] / ref['wall_s']:.2f}x")
+        fw = statistics.median(r["wall_s"] for r in fresh)
+        fstrict = [(r["wall_s"] - (r["timings"] or {}).get("model_fit_predict_s", 0)) / r["wall_s"] for r in fresh]
+        fother = statistics.median(r["wall_s"] - (r["timings"] or {}).get("model_fit_predict_s", 0) for r in fresh)
+        wother = statistics.median(r["wall_s"] - (r["timings"] or {}).get("model_fit_predict_s", 0) for r in runs)
+        print(f"warm image off (LOOM_WARM=0: launcher, tasks and card render as fresh interpreters): "
+              f"{', '.join('%.2f' % r['wall_s'] for r in fresh)} s -> median {fw:.2f} s; outside fit/predict "
+              f"{fother:.2f} s (warm: {wother:.2f} s); strict share per run {', '.join(f'{x:.1%}' for x in fstrict)} -> "
+              f"median {statistics.median(fstrict):.1%}")
 
 
 if __name__ == "__main__":
