@@ -21,6 +21,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 
 SOCKET_ENV = "LOOM_WARM_SOCKET"
 _HEADER = struct.Struct("!I")
@@ -112,9 +113,10 @@ def main(argv: list[str]) -> None:
         except Refused as e:
             code = None
             if os.environ.get("LOOM_WARM_LOG"):  # diagnostics: why this task starts fresh
+                what = next((" ".join(args[i:i + 2]) for i, a in enumerate(args) if a in ("step", "card")), "")
                 try:
                     with open(os.environ["LOOM_WARM_LOG"], "a") as f:
-                        f.write(f"0 fresh {' '.join(args[:0] or argv[1:3])} ({e})\n")
+                        f.write(f"{time.time():.3f} fresh {what} ({e})\n")
                 except OSError:
                     pass
         if code is not None:

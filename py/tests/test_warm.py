@@ -99,6 +99,7 @@ def test_a_task_the_image_cannot_take_runs_fresh_with_the_same_result(image, how
     assert out["served"] is False and out["argv"] == [task, "a", "b c"] and out["stdin"] == "hello"
     if how != "no image":
         assert "refuse" in log(tmp) and "METAFLOW_ONLY_HERE" in log(tmp)
+    assert "fresh" in log(tmp)  # the client says why it ran the task itself
 
 
 @needs_fork
