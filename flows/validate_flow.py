@@ -75,11 +75,6 @@ class ValidateFlow(FlowSpec):
             staged = side.next()
             opts, info = staged["opts"], staged["info"]
             factory, model_name, model_source = validate.model_factory(opts["model"], opts["target"])
-            resolved = seal_id_for(info["content_hash"], opts["target"], opts["time"], opts["group"], opts["holdout"])
-            if resolved != self.seal_id:  # seal_key and resolve_options agree by construction; never trust it blindly
-                self.seal_id = resolved
-                tag_run(f"ValidateFlow/{current.run_id}", f"seal:{self.seal_id}")
-                earlier = earlier_evaluations(self.seal_id, current.run_id)
         except BaseException:
             side.cancel()
             raise

@@ -24,7 +24,10 @@ def _die():
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-needs_fork = pytest.mark.skipif(not sidecar.enabled(), reason="one usable core or no fork: the sidecar runs inline")
+# these tests check the forked path; where Sidecar will not fork (one usable core, no os.fork, or
+# LOOM_SIDECAR=0) it runs inline, which the inline tests below cover
+needs_fork = pytest.mark.skipif(not sidecar.enabled(),
+                                reason="the sidecar runs inline here (one usable core, no fork, or LOOM_SIDECAR=0)")
 
 
 @needs_fork

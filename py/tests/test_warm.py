@@ -8,6 +8,7 @@ starts it, and the task is a small script (tests/integration validate.test.ts ru
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,10 @@ import pytest
 
 from loom_py import warm, warmexec
 
-needs_fork = pytest.mark.skipif(not warm.enabled(), reason="the warm image is off here (not Linux, or LOOM_WARM=0)")
+# the image forks and passes file descriptors over a Unix socket: where Python has neither os.fork nor
+# socket.send_fds (Windows), Loom never starts it and these tests have nothing to run against
+needs_fork = pytest.mark.skipif(not (hasattr(os, "fork") and hasattr(socket, "send_fds")),
+                                reason="no os.fork / socket.send_fds on this platform: the warm image cannot exist here")
 PY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(warm.__file__)))
 
 TASK = r'''
