@@ -35,7 +35,7 @@ def bridge(ws: str, req: dict, flows_dir: str | None = None) -> tuple[dict, floa
     os.makedirs(os.path.join(ws, ".loom"), exist_ok=True)
     c0 = _children_cpu()
     t = time.perf_counter()
-    p = subprocess.run([PY, "-m", "loom_py.bridge"], input=json.dumps(req), capture_output=True, text=True,
+    p = subprocess.run([PY, "-m", "loom_py.runtime.bridge"], input=json.dumps(req), capture_output=True, text=True,
                        env=env(ws, flows_dir), cwd=ws)
     wall = time.perf_counter() - t
     LAST_CPU[0] = _children_cpu() - c0

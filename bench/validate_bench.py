@@ -12,7 +12,7 @@ Measurements, each in its own process (threads pinned to 1 for every one of them
   end to end    the real ValidateFlow through the bridge (Metaflow run, artifacts, card) on an ingested
                 data object, as `loom validate` runs it; alternated with the plain script, --rounds times
   warm off      the same with LOOM_WARM=0: the launcher, each task and the card render start as fresh
-                interpreters instead of being forked from the warm image (loom_py/warm.py)
+                interpreters instead of being forked from the warm image (loom_py/runtime/warm.py)
 
 Loom's own work is reported two ways: strictly, everything outside model fit/predict (interpreters,
 imports, loading, checks, Metaflow, card); and beyond the plain script (end to end minus the plain
@@ -78,7 +78,7 @@ def model_work(X, y) -> tuple[float, float]:
 
 
 def _reference(n, q):
-    from loom_py import flowkit
+    from loom_py.runtime import flowkit
 
     flowkit.pin_threads(1)
     import sklearn.ensemble  # noqa: F401  (imports outside the timer)
@@ -92,7 +92,7 @@ def _reference(n, q):
 
 
 def _evaluate(n, q):
-    from loom_py import flowkit
+    from loom_py.runtime import flowkit
 
     flowkit.pin_threads(1)
     import sklearn.ensemble  # noqa: F401  (imports outside the timer, as in the reference)
@@ -121,7 +121,7 @@ def _in_process(fn, n):
 PLAIN_SCRIPT = """
 import sys
 sys.path[:0] = [%(py)r, %(bench)r]
-from loom_py import flowkit
+from loom_py.runtime import flowkit
 flowkit.pin_threads(1)
 import pandas as pd
 from validate_bench import model_work
@@ -147,7 +147,7 @@ def import_alone() -> float:
 
 def _bridge(req: dict, env: dict) -> tuple[dict, float]:
     t = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "loom_py.bridge"], input=json.dumps(req), capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "loom_py.runtime.bridge"], input=json.dumps(req), capture_output=True,
                        text=True, env=env)
     return json.loads(p.stdout), time.perf_counter() - t
 

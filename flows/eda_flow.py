@@ -4,7 +4,7 @@ summary and leakage flags as artifacts, and renders a card with a table per sect
 
 from metaflow import FlowSpec, Parameter, card, current, step
 
-from loom_py.flowkit import final_cards_only
+from loom_py.runtime.flowkit import final_cards_only
 
 final_cards_only()  # the card is rendered once at the end of the step (no live-refresh process)
 
@@ -18,12 +18,12 @@ class EdaFlow(FlowSpec):
     @card(type="blank", id="eda")
     @step
     def start(self):
-        from loom_py import flowkit
-        from loom_py.events import progress
+        from loom_py.runtime import flowkit
+        from loom_py.runtime.events import progress
 
         with flowkit.relay_errors():
             from loom_py import eda
-            from loom_py.data import load_frame
+            from loom_py.runtime.data import load_frame
 
             progress(f"loading {self.dataset}")
             df, info = load_frame(self.dataset)
@@ -52,7 +52,8 @@ class EdaFlow(FlowSpec):
     def _card(self, df, s, me, status):
         from metaflow.cards import Markdown
 
-        from loom_py import eda, flowkit
+        from loom_py import eda
+        from loom_py.runtime import flowkit
 
         c = current.card
         c.append(flowkit.card_header(f"{me}: profile of {s['dataset']} ({s.get('dataset_label') or ''})", [
@@ -88,6 +89,6 @@ class EdaFlow(FlowSpec):
 
 
 if __name__ == "__main__":
-    from loom_py.flowkit import main
+    from loom_py.runtime.flowkit import main
 
     main(EdaFlow)  # leaves without interpreter teardown on success (0.3-0.8 s per process)

@@ -4,7 +4,7 @@ applies the recipe, and stores the result as a data object with a feature manife
 
 from metaflow import FlowSpec, Parameter, card, current, step
 
-from loom_py.flowkit import final_cards_only
+from loom_py.runtime.flowkit import final_cards_only
 
 final_cards_only()  # the card is rendered once, when the step ends (no live-refresh process)
 
@@ -20,12 +20,12 @@ class FeaturesFlow(FlowSpec):
     @card(type="blank", id="features")
     @step
     def start(self):
-        from loom_py import flowkit
-        from loom_py.events import progress
+        from loom_py.runtime import flowkit
+        from loom_py.runtime.events import progress
 
         with flowkit.relay_errors():
             from loom_py import features
-            from loom_py.data import dataset_artifacts, from_frame, load_frame, resolve_run
+            from loom_py.runtime.data import dataset_artifacts, from_frame, load_frame, resolve_run
 
             progress(f"loading {self.dataset}")
             df, info = load_frame(self.dataset)
@@ -79,6 +79,6 @@ class FeaturesFlow(FlowSpec):
 
 
 if __name__ == "__main__":
-    from loom_py.flowkit import main
+    from loom_py.runtime.flowkit import main
 
     main(FeaturesFlow)  # leaves without interpreter teardown on success

@@ -5,7 +5,7 @@ other verb loads by pathspec."""
 
 from metaflow import FlowSpec, IncludeFile, Parameter, card, current, step
 
-from loom_py.flowkit import final_cards_only
+from loom_py.runtime.flowkit import final_cards_only
 
 final_cards_only()  # the card is rendered once, when the step ends (no live-refresh process)
 
@@ -22,7 +22,7 @@ class IngestDataset(FlowSpec):
 
         from metaflow.cards import Markdown
 
-        from loom_py import flowkit
+        from loom_py.runtime import flowkit
 
         meta = json.loads(self.dataset_meta)
         self.schema = meta["schema"]
@@ -58,6 +58,6 @@ class IngestDataset(FlowSpec):
 
 
 if __name__ == "__main__":
-    from loom_py.flowkit import main
+    from loom_py.runtime.flowkit import main
 
     main(IngestDataset)  # leaves without interpreter teardown on success

@@ -4,7 +4,7 @@ own scoring — and records the journal, leaderboard, best code, fitted model an
 
 from metaflow import FlowSpec, Parameter, card, current, step
 
-from loom_py.flowkit import final_cards_only
+from loom_py.runtime.flowkit import final_cards_only
 
 final_cards_only()  # the card is rendered once, when the step ends (no live-refresh process)
 
@@ -32,7 +32,7 @@ class OptimizeFlow(FlowSpec):
     @card(type="blank", id="optimize")
     @step
     def start(self):
-        from loom_py import flowkit
+        from loom_py.runtime import flowkit
         from loom_py.optimize.flowside import execute
 
         with flowkit.relay_errors():
@@ -45,6 +45,6 @@ class OptimizeFlow(FlowSpec):
 
 
 if __name__ == "__main__":
-    from loom_py.flowkit import main
+    from loom_py.runtime.flowkit import main
 
     main(OptimizeFlow)  # leaves without interpreter teardown on success

@@ -14,7 +14,7 @@ class OptimizeRoundFlow(FlowSpec):
     def start(self):
         import pickle
 
-        from loom_py import flowkit
+        from loom_py.runtime import flowkit
 
         with flowkit.relay_errors():
             p = pickle.loads(self.payload)
@@ -25,7 +25,7 @@ class OptimizeRoundFlow(FlowSpec):
 
     @step
     def candidate(self):
-        from loom_py import flowkit
+        from loom_py.runtime import flowkit
         from loom_py.optimize.foreach import run_candidate_task
 
         with flowkit.relay_errors():
@@ -43,6 +43,6 @@ class OptimizeRoundFlow(FlowSpec):
 
 
 if __name__ == "__main__":
-    from loom_py.flowkit import main
+    from loom_py.runtime.flowkit import main
 
     main(OptimizeRoundFlow)  # leaves without interpreter teardown on success

@@ -7,7 +7,7 @@ inputs and each data object's lineage, and writes the card as Markdown and HTML 
 
 from metaflow import FlowSpec, Parameter, card, current, step
 
-from loom_py.flowkit import final_cards_only
+from loom_py.runtime.flowkit import final_cards_only
 
 final_cards_only()  # the card is rendered once, when the step ends (no live-refresh process)
 
@@ -19,7 +19,7 @@ class ReportFlow(FlowSpec):
     @card(type="blank", id="report")
     @step
     def start(self):
-        from loom_py import flowkit
+        from loom_py.runtime import flowkit
 
         with flowkit.relay_errors():
             self._work()
@@ -30,7 +30,8 @@ class ReportFlow(FlowSpec):
 
         from metaflow.cards import Markdown
 
-        from loom_py import events, flowkit, report
+        from loom_py.runtime import events, flowkit
+        from loom_py import report
 
         if self.run:
             roots = [self.run]
@@ -69,6 +70,6 @@ class ReportFlow(FlowSpec):
 
 
 if __name__ == "__main__":
-    from loom_py.flowkit import main
+    from loom_py.runtime.flowkit import main
 
     main(ReportFlow)  # leaves without interpreter teardown on success

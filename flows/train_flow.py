@@ -4,7 +4,7 @@ already refused what cannot run and resolved the columns; this run plans (nemo),
 
 from metaflow import FlowSpec, Parameter, card, current, step
 
-from loom_py.flowkit import final_cards_only
+from loom_py.runtime.flowkit import final_cards_only
 
 final_cards_only()  # the card is rendered once, when the step ends (no live-refresh process)
 
@@ -26,13 +26,13 @@ class TrainFlow(FlowSpec):
     @card(type="blank", id="train")
     @step
     def start(self):
-        from loom_py import flowkit
+        from loom_py.runtime import flowkit
 
         flowkit.pin_threads(1)  # before numpy does any work: a bit-identical backbone, fair timing
         import json
         import os
 
-        from loom_py.data import load_frame
+        from loom_py.runtime.data import load_frame
         from loom_py.train import Request
         from loom_py.train.providers import get_provider
         from loom_py.train.sequences import Columns
@@ -81,6 +81,6 @@ class TrainFlow(FlowSpec):
 
 
 if __name__ == "__main__":
-    from loom_py.flowkit import main
+    from loom_py.runtime.flowkit import main
 
     main(TrainFlow)  # leaves without interpreter teardown on success

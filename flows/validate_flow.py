@@ -7,12 +7,12 @@ evaluation count comes from earlier ValidateFlow runs with the same ``seal_id`` 
 
 from metaflow import FlowSpec, Parameter, card, current, step
 
-from loom_py.flowkit import final_cards_only
+from loom_py.runtime.flowkit import final_cards_only
 
 final_cards_only()  # the card is rendered once at the end of the step (no live-refresh process)
 
-# imported once by the bridge's warm image while prepare runs, so the tasks start with them (loom_py/warm.py)
-LOOM_WARM = ("loom_py.validate:data_imports", "loom_py.validate:warm_imports", "loom_py.sidecar")
+# imported once by the bridge's warm image while prepare runs, so the tasks start with them (loom_py/runtime/warm.py)
+LOOM_WARM = ("loom_py.validate:data_imports", "loom_py.validate:warm_imports", "loom_py.runtime.sidecar")
 
 
 class ValidateFlow(FlowSpec):
@@ -34,7 +34,7 @@ class ValidateFlow(FlowSpec):
     @card(type="blank", id="validate")
     @step
     def start(self):
-        from loom_py import flowkit
+        from loom_py.runtime import flowkit
 
         flowkit.pin_threads(1)
         with flowkit.relay_errors():
@@ -45,8 +45,9 @@ class ValidateFlow(FlowSpec):
         import json
         import time
 
-        from loom_py import events, flowkit, validate
-        from loom_py.sidecar import Sidecar
+        from loom_py.runtime import events, flowkit
+        from loom_py import validate
+        from loom_py.runtime.sidecar import Sidecar
 
         events.progress(f"loading {self.dataset}")
         params = {"target": self.target, "metric": self.metric or None, "threshold": self.threshold or None,
@@ -56,13 +57,13 @@ class ValidateFlow(FlowSpec):
                   "bounds": json.loads(self.bounds or "{}")}
         # the spare core loads, resolves and seals the data (then runs the data checks) while this process
         # tags the run with its seal, finds the seal's earlier runs, imports scikit-learn (unless the warm
-        # image already did) and later fits; inline where there is no spare core (loom_py/sidecar.py)
+        # image already did) and later fits; inline where there is no spare core (loom_py/runtime/sidecar.py)
         t_data = time.perf_counter()
         validate.data_imports()  # before the fork, so the sidecar shares them
         data_import_s = time.perf_counter() - t_data
         side = Sidecar(validate.staged, self.dataset, params)
         try:
-            from loom_py.data import dataset_info, resolve_dataset
+            from loom_py.runtime.data import dataset_info, resolve_dataset
             from loom_py.splits import seal_id_for
 
             content_hash = dataset_info(resolve_dataset(self.dataset)).get("content_hash")
@@ -85,7 +86,7 @@ class ValidateFlow(FlowSpec):
         # what any script reading the data with pandas and fitting scikit-learn pays too
         s["timings"]["data_library_import_s"] = round(data_import_s, 3)
         s["timings"]["model_library_import_s"] = round(import_s, 3)
-        from loom_py import warm
+        from loom_py.runtime import warm
 
         s["timings"]["warm_image"] = warm.SERVED  # forked with its imports done (0 s above), not a fresh interpreter
         s["dataset"] = {"pathspec": self.dataset, "label": info.get("label"), "rows": info.get("rows"),
@@ -163,7 +164,8 @@ def earlier_evaluations(seal_id: str, run_id) -> list[str]:
 def render_card(card, me: str, s: dict) -> None:
     from metaflow.cards import Markdown
 
-    from loom_py import calibration, flowkit
+    from loom_py import calibration
+    from loom_py.runtime import flowkit
 
     f = lambda v: "n/a" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
     cv, ho = s["cv"], s["holdout"]
@@ -204,6 +206,6 @@ def render_card(card, me: str, s: dict) -> None:
 
 
 if __name__ == "__main__":
-    from loom_py.flowkit import main
+    from loom_py.runtime.flowkit import main
 
     main(ValidateFlow)  # leaves without interpreter teardown on success (0.3-0.8 s per process)

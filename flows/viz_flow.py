@@ -4,11 +4,11 @@ data object the plots came from."""
 
 from metaflow import FlowSpec, Parameter, card, current, step
 
-from loom_py.flowkit import final_cards_only
+from loom_py.runtime.flowkit import final_cards_only
 
 final_cards_only()  # the card is rendered once, when the step ends (no live-refresh process)
 
-# imported once by the bridge's warm image while prepare runs, so the tasks start with them (loom_py/warm.py)
+# imported once by the bridge's warm image while prepare runs, so the tasks start with them (loom_py/runtime/warm.py)
 LOOM_WARM = ("loom_py.viz:_plt",)
 
 
@@ -23,14 +23,14 @@ class VizFlow(FlowSpec):
     def start(self):
         import os
 
-        from loom_py import flowkit
-        from loom_py.events import progress
+        from loom_py.runtime import flowkit
+        from loom_py.runtime.events import progress
 
         with flowkit.relay_errors():
             from metaflow.cards import Markdown
 
             from loom_py import viz
-            from loom_py.data import load_frame, resolve_run
+            from loom_py.runtime.data import load_frame, resolve_run
 
             me = f"VizFlow/{current.run_id}"
             ws = os.environ.get("LOOM_WORKSPACE_DIR") or os.environ.get("METAFLOW_DATASTORE_SYSROOT_LOCAL") or "."
@@ -82,6 +82,6 @@ class VizFlow(FlowSpec):
 
 
 if __name__ == "__main__":
-    from loom_py.flowkit import main
+    from loom_py.runtime.flowkit import main
 
     main(VizFlow)  # leaves without interpreter teardown on success

@@ -1,4 +1,4 @@
 """Loom's Python side. Flows in ../flows import this package; the TypeScript CLI talks to it
-through :mod:`loom_py.bridge` (one Python process per verb)."""
+through :mod:`loom_py.runtime.bridge` (one Python process per verb)."""
 
 __version__ = "0.1.0"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .data import _client, require_datastore
+from loom_py.runtime.data import _client, require_datastore
 
 DATA_OBJECT_FLOWS = ("IngestDataset", "FeaturesFlow")
 

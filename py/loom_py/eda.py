@@ -5,8 +5,8 @@ DataFrames); EdaFlow loads, calls, records and renders.
 
 from __future__ import annotations
 
-from . import leakage
-from .errors import UsageError
+from loom_py import leakage
+from loom_py.runtime.errors import UsageError
 
 CORR_SAMPLE = 100_000      # rows used for associations (Spearman ranks, Cramér's V, correlation ratio)
 TOP_N = 10
@@ -72,7 +72,7 @@ def column_types(df, sample=None, nunique: dict | None = None) -> dict:
     (identifier detection needs the whole column)."""
     import pandas as pd
 
-    from .tabular import semantic_type
+    from loom_py.tabular import semantic_type
 
     if sample is None or len(sample) == len(df):
         return {str(c): semantic_type(df[c], str(c)) for c in df.columns}
@@ -122,7 +122,7 @@ class _Cols:
         return self._rank[c]
 
     def codes(self, c):
-        from .leakage import bin_codes
+        from loom_py.leakage import bin_codes
 
         if c not in self._codes:
             self._codes[c] = bin_codes(self.d[c])
@@ -133,7 +133,7 @@ def _assoc(cols: "_Cols", a, b, ta: str, tb: str):
     """(value, method) for a pair of columns given their kinds ('num' or 'cat')."""
     import numpy as np
 
-    from .leakage import _cramers_v_corrected, correlation_ratio, pearson
+    from loom_py.leakage import _cramers_v_corrected, correlation_ratio, pearson
 
     if ta == "num" and tb == "num":
         x, y = cols.num(a), cols.num(b)
@@ -254,7 +254,7 @@ def validate_target(y, target: str, task: str | None = None) -> str:
     """The task for a usable target, else UsageError (all missing, one class, non-numeric regression)."""
     import pandas as pd
 
-    from .tabular import infer_task
+    from loom_py.tabular import infer_task
 
     nn = y.dropna()
     if len(nn) == 0:
@@ -333,7 +333,7 @@ def profile(df, target: str | None = None, task: str | None = None, time_col: st
 
 def card_charts(df, summary: dict) -> list[dict]:
     """Vega-Lite specs of the card's plots (missingness, target balance, top correlations)."""
-    from . import viz
+    from loom_py import viz
 
     charts = [viz.vega_missingness(summary["missingness"]["columns"])]
     t = summary.get("target")
@@ -396,7 +396,7 @@ def light_info(run) -> dict:
 
 def prepare(params: dict) -> dict:
     """Assert the data object and columns before the run (exit 2, nothing written)."""
-    from .data import resolve_dataset
+    from loom_py.runtime.data import resolve_dataset
 
     ds = params.get("dataset")
     if not ds:

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import re
 
-from . import leakage
-from .errors import UsageError
+from loom_py import leakage
+from loom_py.runtime.errors import UsageError
 
 RECIPES = ("minimal", "standard")
 LOW_CARDINALITY = 20
@@ -50,13 +50,13 @@ def build(df, target: str | None = None, recipe: str = "minimal", *, task: str |
     import numpy as np
     import pandas as pd
 
-    from .tabular import semantic_type
+    from loom_py.tabular import semantic_type
 
     if recipe not in RECIPES:
         raise UsageError(f"--recipe must be one of {', '.join(RECIPES)}, not '{recipe}'")
     if target is not None and target not in df.columns:
         raise UsageError(f"unknown target column '{target}': columns are {', '.join(map(str, list(df.columns)[:30]))}")
-    from .eda import hashable_frame
+    from loom_py.eda import hashable_frame
 
     df = hashable_frame(df)
     flags, flag_source = leakage_drops(df, target, task, time_col, eda_flags)
@@ -167,7 +167,7 @@ def build(df, target: str | None = None, recipe: str = "minimal", *, task: str |
 
 def assert_eda_run(from_run: str, dataset: str, target: str | None):
     """The EdaFlow run behind --from: successful, profiled this data object (and this target)."""
-    from .data import resolve_run
+    from loom_py.runtime.data import resolve_run
 
     run = resolve_run(from_run, ("EdaFlow",), what="eda run")
     d = run.data
@@ -185,8 +185,8 @@ def assert_eda_run(from_run: str, dataset: str, target: str | None):
 
 
 def prepare(params: dict) -> dict:
-    from .data import resolve_dataset
-    from .eda import TASKS, check_columns, check_target_column, light_info, read_column
+    from loom_py.runtime.data import resolve_dataset
+    from loom_py.eda import TASKS, check_columns, check_target_column, light_info, read_column
 
     ds = params.get("dataset")
     if not ds:

@@ -17,7 +17,7 @@ import sqlite3
 import tempfile
 from urllib.parse import unquote, urlparse
 
-from .errors import UsageError
+from loom_py.runtime.errors import UsageError
 
 TEXT_EXT = {".tsv": "\t", ".tab": "\t"}  # .csv files are sniffed: semicolon CSVs are common
 SNIFF_BYTES = 1 << 16
@@ -364,8 +364,8 @@ def prepare(params: dict) -> dict:
     """Bridge hook: read the source now (errors → exit 2, nothing written) and stage it as Parquet."""
     import json
 
-    from .data import dataset_artifacts
-    from .flowkit import json_safe
+    from loom_py.runtime.data import dataset_artifacts
+    from loom_py.runtime.flowkit import json_safe
 
     table, info, source = read_source(params)
     stage_dir = os.environ.get("LOOM_TMP") or tempfile.gettempdir()

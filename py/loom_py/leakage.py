@@ -45,7 +45,7 @@ REASON_ORDER = ("target_copy", "post_outcome_timestamp", "after_prediction_time"
 
 
 def _flag(column, reason, **evidence) -> dict:
-    from .flowkit import json_safe
+    from loom_py.runtime.flowkit import json_safe
 
     return {"column": str(column), "reason": reason, "evidence": json_safe(evidence)}
 
@@ -57,14 +57,14 @@ def _sample(df, seed: int = 0, max_rows: int = SAMPLE_ROWS):
 
 
 def _check_target(df, target):
-    from .errors import UsageError
+    from loom_py.runtime.errors import UsageError
 
     if target not in df.columns:
         raise UsageError(f"unknown target column '{target}': columns are {', '.join(map(str, list(df.columns)[:30]))}")
 
 
 def _task(df, target, task):
-    from .tabular import infer_task
+    from loom_py.tabular import infer_task
 
     return task or infer_task(df[target])
 
@@ -83,7 +83,7 @@ def _target_codes(y, task):
 def _is_datetime_like(s, name=None) -> bool:
     import pandas as pd
 
-    from .tabular import semantic_type
+    from loom_py.tabular import semantic_type
 
     if pd.api.types.is_datetime64_any_dtype(s):
         return True
@@ -288,7 +288,7 @@ def identifier_columns(df, target=None) -> list[dict]:
     import numpy as np
     import pandas as pd
 
-    from .tabular import semantic_type
+    from loom_py.tabular import semantic_type
 
     out = []
     if len(df) < 20:
@@ -437,7 +437,7 @@ def temporal_leaks(df, target, time_col=None, task=None, *, seed: int = 0) -> li
     prediction time ``time_col``."""
     import numpy as np
 
-    from .errors import UsageError
+    from loom_py.runtime.errors import UsageError
 
     d, y, k, task, used = _prepared(df, target, task, seed)
     if time_col is not None and time_col not in d.columns:

@@ -17,7 +17,7 @@ import html
 import json
 import re
 
-from .errors import UsageError
+from loom_py.runtime.errors import UsageError
 
 LOOM_FLOWS = ("IngestDataset", "EdaFlow", "FeaturesFlow", "OptimizeFlow", "ValidateFlow", "VizFlow", "TrainFlow",
               "PipelineFlow", "DeployFlow", "OpsFlow", "ReportFlow", "CollabFlow")
@@ -405,7 +405,7 @@ def to_html(md: str, title: str = "Model card") -> str:
 # ---- bridge hook -------------------------------------------------------------------------------------
 
 def prepare(params: dict) -> dict:
-    from .data import require_datastore, resolve_run
+    from loom_py.runtime.data import require_datastore, resolve_run
 
     run, exp = params.get("run") or "", params.get("experiment") or ""
     if bool(run) == bool(exp):

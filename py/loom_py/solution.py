@@ -15,11 +15,11 @@ import pickle
 import sys
 import types
 
-from .errors import UsageError
+from loom_py.runtime.errors import UsageError
 
 
 def _best(pathspec: str):
-    from .data import resolve_run
+    from loom_py.runtime.data import resolve_run
 
     run = resolve_run(pathspec, ("OptimizeFlow",), what="optimize run")
     d = run.data

@@ -4,7 +4,7 @@ import codecs
 
 import pytest
 
-from loom_py.errors import UsageError
+from loom_py.runtime.errors import UsageError
 from loom_py.ingest import dedupe_columns, detect_encoding, looks_binary, parse_uri, read_file, sniff_delimiter
 
 

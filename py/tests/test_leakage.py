@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from leakdata import PLANTED, clean, planted  # noqa: E402
 
 from loom_py import leakage as L  # noqa: E402
-from loom_py.errors import UsageError  # noqa: E402
+from loom_py.runtime.errors import UsageError  # noqa: E402
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loom_py.errors import UsageError
+from loom_py.runtime.errors import UsageError
 from loom_py.optimize import library, llm, metric_spec, policy, sandbox, scoring, search
 
 

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loom_py import sidecar, validate
-from loom_py.sidecar import Sidecar
+from loom_py.runtime import sidecar
+from loom_py import validate
+from loom_py.runtime.sidecar import Sidecar
 
 
 def _square_sum(a, scale=1):

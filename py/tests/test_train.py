@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loom_py import flowkit
-from loom_py.errors import UsageError
+from loom_py.runtime import flowkit
+from loom_py.runtime.errors import UsageError
 from loom_py.train import Request, budgets, cost_plan, usd_text
 from loom_py.train import local as L
 from loom_py.train import modal_app, nemo_export

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loom_py import flowkit, validate
-from loom_py.errors import UsageError
+from loom_py.runtime import flowkit
+from loom_py import validate
+from loom_py.runtime.errors import UsageError
 
 flowkit.pin_threads(1)
 

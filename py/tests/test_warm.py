@@ -15,17 +15,17 @@ import time
 
 import pytest
 
-from loom_py import warm, warmexec
+from loom_py.runtime import warm, warmexec
 
 # the image forks and passes file descriptors over a Unix socket: where Python has neither os.fork nor
 # socket.send_fds (Windows), Loom never starts it and these tests have nothing to run against
 needs_fork = pytest.mark.skipif(not (hasattr(os, "fork") and hasattr(socket, "send_fds")),
                                 reason="no os.fork / socket.send_fds on this platform: the warm image cannot exist here")
-PY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(warm.__file__)))
+PY_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(warm.__file__))))
 
 TASK = r'''
 import json, os, signal, sys, time
-import loom_py.warm as w
+import loom_py.runtime.warm as w
 mode = os.environ.get("LOOM_TEST_MODE", "")
 if mode == "sleep":
     print(os.getpid(), flush=True)

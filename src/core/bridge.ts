@@ -1,4 +1,4 @@
-/** Talks to py/loom_py/bridge.py: one Python process per verb. */
+/** Talks to py/loom_py/runtime/bridge.py: one Python process per verb. */
 import { join } from "node:path";
 import { materialize } from "./assets";
 import { UsageError } from "./errors";
@@ -78,7 +78,7 @@ export async function callBridge(req: BridgeRequest, opts: BridgeOptions): Promi
   const env = bridgeEnv(process.env, opts.ws, rt, opts.env);
   let proc;
   try {
-    proc = Bun.spawn([py.python, "-m", "loom_py.bridge"], {
+    proc = Bun.spawn([py.python, "-m", "loom_py.runtime.bridge"], {
       cwd: opts.ws.dir,
       env,
       stdin: "pipe",

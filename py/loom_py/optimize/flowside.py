@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import os
 
-from ..errors import UsageError
-from . import metric_spec
+from loom_py.runtime.errors import UsageError
+from loom_py.optimize import metric_spec
 
 PROVIDERS = ("anthropic", "openai", "offline")
 
 
 def prepare(params: dict) -> dict:
     """Assert the dataset (and the resumed run), parse the metric, check the proposer — before any run exists."""
-    from ..data import load_frame, resolve_run
+    from loom_py.runtime.data import load_frame, resolve_run
 
     p = dict(params)
     provider = p.get("model_provider") or "anthropic"
@@ -37,8 +37,8 @@ def prepare(params: dict) -> dict:
         p["goal"] = "Predict the target for each row."
     spec = metric_spec.resolve(p.get("metric") or "", p.get("metric_mapping"))
     df, _info = load_frame(p["dataset"])
-    from .search import resolve_target
-    from ..tabular import infer_task
+    from loom_py.optimize.search import resolve_target
+    from loom_py.tabular import infer_task
 
     target = resolve_target(df, p.get("target"))
     p["target"] = target
@@ -59,9 +59,9 @@ def execute(flow, current) -> None:
     import shutil
     import tempfile
 
-    from .. import events, flowkit
-    from ..data import load_frame, resolve_run
-    from . import sandbox, search
+    from loom_py.runtime import events, flowkit
+    from loom_py.runtime.data import load_frame, resolve_run
+    from loom_py.optimize import sandbox, search
 
     spec = metric_spec.resolve(flow.metric, flow.metric_mapping or None)
     mapping = json.loads(flow.metric_mapping) if flow.metric_mapping else {}
@@ -152,7 +152,7 @@ def execute(flow, current) -> None:
 def _test_frame(p: dict):
     import pandas as pd
 
-    from .scoring import _key
+    from loom_py.optimize.scoring import _key
 
     df = pd.DataFrame({"prediction": p["test_labels"]})
     if "test_proba" in p and "classes" in p:
@@ -164,7 +164,7 @@ def _test_frame(p: dict):
 def _card(current, me, spec, summary, board, journal, code):
     from metaflow.cards import Markdown
 
-    from .. import flowkit
+    from loom_py.runtime import flowkit
 
     b = summary["best"]
     current.card.append(flowkit.card_header(
@@ -201,7 +201,7 @@ def tree_text(journal, best_id=None) -> str:
 def describe(params: dict) -> dict:
     """Preflight through the bridge's call mode (before the gate): every check ``prepare`` makes, plus the
     row counts the cost gate shows. Raises UsageError (exit 2) on bad input; creates no run."""
-    from ..data import load_frame
+    from loom_py.runtime.data import load_frame
 
     if params.get("metric_fallback") and params.get("metric") and not params.get("metric_mapping"):
         try:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import sandbox
+from loom_py.optimize import sandbox
 
 FLOW = "optimize_round_flow.py"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-from ..errors import UsageError
+from loom_py.runtime.errors import UsageError
 
 # name -> (aliases (regex, matched on lower-cased text), natural direction, needs probabilities, task)
 METRICS: dict[str, dict] = {

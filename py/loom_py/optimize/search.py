@@ -10,8 +10,8 @@ import random
 import shutil
 import time
 
-from ..errors import UsageError
-from . import library, llm, metric_spec, policy, sandbox, scoring
+from loom_py.runtime.errors import UsageError
+from loom_py.optimize import library, llm, metric_spec, policy, sandbox, scoring
 
 TARGET_NAMES = ("target", "label", "labels", "y", "class", "outcome", "response")
 
@@ -91,7 +91,7 @@ def selection_for(n_labeled: int, cfg: dict) -> dict:
 
 
 def drop_columns(train, target: str) -> list[str]:
-    from ..tabular import semantic_type
+    from loom_py.tabular import semantic_type
 
     return [c for c in train.columns if c != target and semantic_type(train[c], c) in ("identifier", "text")]
 
@@ -116,7 +116,7 @@ def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, pri
 
     t_start = time.time()
     spec, target, seed = cfg["spec"], cfg["target"], int(cfg.get("seed", 0))
-    from ..tabular import infer_task
+    from loom_py.tabular import infer_task
 
     task = infer_task(df[target])
     metric_spec.check_task(spec, task)
@@ -343,7 +343,7 @@ def _loop(v: dict) -> dict:
                 to_run.append(node)
         if to_run:
             if executor == "metaflow":
-                from .foreach import run_round
+                from loom_py.optimize.foreach import run_round
                 results = run_round(to_run, folds, cfg, deadline, node_timeout, emit, workdir)
             else:
                 results = _run_local(to_run, folds, workdir, zygote, cfg, deadline, node_timeout)

@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
-from ..errors import UsageError
+from loom_py.runtime.errors import UsageError
 
 BUDGETS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "budgets.json")
 STATUS_REFUSED = "REFUSED_NO_GPU_TARGET"
@@ -122,9 +122,9 @@ class Request:
 def prepare(params: dict) -> dict:
     """Launcher-side checks (exit 2 before a run): provider refusals, the data object, its columns and
     sequences, and for --launch the Modal client and credentials."""
-    from ..data import load_frame
-    from .providers import get_provider
-    from .sequences import build_sequences, check_sequences, detect_columns
+    from loom_py.runtime.data import load_frame
+    from loom_py.train.providers import get_provider
+    from loom_py.train.sequences import build_sequences, check_sequences, detect_columns
 
     req = Request.from_params(params)
     provider = get_provider(req.provider)

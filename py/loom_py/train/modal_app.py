@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from ..errors import UsageError
+from loom_py.runtime.errors import UsageError
 
 NEMO_IMAGE = "nvcr.io/nvidia/nemo:25.04"
 MODAL_GPUS = ("T4", "L4", "A10G", "A100", "A100-40GB", "A100-80GB", "L40S", "H100", "H200", "B200")

@@ -10,9 +10,9 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from ..errors import DomainError, LoomError, UsageError
-from . import REFUSAL_HINT, STATUS_REFUSED, Request, budgets, cost_plan
-from .sequences import Columns
+from loom_py.runtime.errors import DomainError, LoomError, UsageError
+from loom_py.train import REFUSAL_HINT, STATUS_REFUSED, Request, budgets, cost_plan
+from loom_py.train.sequences import Columns
 
 
 @dataclass
@@ -53,7 +53,7 @@ class NemoProvider(Provider):
     name = "nemo"
 
     def check(self, req: Request) -> None:
-        from .modal_app import parse_target
+        from loom_py.train.modal_app import parse_target
 
         plan = cost_plan(req.budget, req.gpu_hourly_usd)
         if not req.gpu_target:
@@ -64,13 +64,13 @@ class NemoProvider(Provider):
 
     def check_launch(self, req: Request) -> None:
         if req.launch:
-            from .modal_app import check_client
+            from loom_py.train.modal_app import check_client
 
             check_client()
 
     def plan(self, req: Request, data: dict) -> dict:
-        from . import nemo_export
-        from .modal_app import parse_target
+        from loom_py.train import nemo_export
+        from loom_py.train.modal_app import parse_target
 
         cost = cost_plan(req.budget, req.gpu_hourly_usd)
         backbone = req.backbone or budgets()["default_backbone"][req.objective]
@@ -85,7 +85,7 @@ class NemoProvider(Provider):
                 "trains_on": nemo_export.FORMATS[req.objective], "app_name": app_name(req)}
 
     def execute(self, req, plan, df, cols, workdir) -> Outcome:
-        from .. import flowkit
+        from loom_py.runtime import flowkit
 
         rows = [{"field": k, "value": v} for k, v in (
             ("cost", plan["cost_line"]), ("backbone", plan["backbone"]), ("recipe", plan["recipe"]),
@@ -107,9 +107,9 @@ class NemoProvider(Provider):
         return self._launch(req, plan, df, cols, workdir, summary, rows)
 
     def _launch(self, req, plan, df, cols, workdir, summary, rows) -> Outcome:
-        from .. import events, flowkit
-        from . import modal_app, nemo_export
-        from .sequences import build_sequences, check_sequences
+        from loom_py.runtime import events, flowkit
+        from loom_py.train import modal_app, nemo_export
+        from loom_py.train.sequences import build_sequences, check_sequences
 
         modal_app.check_client()
         os.makedirs(workdir, exist_ok=True)
@@ -167,9 +167,9 @@ class LocalProvider(Provider):
                 "usd": 0.0, "cost_line": f"budget={req.budget}: local CPU stand-in, 0 GPU-hours ($0)"}
 
     def execute(self, req, plan, df, cols, workdir) -> Outcome:
-        from .. import events
-        from . import local
-        from .sequences import build_sequences, check_sequences
+        from loom_py.runtime import events
+        from loom_py.train import local
+        from loom_py.train.sequences import build_sequences, check_sequences
 
         events.progress(f"building a {plan['backbone']} backbone from {len(df)} rows")
         t0 = time.perf_counter()
@@ -209,7 +209,7 @@ class LocalProvider(Provider):
 def local_card(plan, summary, bb, neighbours) -> list:
     from metaflow.cards import Markdown, VegaChart
 
-    from .. import flowkit
+    from loom_py.runtime import flowkit
 
     m = summary["metrics"]
     comps = [flowkit.card_header(f"Backbone {plan['backbone']} ({summary['objective']}, budget {summary['budget']})", [

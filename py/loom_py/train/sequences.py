@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import UsageError
+from loom_py.runtime.errors import UsageError
 
 ENTITY_NAMES = re.compile(r"^(entity|user|users|customer|client|account|session|device|visitor|member|patient|actor)"
                           r"(_?id|_?key)?$|_(user|customer|session|entity|account)(_id)?$")

@@ -10,7 +10,7 @@ before prepare runs:
   prepare refuses the input, it gets EOF and exits with nothing written.
 * the **image**. It imports what the flow declares in ``LOOM_WARM`` (a module-level tuple in the flow file
   of ``"module"`` or ``"module:function"`` strings, read with ``ast`` without running the file). Then it
-  serves a Unix socket. The launcher's entrypoint for tasks is ``loom_py/warmexec.py`` (see
+  serves a Unix socket. The launcher's entrypoint for tasks is ``loom_py/runtime/warmexec.py`` (see
   ``flowkit.main``). That script sends each task's argv, environment, working directory and standard
   streams to the image. The image forks a supervisor, which forks the task and reports its exit status.
   The task takes over those streams, that directory and that environment, and runs the flow file as
@@ -44,13 +44,13 @@ import sys
 import tempfile
 import time
 
-from .warmexec import SOCKET_ENV, recv_msg
+from loom_py.runtime.warmexec import SOCKET_ENV, recv_msg
 
 SERVED = False  # True in a task the image forked (flows and tests can tell how they were started)
 
 # what the bridge imports before it forks: the launcher needs Metaflow's runtime, prepare reads data objects
 BRIDGE_IMPORTS = ("metaflow", "metaflow.cli", "metaflow.runtime", "metaflow.task", "metaflow.plugins.cards",
-                  "loom_py.flowkit", "loom_py.data", "pandas", "pyarrow.parquet")
+                  "loom_py.runtime.flowkit", "loom_py.runtime.data", "pandas", "pyarrow.parquet")
 # variables a preloaded module may have read at import time: a task whose value differs runs fresh
 _IMPORT_TIME_PREFIXES = ("METAFLOW_", "PYTHON", "OMP_", "OPENBLAS_", "MKL_", "NUMEXPR_", "SKLEARN_", "ARROW_",
                          "LD_", "MPL")

@@ -14,7 +14,7 @@ import io
 import os
 import re
 
-from .errors import UsageError
+from loom_py.runtime.errors import UsageError
 
 DATASET_FLOWS = ("IngestDataset", "FeaturesFlow")
 PATHSPEC_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*/[A-Za-z0-9_.-]+$")

@@ -1,4 +1,4 @@
-"""A Metaflow task started from the bridge's warm image (``loom_py/warm.py``) instead of a fresh interpreter.
+"""A Metaflow task started from the bridge's warm image (``loom_py/runtime/warm.py``) instead of a fresh interpreter.
 
 Metaflow's runtime starts every task as ``<entrypoint> [options] step NAME ...``. When the bridge runs a
 flow with a warm image, the launcher's entrypoint is ``python .../warmexec.py FLOW_FILE``. This script uses

@@ -29,10 +29,10 @@ import time
 import traceback
 from collections import deque
 
-from . import events, warm
-from .errors import LoomError, UsageError
+from loom_py.runtime import events, warm
+from loom_py.runtime.errors import LoomError, UsageError
 
-FLOWS_DIR = os.environ.get("LOOM_FLOWS_DIR") or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "flows")
+FLOWS_DIR = os.environ.get("LOOM_FLOWS_DIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "flows")
 
 
 def _stderr_event(ev: dict) -> None:
@@ -75,7 +75,7 @@ def card_path_of(run) -> str | None:
     return None
 
 
-# Where the warm image is off (loom_py/warm.py): the flow's launcher process, started before prepare: it imports Metaflow (~0.4-0.9 s) while prepare
+# Where the warm image is off (loom_py/runtime/warm.py): the flow's launcher process, started before prepare: it imports Metaflow (~0.4-0.9 s) while prepare
 # checks the input, then waits for one line on stdin: the run's arguments (JSON), or nothing (EOF: prepare
 # refused the input) and it exits without touching the datastore. Once it has its arguments it is
 # exactly `python flows/x.py ...` (same argv[0], sys.path[0] and __main__), so Metaflow cannot tell.
@@ -113,7 +113,7 @@ def run_flow(req: dict) -> dict:
     warmed = None
     if warm.enabled() and os.path.exists(flow_file):
         # import once, then fork the launcher (waits for its arguments) and the image (imports what the
-        # flow's tasks need, then forks them): loom_py/warm.py
+        # flow's tasks need, then forks them): loom_py/runtime/warm.py
         warmed = warm.start(flow_file, cwd, req.get("prepare"))
         proc = warmed.launcher if warmed else None
     if proc is None and _prewarm_enabled() and os.path.exists(flow_file):

@@ -6,8 +6,8 @@ import contextlib
 import json
 import os
 
-from . import events
-from .errors import LoomError
+from loom_py.runtime import events
+from loom_py.runtime.errors import LoomError
 
 RESULT_ARTIFACT = "loom_result"
 
@@ -121,15 +121,15 @@ def main(flow_cls) -> None:
     skips only the teardown. Failures (a non-zero exit) keep the normal path and exit code.
 
     With ``LOOM_WARM_SOCKET`` set (the bridge started a warm image for this run), the runtime starts
-    each task through ``warmexec.py``, which has the image fork it with its imports done (loom_py/warm.py)."""
+    each task through ``warmexec.py``, which has the image fork it with its imports done (loom_py/runtime/warm.py)."""
     import sys
 
     try:
         warm_socket = os.environ.get("LOOM_WARM_SOCKET")
-        if warm_socket:  # tasks go to the bridge's warm image (loom_py/warm.py) through warmexec.py
+        if warm_socket:  # tasks go to the bridge's warm image (loom_py/runtime/warm.py) through warmexec.py
             from metaflow import cli, parameters
 
-            from . import warm
+            from loom_py.runtime import warm
 
             if warm.SERVED:  # this task's card render goes to the image as well
                 warm.route_card_renders(_WARMEXEC)
