@@ -42,7 +42,7 @@ def main() -> None:
     from sklearn import datasets
 
     from leakdata import PLANTED, clean, planted
-    from loom_py import leakage as L
+    from loom_py.stats import leakage as L
 
     seeds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
     clean_sets: list[tuple[str, pd.DataFrame]] = []

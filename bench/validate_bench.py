@@ -66,7 +66,7 @@ def model_work(X, y) -> tuple[float, float]:
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
-    from loom_py.tabular import default_model
+    from loom_py.stats.tabular import default_model
 
     Xc, Xh, yc, yh = train_test_split(X, y, test_size=0.2, stratify=y, random_state=0)
     scores = []

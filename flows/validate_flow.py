@@ -64,7 +64,7 @@ class ValidateFlow(FlowSpec):
         side = Sidecar(validate.staged, self.dataset, params)
         try:
             from loom_py.runtime.data import dataset_info, resolve_dataset
-            from loom_py.splits import seal_id_for
+            from loom_py.stats.splits import seal_id_for
 
             content_hash = dataset_info(resolve_dataset(self.dataset)).get("content_hash")
             self.seal_id = seal_id_for(content_hash, *validate.seal_key(params))
@@ -164,7 +164,7 @@ def earlier_evaluations(seal_id: str, run_id) -> list[str]:
 def render_card(card, me: str, s: dict) -> None:
     from metaflow.cards import Markdown
 
-    from loom_py import calibration
+    from loom_py.stats import calibration
     from loom_py.runtime import flowkit
 
     f = lambda v: "n/a" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731

@@ -5,7 +5,8 @@ DataFrames); EdaFlow loads, calls, records and renders.
 
 from __future__ import annotations
 
-from loom_py import leakage
+from loom_py.stats import leakage
+from loom_py.stats.tabular import hashable_frame
 from loom_py.runtime.errors import UsageError
 
 CORR_SAMPLE = 100_000      # rows used for associations (Spearman ranks, Cramér's V, correlation ratio)
@@ -28,32 +29,6 @@ def _sample(df, n: int, seed: int = 0):
     return df if len(df) <= n else df.sample(n=n, random_state=seed)
 
 
-def hashable_frame(df):
-    """Nested cells (lists, dicts, arrays: JSON lines / Parquet list and struct columns) become their
-    JSON text, so every statistic can hash them. Other columns are returned as they are."""
-    import json
-
-    import numpy as np
-
-    nested = (list, dict, tuple, np.ndarray)
-    out = None
-    for c in df.columns:
-        s = df[c]
-        if s.dtype != object:
-            continue
-        nn = s.dropna()
-        probe = nn.head(1000)
-        if len(probe) and probe.map(lambda v: isinstance(v, nested)).any():
-            def to_text(v):
-                if isinstance(v, np.ndarray):
-                    v = v.tolist()
-                return json.dumps(v, default=str, sort_keys=True) if isinstance(v, nested) else v
-            if out is None:
-                out = df.copy()
-            out[c] = s.map(to_text, na_action="ignore")
-    return df if out is None else out
-
-
 def imbalance(counts) -> float:
     """1 - normalized entropy (0 = balanced, 1 = one category)."""
     import numpy as np
@@ -72,7 +47,7 @@ def column_types(df, sample=None, nunique: dict | None = None) -> dict:
     (identifier detection needs the whole column)."""
     import pandas as pd
 
-    from loom_py.tabular import semantic_type
+    from loom_py.stats.tabular import semantic_type
 
     if sample is None or len(sample) == len(df):
         return {str(c): semantic_type(df[c], str(c)) for c in df.columns}
@@ -122,7 +97,7 @@ class _Cols:
         return self._rank[c]
 
     def codes(self, c):
-        from loom_py.leakage import bin_codes
+        from loom_py.stats.leakage import bin_codes
 
         if c not in self._codes:
             self._codes[c] = bin_codes(self.d[c])
@@ -133,7 +108,7 @@ def _assoc(cols: "_Cols", a, b, ta: str, tb: str):
     """(value, method) for a pair of columns given their kinds ('num' or 'cat')."""
     import numpy as np
 
-    from loom_py.leakage import _cramers_v_corrected, correlation_ratio, pearson
+    from loom_py.stats.leakage import cramers_v_corrected, correlation_ratio, pearson
 
     if ta == "num" and tb == "num":
         x, y = cols.num(a), cols.num(b)
@@ -153,7 +128,7 @@ def _assoc(cols: "_Cols", a, b, ta: str, tb: str):
         cb, nb = cols.codes(b)
         if na < 2 or nb < 2:
             return None, None
-        return _cramers_v_corrected(ca, cb), "cramers_v"
+        return cramers_v_corrected(ca, cb), "cramers_v"
     cat, num = (a, b) if ta == "cat" else (b, a)
     x = cols.num(num)
     ok = np.isfinite(x)
@@ -254,7 +229,7 @@ def validate_target(y, target: str, task: str | None = None) -> str:
     """The task for a usable target, else UsageError (all missing, one class, non-numeric regression)."""
     import pandas as pd
 
-    from loom_py.tabular import infer_task
+    from loom_py.stats.tabular import infer_task
 
     nn = y.dropna()
     if len(nn) == 0:

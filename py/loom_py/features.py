@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from loom_py import leakage
+from loom_py.stats import leakage
 from loom_py.runtime.errors import UsageError
 
 RECIPES = ("minimal", "standard")
@@ -50,13 +50,13 @@ def build(df, target: str | None = None, recipe: str = "minimal", *, task: str |
     import numpy as np
     import pandas as pd
 
-    from loom_py.tabular import semantic_type
+    from loom_py.stats.tabular import semantic_type
 
     if recipe not in RECIPES:
         raise UsageError(f"--recipe must be one of {', '.join(RECIPES)}, not '{recipe}'")
     if target is not None and target not in df.columns:
         raise UsageError(f"unknown target column '{target}': columns are {', '.join(map(str, list(df.columns)[:30]))}")
-    from loom_py.eda import hashable_frame
+    from loom_py.stats.tabular import hashable_frame
 
     df = hashable_frame(df)
     flags, flag_source = leakage_drops(df, target, task, time_col, eda_flags)

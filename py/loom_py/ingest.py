@@ -365,7 +365,7 @@ def prepare(params: dict) -> dict:
     import json
 
     from loom_py.runtime.data import dataset_artifacts
-    from loom_py.runtime.flowkit import json_safe
+    from loom_py.stats.tabular import json_safe
 
     table, info, source = read_source(params)
     stage_dir = os.environ.get("LOOM_TMP") or tempfile.gettempdir()

@@ -152,7 +152,7 @@ def bound_overrides(params: dict) -> dict:
 def seal_key(params: dict) -> tuple:
     """(target, time column, group column, holdout share): what the seal's id depends on, normalized as
     ``resolve_options`` resolves them (the step computes the seal's id before the data is loaded)."""
-    from loom_py import splits
+    from loom_py.stats import splits
 
     return (params.get("target"), params.get("time") or None, params.get("group") or None,
             float(params.get("holdout") or splits.DEFAULT_HOLDOUT))
@@ -165,8 +165,8 @@ def resolve_options(df, params: dict, columns: list[str] | None = None) -> dict:
     (the launcher reads just those; see ``prepare``)."""
     import pandas as pd
 
-    from loom_py import splits
-    from loom_py.tabular import infer_task
+    from loom_py.stats import splits
+    from loom_py.stats.tabular import infer_task
 
     cols = list(df.columns) if columns is None else list(columns)
     listing = ", ".join(map(str, cols[:30])) + (" …" if len(cols) > 30 else "")
@@ -333,7 +333,7 @@ def option_columns(ds: str, params: dict):
 def model_factory(model: str | None, target: str | None = None):
     """(factory(task, X, seed) -> unfitted estimator, name, source). ``model``: an OptimizeFlow run
     pathspec (its best solution, through ``loom_py.solution``) or None for the default model."""
-    from loom_py import tabular
+    from loom_py.stats import tabular
 
     if not model:
         return tabular.default_model, tabular.DEFAULT_MODEL_NAME, "default"
@@ -420,7 +420,7 @@ def data_checks(df, cv_pos, holdout_pos, target, task, *, time_col=None, group_c
                 max_duplicate_share=0.01) -> dict:
     """The checks that need only the data and the seal: single-column leakage on the CV rows, and holdout
     rows duplicated in the CV data. Pure (runs inline or in the sidecar with the same result)."""
-    from loom_py import leakage, splits
+    from loom_py.stats import leakage, splits
 
     cv_frame = df.iloc[cv_pos]
     flags = leakage.find_leaks(cv_frame, target, task, time_col=time_col, seed=seed)
@@ -439,7 +439,7 @@ def data_checks(df, cv_pos, holdout_pos, target, task, *, time_col=None, group_c
 def cv_positions(seal, t0_all, opts) -> tuple:
     """The rows cross-validation uses, in its order: the sealed rows left out; with a time column, ordered
     by time and purged of rows whose label interval reaches into the holdout. (positions, t0, t1, purged)."""
-    from loom_py import splits
+    from loom_py.stats import splits
 
     cv_pos = seal.cv
     if not opts["time"]:
@@ -456,7 +456,7 @@ def _evaluate_models(df, opts, seal, cv_rows, *, factory, say, clock):
     """Cross-validation, the holdout fit, calibration and per-slice results (the model work)."""
     import pandas as pd
 
-    from loom_py import calibration, fairness, splits
+    from loom_py.stats import calibration, fairness, splits
 
     target, task, metric, seed, bounds = opts["target"], opts["task"], opts["metric"], opts["seed"], opts["bounds"]
     X_all = df.drop(columns=[target])
@@ -539,7 +539,7 @@ def _evaluate_models(df, opts, seal, cv_rows, *, factory, say, clock):
 def sealed(df, opts: dict, content_hash: str) -> dict:
     """The rows with a target, the sealed holdout and the CV rows in their order (pure: the same data
     object always gives the same seal; runs inline or in the sidecar)."""
-    from loom_py import splits
+    from loom_py.stats import splits
 
     target = opts["target"]
     notes = []
@@ -602,14 +602,14 @@ def evaluate(df, opts: dict, *, content_hash: str, factory=None, model_name: str
     ``staged_data`` = (the first item of ``staged``, the sidecar that delivers its data checks) when the
     flow has already loaded and sealed the data on the spare core; otherwise the seal is carved here and
     the data checks start on the spare core now."""
-    from loom_py import leakage
+    from loom_py.stats import leakage
     from loom_py.runtime.sidecar import Sidecar
 
     t_start = time.perf_counter()
     say = progress or (lambda m: None)
     clock = _Clock()
     if factory is None:
-        from loom_py.tabular import DEFAULT_MODEL_NAME, default_model
+        from loom_py.stats.tabular import DEFAULT_MODEL_NAME, default_model
 
         factory, model_name = default_model, DEFAULT_MODEL_NAME
     target, task, metric, seed = opts["target"], opts["task"], opts["metric"], opts["seed"]

@@ -54,7 +54,7 @@ def distributions_fig(df, columns: list[str] | None = None, title: str = "Distri
     import numpy as np
     import pandas as pd
 
-    from loom_py.tabular import semantic_type
+    from loom_py.stats.tabular import semantic_type
 
     plt = _plt()
     cols = [c for c in (columns or list(df.columns))][:MAX_PANELS]
@@ -97,7 +97,7 @@ def association_matrix(df, columns: list[str]):
     import numpy as np
     import pandas as pd
 
-    from loom_py.leakage import _cramers_v_corrected, bin_codes, correlation_ratio, pearson
+    from loom_py.stats.leakage import cramers_v_corrected, bin_codes, correlation_ratio, pearson
 
     d = _sample(df[columns])
     k = len(columns)
@@ -113,7 +113,7 @@ def association_matrix(df, columns: list[str]):
             elif not num[a] and not num[b]:
                 ca = codes.setdefault(a, bin_codes(d[a])[0])
                 cb = codes.setdefault(b, bin_codes(d[b])[0])
-                v = _cramers_v_corrected(ca, cb)
+                v = cramers_v_corrected(ca, cb)
             else:
                 cat, nu = (a, b) if not num[a] else (b, a)
                 x = pd.to_numeric(d[nu], errors="coerce").to_numpy(dtype="float64")
@@ -150,7 +150,7 @@ def feature_target_fig(df, target: str, columns: list[str], task: str, title: st
     import numpy as np
     import pandas as pd
 
-    from loom_py.tabular import semantic_type
+    from loom_py.stats.tabular import semantic_type
 
     plt = _plt()
     cols = columns[:12]
@@ -284,7 +284,7 @@ def leaderboard_direction(data) -> tuple[bool, str]:
 
 def plot_columns(df, target: str | None = None) -> list[str]:
     """Columns worth a plot: not identifiers, not free text, not the target."""
-    from loom_py.tabular import semantic_type
+    from loom_py.stats.tabular import semantic_type
 
     return [c for c in df.columns if c != target and semantic_type(df[c], str(c)) not in ("identifier", "text")]
 
@@ -292,11 +292,11 @@ def plot_columns(df, target: str | None = None) -> list[str]:
 def render(kind: str, df=None, *, target: str | None = None, task: str | None = None,
            leaderboard: list[dict] | None = None, label: str = "", metric: str = "score") -> list[tuple[str, object]]:
     """(name, Figure) pairs for one kind of plot."""
-    from loom_py.tabular import infer_task
+    from loom_py.stats.tabular import infer_task
 
     if kind == "leaderboard":
         return [("leaderboard", leaderboard_fig(leaderboard or [], f"Leaderboard {label}".strip(), metric))]
-    from loom_py.eda import hashable_frame
+    from loom_py.stats.tabular import hashable_frame
 
     df = hashable_frame(df)
     cols = plot_columns(df, target)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from loom_py import calibration as C
+from loom_py.stats import calibration as C
 
 
 def test_ece_hand_worked():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from loom_py import fairness as F
+from loom_py.stats import fairness as F
 
 
 def test_gaps_hand_computed():

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loom_py import splits
+from loom_py.stats import splits
 
 
 def _reference(n, k, horizon_days, embargo_rows):

@@ -38,7 +38,7 @@ def prepare(params: dict) -> dict:
     spec = metric_spec.resolve(p.get("metric") or "", p.get("metric_mapping"))
     df, _info = load_frame(p["dataset"])
     from loom_py.optimize.search import resolve_target
-    from loom_py.tabular import infer_task
+    from loom_py.stats.tabular import infer_task
 
     target = resolve_target(df, p.get("target"))
     p["target"] = target

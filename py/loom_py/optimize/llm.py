@@ -29,7 +29,7 @@ def data_preview(train, target: str, task: str, max_cols: int = 40) -> str:
     """A compact, bounded description of the training data (statistics, not rows)."""
     import pandas as pd
 
-    from loom_py.tabular import semantic_type
+    from loom_py.stats.tabular import semantic_type
 
     lines = [f"{len(train)} training rows, {train.shape[1] - 1} feature columns; target `{target}` ({task})."]
     y = train[target]

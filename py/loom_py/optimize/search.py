@@ -91,7 +91,7 @@ def selection_for(n_labeled: int, cfg: dict) -> dict:
 
 
 def drop_columns(train, target: str) -> list[str]:
-    from loom_py.tabular import semantic_type
+    from loom_py.stats.tabular import semantic_type
 
     return [c for c in train.columns if c != target and semantic_type(train[c], c) in ("identifier", "text")]
 
@@ -116,7 +116,7 @@ def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, pri
 
     t_start = time.time()
     spec, target, seed = cfg["spec"], cfg["target"], int(cfg.get("seed", 0))
-    from loom_py.tabular import infer_task
+    from loom_py.stats.tabular import infer_task
 
     task = infer_task(df[target])
     metric_spec.check_task(spec, task)

@@ -8,6 +8,7 @@ import os
 
 from loom_py.runtime import events
 from loom_py.runtime.errors import LoomError
+from loom_py.stats.tabular import json_safe  # noqa: F401  (flowkit.json_safe for flows)
 
 RESULT_ARTIFACT = "loom_result"
 
@@ -27,30 +28,6 @@ def result(status: str, summary: dict, *, verdict: str | None = None, exit_code:
     }
     json.dumps(res)  # fail loudly inside the step if something is not JSON-able
     return res
-
-
-def json_safe(obj):
-    """Convert numpy / pandas scalars and non-finite floats into plain JSON values."""
-    import math
-
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover
-        np = None
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if np is not None:
-        if isinstance(obj, np.generic):
-            obj = obj.item()
-        elif isinstance(obj, np.ndarray):
-            return [json_safe(v) for v in obj.tolist()]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)
 
 
 @contextlib.contextmanager

@@ -151,3 +151,53 @@ def default_model(task: str, X, seed: int = 0):
 
 
 DEFAULT_MODEL_NAME = "HistGradientBoosting (sklearn) with median/most-frequent imputation, one-hot/ordinal encoding"
+
+
+def json_safe(obj):
+    """Convert numpy / pandas scalars and non-finite floats into plain JSON values."""
+    import math
+
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover
+        np = None
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if np is not None:
+        if isinstance(obj, np.generic):
+            obj = obj.item()
+        elif isinstance(obj, np.ndarray):
+            return [json_safe(v) for v in obj.tolist()]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)
+
+
+def hashable_frame(df):
+    """Nested cells (lists, dicts, arrays: JSON lines / Parquet list and struct columns) become their
+    JSON text, so every statistic can hash them. Other columns are returned as they are."""
+    import json
+
+    import numpy as np
+
+    nested = (list, dict, tuple, np.ndarray)
+    out = None
+    for c in df.columns:
+        s = df[c]
+        if s.dtype != object:
+            continue
+        nn = s.dropna()
+        probe = nn.head(1000)
+        if len(probe) and probe.map(lambda v: isinstance(v, nested)).any():
+            def to_text(v):
+                if isinstance(v, np.ndarray):
+                    v = v.tolist()
+                return json.dumps(v, default=str, sort_keys=True) if isinstance(v, nested) else v
+            if out is None:
+                out = df.copy()
+            out[c] = s.map(to_text, na_action="ignore")
+    return df if out is None else out

@@ -45,7 +45,7 @@ REASON_ORDER = ("target_copy", "post_outcome_timestamp", "after_prediction_time"
 
 
 def _flag(column, reason, **evidence) -> dict:
-    from loom_py.runtime.flowkit import json_safe
+    from loom_py.stats.tabular import json_safe
 
     return {"column": str(column), "reason": reason, "evidence": json_safe(evidence)}
 
@@ -64,7 +64,7 @@ def _check_target(df, target):
 
 
 def _task(df, target, task):
-    from loom_py.tabular import infer_task
+    from loom_py.stats.tabular import infer_task
 
     return task or infer_task(df[target])
 
@@ -83,7 +83,7 @@ def _target_codes(y, task):
 def _is_datetime_like(s, name=None) -> bool:
     import pandas as pd
 
-    from loom_py.tabular import semantic_type
+    from loom_py.stats.tabular import semantic_type
 
     if pd.api.types.is_datetime64_any_dtype(s):
         return True
@@ -288,7 +288,7 @@ def identifier_columns(df, target=None) -> list[dict]:
     import numpy as np
     import pandas as pd
 
-    from loom_py.tabular import semantic_type
+    from loom_py.stats.tabular import semantic_type
 
     out = []
     if len(df) < 20:
@@ -342,7 +342,7 @@ def pearson(x, y) -> float:
     return float((xc * yc).sum() / d) if d > 0 else float("nan")
 
 
-def _cramers_v_corrected(a_codes, b_codes) -> float:
+def cramers_v_corrected(a_codes, b_codes) -> float:
     """Bias-corrected Cramér's V (Bergsma 2013)."""
     import numpy as np
 
@@ -425,7 +425,7 @@ def target_copies(df, target, task=None, *, seed: int = 0) -> list[dict]:
                 codes, n_codes = bin_codes(s)
                 if n_codes - 1 > 50 or n_codes < 2:
                     continue
-                v = _cramers_v_corrected(codes, y)
+                v = cramers_v_corrected(codes, y)
                 if v >= COPY_CRAMERS_V:
                     out.append(_flag(c, "target_copy", cramers_v=round(v, 4), threshold=COPY_CRAMERS_V,
                                      rows_used=used, why="categories map one-to-one onto the classes"))
