@@ -26,7 +26,7 @@ def main() -> None:
     eda_data.make(6000).to_parquet(path, index=False)
     ws = os.path.join(tmp, "ws")
     ing, _ = bridge(ws, {"mode": "flow", "flow": "ingest_flow.py", "flow_name": "IngestDataset",
-                         "params": {"source": path}, "prepare": "loom_py.ingest:prepare"})
+                         "params": {"source": path}, "prepare": "loom_py.verbs.ingest:prepare"})
     ds = ing["pathspec"]
     bench_dir = os.path.dirname(os.path.abspath(__file__))
     eda_t, bare_t, eda_c, bare_c = [], [], [], []
@@ -36,7 +36,7 @@ def main() -> None:
         bare_t.append(w)
         bare_c.append(LAST_CPU[0])
         out, w = bridge(ws, {"mode": "flow", "flow": "eda_flow.py", "flow_name": "EdaFlow",
-                             "params": {"dataset": ds, "target": "target"}, "prepare": "loom_py.eda:prepare"})
+                             "params": {"dataset": ds, "target": "target"}, "prepare": "loom_py.verbs.eda:prepare"})
         eda_t.append(w)
         eda_c.append(LAST_CPU[0])
         print(f"rep {i + 1}: bare {bare_t[-1]:.2f} s wall / {bare_c[-1]:.2f} s cpu, eda {eda_t[-1]:.2f} s wall / {eda_c[-1]:.2f} s cpu "

@@ -34,7 +34,7 @@ LOOM_BODY = r'''
 import os
 os.environ.setdefault("MPLBACKEND", "Agg")
 import pandas as pd
-from loom_py import eda
+from loom_py.verbs import eda
 df = pd.read_parquet(sys.argv[1])
 s = eda.profile(df, "target")
 charts = eda.card_charts(df, s)
@@ -79,10 +79,10 @@ def main() -> None:
 
     ws = os.path.join(tmp, "ws")
     ing, _ = bridge(ws, {"mode": "flow", "flow": "ingest_flow.py", "flow_name": "IngestDataset",
-                         "params": {"source": path}, "prepare": "loom_py.ingest:prepare"})
+                         "params": {"source": path}, "prepare": "loom_py.verbs.ingest:prepare"})
     t = time.perf_counter()
     out, wall = bridge(ws, {"mode": "flow", "flow": "eda_flow.py", "flow_name": "EdaFlow",
-                            "params": {"dataset": ing["pathspec"], "target": "target"}, "prepare": "loom_py.eda:prepare"})
+                            "params": {"dataset": ing["pathspec"], "target": "target"}, "prepare": "loom_py.verbs.eda:prepare"})
     import resource
 
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -13,8 +13,8 @@ sys.path.insert(0, os.path.join(ROOT, "py"))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from loom_py.optimize import metric_spec, scoring, search  # noqa: E402
-from loom_py.solution import module_from_code  # noqa: E402
+from loom_py.verbs.optimize import metric_spec, scoring, search  # noqa: E402
+from loom_py.verbs.solution import module_from_code  # noqa: E402
 
 # name -> (loader, metric text, task, FLAML metric)
 DATASETS = {

@@ -125,8 +125,8 @@ EXPORT = r"""
 import json, os, sys, tempfile, time
 sys.path.insert(0, %(py)r)
 import pandas as pd
-from loom_py.train import nemo_export
-from loom_py.train.sequences import build_sequences, detect_columns
+from loom_py.verbs.train import nemo_export
+from loom_py.verbs.train.sequences import build_sequences, detect_columns
 df = pd.read_csv(%(csv)r)
 cols = detect_columns(df, objective="next-event")
 out = {}

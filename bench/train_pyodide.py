@@ -96,7 +96,7 @@ import sys, time, json
 sys.path.insert(0, %r)
 from loom_py import flowkit; flowkit.pin_threads(1)
 import numpy as np, pandas as pd
-from loom_py.train import sequences as S, local as L
+from loom_py.verbs.train import sequences as S, local as L
 rng = np.random.default_rng(0)
 T, U, N = 200, 2000, 50000
 succ = rng.integers(0, T, size=(T, 4))

@@ -5,7 +5,7 @@ Measurements, each in its own process (threads pinned to 1 for every one of them
   reference     plain scikit-learn: the same default model, StratifiedKFold(5) on the CV rows + one fit on
                 them scored on the holdout (the model work any honest validation must do, nothing else),
                 timed inside the process after its imports
-  evaluate      loom_py.validate.evaluate in-process (seal, CV, holdout, calibration, fairness, leakage)
+  evaluate      loom_py.verbs.validate.evaluate in-process (seal, CV, holdout, calibration, fairness, leakage)
                 with its own split of time: model fit/predict vs the rest
   plain script  the reference as a user would run it: `python cv.py` from spawn to exit (interpreter,
                 scikit-learn import, reading the same data from Parquet, the same fits)
@@ -98,7 +98,7 @@ def _evaluate(n, q):
     import sklearn.ensemble  # noqa: F401  (imports outside the timer, as in the reference)
     import sklearn.model_selection  # noqa: F401
 
-    from loom_py import validate
+    from loom_py.verbs import validate
 
     df = make(n)
     t = time.perf_counter()
@@ -165,7 +165,7 @@ def workspace(n: int) -> dict:
     df.to_csv(src, index=False)
     df.to_parquet(os.path.join(ws, "bench.parquet"), index=False)
     ing, _ = _bridge({"mode": "flow", "flow": "ingest_flow.py", "flow_name": "IngestDataset",
-                      "params": {"source": src}, "prepare": "loom_py.ingest:prepare"}, env)
+                      "params": {"source": src}, "prepare": "loom_py.verbs.ingest:prepare"}, env)
     return {"env": env, "loom": loom, "dataset": ing["pathspec"], "parquet": os.path.join(ws, "bench.parquet")}
 
 
@@ -174,7 +174,7 @@ def end_to_end(w: dict, **extra_env) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     val, wall = _bridge({"mode": "flow", "flow": "validate_flow.py", "flow_name": "ValidateFlow",
                          "params": {"dataset": w["dataset"], "target": "churned", "sensitive": ["gender"], "folds": 5},
-                         "prepare": "loom_py.validate:prepare"}, env)
+                         "prepare": "loom_py.verbs.validate:prepare"}, env)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     phases = {}
     if val.get("pathspec"):  # where the wall time went, from the run's own task timestamps

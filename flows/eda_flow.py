@@ -1,5 +1,5 @@
 """EdaFlow: profile a data object (loom eda). The launcher has asserted the data object and the
-columns (loom_py.eda.prepare); this run loads it through the Client API, profiles it, records the
+columns (loom_py.verbs.eda.prepare); this run loads it through the Client API, profiles it, records the
 summary and leakage flags as artifacts, and renders a card with a table per section and plots."""
 
 from metaflow import FlowSpec, Parameter, card, current, step
@@ -22,7 +22,7 @@ class EdaFlow(FlowSpec):
         from loom_py.runtime.events import progress
 
         with flowkit.relay_errors():
-            from loom_py import eda
+            from loom_py.verbs import eda
             from loom_py.runtime.data import load_frame
 
             progress(f"loading {self.dataset}")
@@ -52,7 +52,7 @@ class EdaFlow(FlowSpec):
     def _card(self, df, s, me, status):
         from metaflow.cards import Markdown
 
-        from loom_py import eda
+        from loom_py.verbs import eda
         from loom_py.runtime import flowkit
 
         c = current.card

@@ -24,7 +24,7 @@ class FeaturesFlow(FlowSpec):
         from loom_py.runtime.events import progress
 
         with flowkit.relay_errors():
-            from loom_py import features
+            from loom_py.verbs import features
             from loom_py.runtime.data import dataset_artifacts, from_frame, load_frame, resolve_run
 
             progress(f"loading {self.dataset}")

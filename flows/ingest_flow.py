@@ -1,5 +1,5 @@
 """IngestDataset: the single ingest boundary. The launcher has already read and validated the source
-(loom_py.ingest.prepare), staged it as Parquet and described it (schema, counts, content hash, sample);
+(loom_py.verbs.ingest.prepare), staged it as Parquet and described it (schema, counts, content hash, sample);
 IncludeFile copies both into the datastore, and this run's artifacts make it a data object that every
 other verb loads by pathspec."""
 

@@ -33,7 +33,7 @@ class OptimizeFlow(FlowSpec):
     @step
     def start(self):
         from loom_py.runtime import flowkit
-        from loom_py.optimize.flowside import execute
+        from loom_py.verbs.optimize.flowside import execute
 
         with flowkit.relay_errors():
             execute(self, current)

@@ -1,6 +1,6 @@
 """OptimizeRoundFlow: one round of `loom run --executor metaflow` — the round's candidates as a Metaflow
 foreach, so that with `--with kubernetes` (LOOM_OPTIMIZE_WITH) they fan out across a cluster. Started by the
-search loop inside OptimizeFlow (py/loom_py/optimize/foreach.py), never by a user. The payload (candidates'
+search loop inside OptimizeFlow (py/loom_py/verbs/optimize/foreach.py), never by a user. The payload (candidates'
 code + the data files each may see, labels of held-out rows excluded) travels through the datastore as an
 IncludeFile; each candidate task runs its folds in Loom's sandbox and returns predictions, never a score."""
 
@@ -26,7 +26,7 @@ class OptimizeRoundFlow(FlowSpec):
     @step
     def candidate(self):
         from loom_py.runtime import flowkit
-        from loom_py.optimize.foreach import run_candidate_task
+        from loom_py.verbs.optimize.foreach import run_candidate_task
 
         with flowkit.relay_errors():
             self.result = run_candidate_task(self.input, self.data_files, self.limits)

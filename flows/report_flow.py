@@ -31,7 +31,7 @@ class ReportFlow(FlowSpec):
         from metaflow.cards import Markdown
 
         from loom_py.runtime import events, flowkit
-        from loom_py import report
+        from loom_py.verbs import report
 
         if self.run:
             roots = [self.run]

@@ -1,4 +1,4 @@
-"""TrainFlow: `loom train` through the model-builder seam. The launcher (loom_py.train.prepare) has
+"""TrainFlow: `loom train` through the model-builder seam. The launcher (loom_py.verbs.train.prepare) has
 already refused what cannot run and resolved the columns; this run plans (nemo), launches (nemo
 --launch, through Modal) or builds the CPU stand-in backbone (local: PPMI + SVD), and records it."""
 
@@ -33,9 +33,9 @@ class TrainFlow(FlowSpec):
         import os
 
         from loom_py.runtime.data import load_frame
-        from loom_py.train import Request
-        from loom_py.train.providers import get_provider
-        from loom_py.train.sequences import Columns
+        from loom_py.verbs.train import Request
+        from loom_py.verbs.train.providers import get_provider
+        from loom_py.verbs.train.sequences import Columns
 
         with flowkit.relay_errors():
             req = Request.from_params({

@@ -12,7 +12,7 @@ from loom_py.runtime.flowkit import final_cards_only
 final_cards_only()  # the card is rendered once at the end of the step (no live-refresh process)
 
 # imported once by the bridge's warm image while prepare runs, so the tasks start with them (loom_py/runtime/warm.py)
-LOOM_WARM = ("loom_py.validate:data_imports", "loom_py.validate:warm_imports", "loom_py.runtime.sidecar")
+LOOM_WARM = ("loom_py.verbs.validate:data_imports", "loom_py.verbs.validate:warm_imports", "loom_py.runtime.sidecar")
 
 
 class ValidateFlow(FlowSpec):
@@ -46,7 +46,7 @@ class ValidateFlow(FlowSpec):
         import time
 
         from loom_py.runtime import events, flowkit
-        from loom_py import validate
+        from loom_py.verbs import validate
         from loom_py.runtime.sidecar import Sidecar
 
         events.progress(f"loading {self.dataset}")
@@ -93,7 +93,7 @@ class ValidateFlow(FlowSpec):
                         "content_hash": info.get("content_hash")}
         s["seal"]["earlier_runs"] = earlier[-20:]
         if opts["model"]:
-            from loom_py.solution import solution_info
+            from loom_py.verbs.solution import solution_info
 
             searched_on = solution_info(opts["model"]).get("dataset")
             s["model"]["searched_on"] = searched_on
@@ -164,7 +164,7 @@ def earlier_evaluations(seal_id: str, run_id) -> list[str]:
 def render_card(card, me: str, s: dict) -> None:
     from metaflow.cards import Markdown
 
-    from loom_py.stats import calibration
+    from loom_py.runtime import charts
     from loom_py.runtime import flowkit
 
     f = lambda v: "n/a" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
@@ -187,7 +187,7 @@ def render_card(card, me: str, s: dict) -> None:
                              f"Brier: {f(c['brier'])} · slope: {f(c['slope'])} · intercept: {f(c['intercept'])}"))
         from metaflow.cards import VegaChart
 
-        card.append(VegaChart(calibration.reliability_vega(c["reliability"])))  # drawn by the card: no matplotlib
+        card.append(VegaChart(charts.reliability_vega(c["reliability"])))  # drawn by the card: no matplotlib
     if s.get("fairness"):
         for col, fr in s["fairness"].items():
             card.append(Markdown(

@@ -9,7 +9,7 @@ from loom_py.runtime.flowkit import final_cards_only
 final_cards_only()  # the card is rendered once, when the step ends (no live-refresh process)
 
 # imported once by the bridge's warm image while prepare runs, so the tasks start with them (loom_py/runtime/warm.py)
-LOOM_WARM = ("loom_py.viz:_plt",)
+LOOM_WARM = ("loom_py.verbs.viz:_plt",)
 
 
 class VizFlow(FlowSpec):
@@ -29,7 +29,7 @@ class VizFlow(FlowSpec):
         with flowkit.relay_errors():
             from metaflow.cards import Markdown
 
-            from loom_py import viz
+            from loom_py.verbs import viz
             from loom_py.runtime.data import load_frame, resolve_run
 
             me = f"VizFlow/{current.run_id}"

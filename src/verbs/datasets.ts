@@ -28,5 +28,5 @@ export default defineVerb({
     const fmt = (cells: string[]) => cells.map((c, i) => c.slice(0, widths[i]).padEnd(widths[i]!)).join("  ").trimEnd();
     return [fmt(head), ...table.map(fmt)];
   },
-  run: (_input, ctx) => ctx.call("loom_py.datasets:list_datasets", {}),
+  run: (_input, ctx) => ctx.call("loom_py.verbs.datasets:list_datasets", {}),
 });

@@ -65,7 +65,7 @@ export default defineVerb({
     ctx.flow({
       flow: "eda_flow.py",
       flowName: "EdaFlow",
-      prepare: "loom_py.eda:prepare",
+      prepare: "loom_py.verbs.eda:prepare",
       params: { dataset: input.dataset, target: input.target, time: input.time, task: input.task },
     }),
 });

@@ -64,7 +64,7 @@ export default defineVerb({
     ctx.flow({
       flow: "features_flow.py",
       flowName: "FeaturesFlow",
-      prepare: "loom_py.features:prepare",
+      prepare: "loom_py.verbs.features:prepare",
       params: { dataset: input.dataset, target: input.target, from: input.from, recipe: input.recipe, time: input.time },
     }),
 });

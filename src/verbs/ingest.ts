@@ -65,7 +65,7 @@ export default defineVerb({
     return ctx.flow({
       flow: "ingest_flow.py",
       flowName: "IngestDataset",
-      prepare: "loom_py.ingest:prepare",
+      prepare: "loom_py.verbs.ingest:prepare",
       params: {
         source,
         table: input.table,

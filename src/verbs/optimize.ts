@@ -119,12 +119,12 @@ export default defineVerb({
       throw new UsageError("--metric is required: e.g. --metric \"Maximize ROC-AUC on a held-out split.\"");
     const p = resolveProposer(input);
     metricMapping = undefined;
-    let d = await ctx.call("loom_py.optimize.flowside:describe", { ...flowParams(input), metric_fallback: p.remote });
+    let d = await ctx.call("loom_py.verbs.optimize.flowside:describe", { ...flowParams(input), metric_fallback: p.remote });
     const need = d.summary as { needs_mapping?: boolean; closed_set?: ClosedSet; understood?: string };
     if (need?.needs_mapping && p.remote) {
       // the rules cannot map the text and a key is present: ask the model (offline never gets here)
       metricMapping = await mapMetric(completeFor(p), input.metric!, need.closed_set!, need.understood!);
-      d = await ctx.call("loom_py.optimize.flowside:describe", flowParams(input));
+      d = await ctx.call("loom_py.verbs.optimize.flowside:describe", flowParams(input));
     }
     preflightRows = d.summary as typeof preflightRows;
   },
@@ -223,5 +223,5 @@ function flowParams(input: Input, model?: string): Record<string, unknown> {
 }
 
 function flowRequest(input: Input, model?: string) {
-  return { flow: "optimize_flow.py", flowName: "OptimizeFlow", prepare: "loom_py.optimize:prepare", params: flowParams(input, model) };
+  return { flow: "optimize_flow.py", flowName: "OptimizeFlow", prepare: "loom_py.verbs.optimize:prepare", params: flowParams(input, model) };
 }

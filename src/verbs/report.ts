@@ -66,7 +66,7 @@ export default defineVerb({
     ctx.flow({
       flow: "report_flow.py",
       flowName: "ReportFlow",
-      prepare: "loom_py.report:prepare",
+      prepare: "loom_py.verbs.report:prepare",
       params: { run: input.run, experiment: input.experiment },
     }),
 });

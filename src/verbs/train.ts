@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import budgets from "../../py/loom_py/train/budgets.json";
+import budgets from "../../py/loom_py/verbs/train/budgets.json";
 import { defineVerb, type Outcome } from "../core/define";
 import { UsageError } from "../core/errors";
 import { Column, DatasetPathspec } from "../core/schemas";
@@ -63,7 +63,7 @@ export function gpuRate(env: NodeJS.ProcessEnv = process.env): number {
 const num = (x: number) => (Number.isInteger(x) ? String(x) : String(x));
 const usdText = (usd: number) => (usd >= 10 || Number.isInteger(usd) ? `~$${Math.round(usd).toLocaleString("en-US")}` : `~$${usd.toFixed(2)}`);
 
-/** Pure: the nemo cost plan (same numbers and text as loom_py.train.cost_plan). */
+/** Pure: the nemo cost plan (same numbers and text as loom_py.verbs.train.cost_plan). */
 export function costPlan(budget: Budget, rate: number) {
   const b = budgets.nemo[budget];
   const gpuHours = b.gpus * b.hours;
@@ -186,7 +186,7 @@ export default defineVerb({
     return ctx.flow({
       flow: "train_flow.py",
       flowName: "TrainFlow",
-      prepare: "loom_py.train:prepare",
+      prepare: "loom_py.verbs.train:prepare",
       params: {
         dataset: input.dataset,
         objective: input.objective,

@@ -104,7 +104,7 @@ export default defineVerb({
     "max-eo-diff": share("--max-eo-diff"),
     "min-group": v.optional(PositiveInt("--min-group")),
   }),
-  // (a missing --target is refused by loom_py.validate with one line: "validate needs --target COL …")
+  // (a missing --target is refused by loom_py.verbs.validate with one line: "validate needs --target COL …")
   summary: Summary,
   human: (out) => {
     const s = out.summary as S;
@@ -144,7 +144,7 @@ export default defineVerb({
     return ctx.flow({
       flow: "validate_flow.py",
       flowName: "ValidateFlow",
-      prepare: "loom_py.validate:prepare",
+      prepare: "loom_py.verbs.validate:prepare",
       params: {
         dataset: input.dataset,
         target: input.target,

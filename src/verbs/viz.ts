@@ -54,7 +54,7 @@ export default defineVerb({
     ctx.flow({
       flow: "viz_flow.py",
       flowName: "VizFlow",
-      prepare: "loom_py.viz:prepare",
+      prepare: "loom_py.verbs.viz:prepare",
       params: { dataset: input.dataset, run: input.run, kind: input.kind, target: input.target },
     }),
 });

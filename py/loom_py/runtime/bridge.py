@@ -4,12 +4,12 @@ The CLI writes a request (JSON) on stdin and reads one JSON result from stdout; 
 stderr as ``@@loom {json}`` lines. Two modes:
 
 ``{"mode": "flow", "flow": "ingest_flow.py", "flow_name": "IngestDataset", "params": {...},
-   "prepare": "loom_py.ingest:prepare"}``
+   "prepare": "loom_py.verbs.ingest:prepare"}``
     runs ``prepare(params)`` first (asserts upstream runs, validates input; raises UsageError before
     anything is written), then the flow through Metaflow's CLI with a run-id file, then reads the
     ``loom_result`` artifact and the card's path back through the Client API.
 
-``{"mode": "call", "fn": "loom_py.datasets:list_datasets", "params": {...}}``
+``{"mode": "call", "fn": "loom_py.verbs.datasets:list_datasets", "params": {...}}``
     calls a function that reads the datastore without creating a run (datasets, doctor).
 
 Errors: UsageError → exit 2, DomainError → exit 1, anything else → exit 1 with a one-line message

@@ -34,7 +34,8 @@ def require_datastore() -> str:
     return root
 
 
-def _client():
+def client():
+    """The Metaflow Client module, in the global namespace (every user's runs are visible)."""
     from metaflow import namespace
 
     namespace(None)
@@ -53,7 +54,7 @@ def resolve_run(pathspec: str, flows: tuple[str, ...] | None = None, *, what: st
             f"{pathspec} is a {flow_name} run, but this needs a {what} from {' or '.join(flows)}"
         )
     require_datastore()
-    mf = _client()
+    mf = client()
     try:
         run = mf.Run(pathspec)
     except Exception:  # MetaflowNotFound and friends
@@ -155,3 +156,33 @@ def dataset_artifacts(table, *, label: str, source: dict, lineage: dict, parquet
         "source": source,
         "lineage": lineage,
     }
+
+
+# ---- a data object's schema, read light (prepare runs in the launcher: no pandas) ----
+
+def _schema_names(info: dict) -> list[str]:
+    return [f["name"] for f in info.get("schema") or []]
+
+
+def check_columns(info: dict, pathspec: str, **cols) -> None:
+    names = _schema_names(info)
+    for flag, col in cols.items():
+        if col and col not in names:
+            shown = ", ".join(names[:25]) + (" …" if len(names) > 25 else "")
+            raise UsageError(f"--{flag} '{col}' is not a column of {pathspec}: columns are {shown}")
+
+
+def read_column(run, column: str):
+    """One column of a data object as a pyarrow ChunkedArray (Parquet column projection; no pandas)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    # ParquetFile.read without pandas metadata: read_table would import pandas (~0.5 s) in the launcher
+    return pq.ParquetFile(io.BytesIO(run.data.data_parquet)).read(columns=[column], use_pandas_metadata=False).column(0)
+
+
+def light_info(run) -> dict:
+    """The two artifacts prepare needs (schema, rows) without loading the rest."""
+    d = run.data
+    return {"schema": d.schema if "schema" in d else [], "rows": d.rows if "rows" in d else None}

@@ -93,32 +93,6 @@ def calibration_report(y_true, proba: np.ndarray, classes: list, n_bins: int = N
             "intercept": intercept, "reliability": reliability(y01, p, n_bins), "rows": int(len(p))}
 
 
-def reliability_vega(rel: list[dict], title: str = "Reliability diagram (holdout)") -> dict:
-    """The reliability diagram as a Vega-Lite spec for the card (``metaflow.cards.VegaChart``): the
-    model's observed frequency against mean predicted probability per bin, the diagonal of perfect
-    calibration, and the share of rows per bin as bars. Drawn by the card in the browser: no
-    matplotlib import and PNG rendering in the step (~0.8 s, decision 0203)."""
-    total = max(1, sum(r["count"] for r in rel))
-    bins = [{"lo": r["lo"], "hi": r["hi"], "share": r["count"] / total, "rows": r["count"]} for r in rel]
-    pts = [{"mean_predicted": r["mean_predicted"], "observed": r["observed"], "rows": r["count"]}
-           for r in rel if r["count"]]
-    x = {"type": "quantitative", "scale": {"domain": [0, 1]}, "title": "mean predicted probability"}
-    y = {"type": "quantitative", "scale": {"domain": [0, 1]}, "title": "observed frequency"}
-    return {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "title": title, "width": 360, "height": 360,
-            "layer": [
-                {"data": {"values": bins}, "mark": {"type": "bar", "opacity": 0.25, "color": "#ff7f0e"},
-                 "encoding": {"x": {**x, "field": "lo"}, "x2": {"field": "hi"},
-                              "y": {**y, "field": "share"},
-                              "tooltip": [{"field": "lo"}, {"field": "hi"}, {"field": "rows"}]}},
-                {"data": {"values": [{"p": 0.0}, {"p": 1.0}]},
-                 "mark": {"type": "line", "strokeDash": [4, 4], "color": "grey"},
-                 "encoding": {"x": {**x, "field": "p"}, "y": {**y, "field": "p"}}},
-                {"data": {"values": pts}, "mark": {"type": "line", "point": True, "color": "#1f77b4"},
-                 "encoding": {"x": {**x, "field": "mean_predicted"}, "y": {**y, "field": "observed"},
-                              "tooltip": [{"field": "mean_predicted"}, {"field": "observed"}, {"field": "rows"}]}},
-            ]}
-
-
 def reliability_figure(rel: list[dict], title: str = "Reliability diagram (holdout)"):
     import matplotlib
 

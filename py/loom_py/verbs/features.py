@@ -186,7 +186,8 @@ def assert_eda_run(from_run: str, dataset: str, target: str | None):
 
 def prepare(params: dict) -> dict:
     from loom_py.runtime.data import resolve_dataset
-    from loom_py.eda import TASKS, check_columns, check_target_column, light_info, read_column
+    from loom_py.runtime.data import check_columns, light_info, read_column
+    from loom_py.verbs.eda import TASKS, check_target_column
 
     ds = params.get("dataset")
     if not ds:

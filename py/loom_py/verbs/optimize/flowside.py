@@ -6,7 +6,7 @@ import json
 import os
 
 from loom_py.runtime.errors import UsageError
-from loom_py.optimize import metric_spec
+from loom_py.verbs.optimize import metric_spec
 
 PROVIDERS = ("anthropic", "openai", "offline")
 
@@ -37,7 +37,7 @@ def prepare(params: dict) -> dict:
         p["goal"] = "Predict the target for each row."
     spec = metric_spec.resolve(p.get("metric") or "", p.get("metric_mapping"))
     df, _info = load_frame(p["dataset"])
-    from loom_py.optimize.search import resolve_target
+    from loom_py.verbs.optimize.search import resolve_target
     from loom_py.stats.tabular import infer_task
 
     target = resolve_target(df, p.get("target"))
@@ -61,7 +61,7 @@ def execute(flow, current) -> None:
 
     from loom_py.runtime import events, flowkit
     from loom_py.runtime.data import load_frame, resolve_run
-    from loom_py.optimize import sandbox, search
+    from loom_py.verbs.optimize import sandbox, search
 
     spec = metric_spec.resolve(flow.metric, flow.metric_mapping or None)
     mapping = json.loads(flow.metric_mapping) if flow.metric_mapping else {}
@@ -152,7 +152,7 @@ def execute(flow, current) -> None:
 def _test_frame(p: dict):
     import pandas as pd
 
-    from loom_py.optimize.scoring import _key
+    from loom_py.verbs.optimize.scoring import _key
 
     df = pd.DataFrame({"prediction": p["test_labels"]})
     if "test_proba" in p and "classes" in p:

@@ -8,7 +8,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 from leakdata import PLANTED, clean, planted  # noqa: E402
 
-from loom_py import features  # noqa: E402
+from loom_py.verbs import features  # noqa: E402
 from loom_py.runtime.errors import UsageError  # noqa: E402
 
 

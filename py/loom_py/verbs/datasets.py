@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loom_py.runtime.data import _client, require_datastore
+from loom_py.runtime.data import client, require_datastore
 
 DATA_OBJECT_FLOWS = ("IngestDataset", "FeaturesFlow")
 
@@ -23,7 +23,7 @@ def _source_text(src: dict) -> str:
 
 def list_datasets(params: dict) -> dict:
     require_datastore()
-    mf = _client()
+    mf = client()
     rows = []
     for flow_name in DATA_OBJECT_FLOWS:
         try:

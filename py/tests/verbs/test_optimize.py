@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from loom_py.runtime.errors import UsageError
-from loom_py.optimize import library, llm, metric_spec, policy, sandbox, scoring, search
+from loom_py.verbs.optimize import library, llm, metric_spec, policy, sandbox, scoring, search
 
 
 @pytest.mark.parametrize("text,metric,direction,frac", [

@@ -5,7 +5,7 @@ import codecs
 import pytest
 
 from loom_py.runtime.errors import UsageError
-from loom_py.ingest import dedupe_columns, detect_encoding, looks_binary, parse_uri, read_file, sniff_delimiter
+from loom_py.verbs.ingest import dedupe_columns, detect_encoding, looks_binary, parse_uri, read_file, sniff_delimiter
 
 
 @pytest.mark.parametrize("sample, enc, noted", [

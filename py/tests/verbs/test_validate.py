@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from loom_py.runtime import flowkit
-from loom_py import validate
+from loom_py.verbs import validate
 from loom_py.runtime.errors import UsageError
 
 flowkit.pin_threads(1)

@@ -7,7 +7,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 sys.path.insert(0, os.path.dirname(__file__))
 from leakdata import clean  # noqa: E402
 
-from loom_py import viz  # noqa: E402
+from loom_py.verbs import viz  # noqa: E402
 
 
 def test_top_counts_groups_the_rest():

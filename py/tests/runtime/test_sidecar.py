@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from loom_py.runtime import sidecar
-from loom_py import validate
+from loom_py.verbs import validate
 from loom_py.runtime.sidecar import Sidecar
 
 

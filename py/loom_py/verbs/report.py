@@ -17,6 +17,7 @@ import html
 import json
 import re
 
+from loom_py.runtime.data import client
 from loom_py.runtime.errors import UsageError
 
 LOOM_FLOWS = ("IngestDataset", "EdaFlow", "FeaturesFlow", "OptimizeFlow", "ValidateFlow", "VizFlow", "TrainFlow",
@@ -28,18 +29,9 @@ SECTIONS = ("Model details", "Intended use", "Factors", "Metrics", "Evaluation d
 
 # ---- reading runs ---------------------------------------------------------------------------------
 
-def _client():
-    from metaflow import namespace
-
-    namespace(None)
-    import metaflow
-
-    return metaflow
-
-
 def experiment_runs(name: str) -> list[str]:
     """Pathspecs of successful runs tagged experiment:NAME, oldest first."""
-    mf = _client()
+    mf = client()
     tag = f"experiment:{name}"
     out = []
     try:
@@ -57,7 +49,7 @@ def experiment_runs(name: str) -> list[str]:
 
 
 def read_node(pathspec: str) -> dict | None:
-    mf = _client()
+    mf = client()
     try:
         run = mf.Run(pathspec)
     except Exception:
@@ -101,7 +93,7 @@ SKIP_PARAMS = {"data_parquet", "name"}  # IncludeFile payloads are data, not set
 
 def run_parameters(pathspec: str) -> dict:
     """The run's Metaflow parameters (the ``_parameters`` task's artifacts), non-empty scalars only."""
-    mf = _client()
+    mf = client()
     out = {}
     try:
         task = mf.Task(f"{pathspec}/_parameters/0")

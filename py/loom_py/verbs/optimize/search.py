@@ -11,7 +11,7 @@ import shutil
 import time
 
 from loom_py.runtime.errors import UsageError
-from loom_py.optimize import library, llm, metric_spec, policy, sandbox, scoring
+from loom_py.verbs.optimize import library, llm, metric_spec, policy, sandbox, scoring
 
 TARGET_NAMES = ("target", "label", "labels", "y", "class", "outcome", "response")
 
@@ -343,7 +343,7 @@ def _loop(v: dict) -> dict:
                 to_run.append(node)
         if to_run:
             if executor == "metaflow":
-                from loom_py.optimize.foreach import run_round
+                from loom_py.verbs.optimize.foreach import run_round
                 results = run_round(to_run, folds, cfg, deadline, node_timeout, emit, workdir)
             else:
                 results = _run_local(to_run, folds, workdir, zygote, cfg, deadline, node_timeout)

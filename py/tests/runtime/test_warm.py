@@ -193,7 +193,7 @@ def test_the_forked_launcher_runs_once_it_has_arguments_and_not_on_eof(tmp_path,
 
 
 @pytest.mark.parametrize("src, expect", [
-    ('LOOM_WARM = ("pandas", "loom_py.validate:warm_imports")\n', ["pandas", "loom_py.validate:warm_imports"]),
+    ('LOOM_WARM = ("pandas", "loom_py.verbs.validate:warm_imports")\n', ["pandas", "loom_py.verbs.validate:warm_imports"]),
     ('LOOM_WARM = ["a", 3, "b"]\n', ["a", "b"]),
     ('LOOM_WARM = some_call()\n', []),
     ('def f():\n    LOOM_WARM = ("hidden",)\n', []),

@@ -332,12 +332,12 @@ def option_columns(ds: str, params: dict):
 
 def model_factory(model: str | None, target: str | None = None):
     """(factory(task, X, seed) -> unfitted estimator, name, source). ``model``: an OptimizeFlow run
-    pathspec (its best solution, through ``loom_py.solution``) or None for the default model."""
+    pathspec (its best solution, through ``loom_py.verbs.solution``) or None for the default model."""
     from loom_py.stats import tabular
 
     if not model:
         return tabular.default_model, tabular.DEFAULT_MODEL_NAME, "default"
-    from loom_py.solution import load_solution, solution_info
+    from loom_py.verbs.solution import load_solution, solution_info
 
     info = solution_info(model)
     if target and info.get("target") and info["target"] != target:

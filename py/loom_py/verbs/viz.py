@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 
+# the chart vocabulary cards share (Vega-Lite specs, top categories, short labels)
+from loom_py.runtime.charts import TOP_CATEGORIES, short as _short, top_counts  # noqa: F401
+
 KINDS = ("distributions", "correlation", "target", "leaderboard")
-TOP_CATEGORIES = 15
 MAX_PANELS = 24
 PLOT_SAMPLE = 100_000
 
@@ -25,23 +27,8 @@ def _plt():
     return plt
 
 
-def _short(s, n: int = 22) -> str:
-    s = str(s)
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
 def _sample(df, n: int = PLOT_SAMPLE, seed: int = 0):
     return df if len(df) <= n else df.sample(n=n, random_state=seed)
-
-
-def top_counts(s, k: int = TOP_CATEGORIES):
-    """Value counts of the top ``k`` categories, the rest summed as '(other)', missing as '(missing)'."""
-    import pandas as pd
-
-    vc = s.astype("object").where(s.notna(), "(missing)").astype(str).value_counts()
-    if len(vc) > k:
-        vc = pd.concat([vc.iloc[:k], pd.Series({"(other)": int(vc.iloc[k:].sum())})])
-    return vc
 
 
 def _is_num(s) -> bool:
@@ -347,7 +334,7 @@ def _run_dataset(run) -> str | None:
 
 def prepare(params: dict) -> dict:
     from loom_py.runtime.data import resolve_dataset, resolve_run
-    from loom_py.eda import check_columns, light_info
+    from loom_py.runtime.data import check_columns, light_info
     from loom_py.runtime.errors import UsageError
 
     ds, rs = params.get("dataset") or None, params.get("run") or None
@@ -396,53 +383,3 @@ def default_kinds(kind: str, target: str | None) -> list[str]:
     if kind:
         return [kind]
     return ["distributions", "correlation"] + (["target"] if target else [])
-
-
-# ---- Vega-Lite specs for cards (rendered by the card in the browser: no matplotlib in the step) ----
-
-VEGA_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
-
-
-def vega_missingness(missing_share: dict) -> dict:
-    items = sorted(missing_share.items(), key=lambda kv: -kv[1])[:30]
-    return {"$schema": VEGA_SCHEMA, "title": "Missing values per column", "width": 380,
-            "data": {"values": [{"column": str(k), "missing_pct": round(v * 100, 3)} for k, v in items]},
-            "mark": "bar",
-            "encoding": {"y": {"field": "column", "type": "nominal", "sort": "-x", "title": "column"},
-                         "x": {"field": "missing_pct", "type": "quantitative", "title": "missing (% of rows)",
-                               "scale": {"domain": [0, 100]}},
-                         "tooltip": [{"field": "column"}, {"field": "missing_pct"}]}}
-
-
-def vega_target(y, task: str, target: str) -> dict:
-    import numpy as np
-    import pandas as pd
-
-    if task == "classification":
-        vc = top_counts(y.dropna(), 20)
-        return {"$schema": VEGA_SCHEMA, "title": f"Target balance: {_short(target, 40)}", "width": 380,
-                "data": {"values": [{"class": str(k), "rows": int(v)} for k, v in vc.items()]},
-                "mark": "bar",
-                "encoding": {"x": {"field": "class", "type": "nominal", "title": f"{_short(target)} (class)", "sort": "-y"},
-                             "y": {"field": "rows", "type": "quantitative", "title": "rows"},
-                             "tooltip": [{"field": "class"}, {"field": "rows"}]}}
-    v = pd.to_numeric(y, errors="coerce").dropna().to_numpy()
-    counts, edges = np.histogram(v, bins=40) if len(v) else (np.array([]), np.array([0.0]))
-    return {"$schema": VEGA_SCHEMA, "title": f"Target distribution: {_short(target, 40)}", "width": 380,
-            "data": {"values": [{"from": float(edges[i]), "to": float(edges[i + 1]), "rows": int(c)} for i, c in enumerate(counts)]},
-            "mark": "bar",
-            "encoding": {"x": {"field": "from", "type": "quantitative", "title": _short(target)}, "x2": {"field": "to"},
-                         "y": {"field": "rows", "type": "quantitative", "title": "rows"}}}
-
-
-def vega_associations(rows: list[dict], title: str = "Top associations with the target") -> dict:
-    rows = rows[:15]
-    return {"$schema": VEGA_SCHEMA, "title": title, "width": 380,
-            "data": {"values": [{"column": r["column"], "strength": abs(r["value"]), "value": r["value"], "method": r["method"]}
-                                for r in rows]},
-            "mark": "bar",
-            "encoding": {"y": {"field": "column", "type": "nominal", "sort": "-x", "title": "column"},
-                         "x": {"field": "strength", "type": "quantitative", "title": "strength of association (0-1)",
-                               "scale": {"domain": [0, 1]}},
-                         "color": {"field": "method", "type": "nominal", "title": "method"},
-                         "tooltip": [{"field": "column"}, {"field": "value"}, {"field": "method"}]}}

@@ -10,11 +10,11 @@ import pytest
 
 from loom_py.runtime import flowkit
 from loom_py.runtime.errors import UsageError
-from loom_py.train import Request, budgets, cost_plan, usd_text
-from loom_py.train import local as L
-from loom_py.train import modal_app, nemo_export
-from loom_py.train.providers import PROVIDERS, LocalProvider, NemoProvider, get_provider
-from loom_py.train.sequences import Columns, build_sequences, check_sequences, detect_columns
+from loom_py.verbs.train import Request, budgets, cost_plan, usd_text
+from loom_py.verbs.train import local as L
+from loom_py.verbs.train import modal_app, nemo_export
+from loom_py.verbs.train.providers import PROVIDERS, LocalProvider, NemoProvider, get_provider
+from loom_py.verbs.train.sequences import Columns, build_sequences, check_sequences, detect_columns
 
 flowkit.pin_threads(1)
 
@@ -263,7 +263,7 @@ def test_embedding_objective_symmetric_counts(log):
 
 
 def test_projection_spec_is_plain_json(log):
-    from loom_py.train.providers import projection_spec
+    from loom_py.verbs.train.providers import projection_spec
 
     bb, _ = _build(log)
     spec = projection_spec(bb)
@@ -435,7 +435,7 @@ def test_modal_client_missing_or_without_credentials(tmp_path, monkeypatch):
 def test_launch_records_app_plan_and_export(tmp_path, monkeypatch, log):
     """Everything up to the Modal boundary: export, generated app, and what the run records. The submit
     call itself (Modal's client) is the one piece replaced here; it cannot be reached from this machine."""
-    from loom_py.train.providers import NemoProvider
+    from loom_py.verbs.train.providers import NemoProvider
 
     seen = {}
 

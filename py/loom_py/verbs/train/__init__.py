@@ -123,8 +123,8 @@ def prepare(params: dict) -> dict:
     """Launcher-side checks (exit 2 before a run): provider refusals, the data object, its columns and
     sequences, and for --launch the Modal client and credentials."""
     from loom_py.runtime.data import load_frame
-    from loom_py.train.providers import get_provider
-    from loom_py.train.sequences import build_sequences, check_sequences, detect_columns
+    from loom_py.verbs.train.providers import get_provider
+    from loom_py.verbs.train.sequences import build_sequences, check_sequences, detect_columns
 
     req = Request.from_params(params)
     provider = get_provider(req.provider)

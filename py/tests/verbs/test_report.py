@@ -1,6 +1,6 @@
 """report's pure logic: lineage walk and order, the card's sections, Markdown → HTML."""
 
-from loom_py import report
+from loom_py.verbs import report
 
 
 def fake_nodes():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from loom_py.stats import leakage
 from loom_py.stats.tabular import hashable_frame
+from loom_py.runtime.data import check_columns, light_info, read_column
 from loom_py.runtime.errors import UsageError
 
 CORR_SAMPLE = 100_000      # rows used for associations (Spearman ranks, Cramér's V, correlation ratio)
@@ -308,40 +309,18 @@ def profile(df, target: str | None = None, task: str | None = None, time_col: st
 
 def card_charts(df, summary: dict) -> list[dict]:
     """Vega-Lite specs of the card's plots (missingness, target balance, top correlations)."""
-    from loom_py import viz
+    from loom_py.runtime import charts as C
 
-    charts = [viz.vega_missingness(summary["missingness"]["columns"])]
+    specs = [C.vega_missingness(summary["missingness"]["columns"])]
     t = summary.get("target")
     if t:
-        charts.append(viz.vega_target(df[t], summary["task"], t))
+        specs.append(C.vega_target(df[t], summary["task"], t))
         if summary["top_correlations"]["with_target"]:
-            charts.append(viz.vega_associations(summary["top_correlations"]["with_target"]))
-    return charts
+            specs.append(C.vega_associations(summary["top_correlations"]["with_target"]))
+    return specs
 
 
 # ---- bridge hook ----------------------------------------------------------------------------------
-
-def _schema_names(info: dict) -> list[str]:
-    return [f["name"] for f in info.get("schema") or []]
-
-
-def check_columns(info: dict, pathspec: str, **cols) -> None:
-    names = _schema_names(info)
-    for flag, col in cols.items():
-        if col and col not in names:
-            shown = ", ".join(names[:25]) + (" …" if len(names) > 25 else "")
-            raise UsageError(f"--{flag} '{col}' is not a column of {pathspec}: columns are {shown}")
-
-
-def read_column(run, column: str):
-    """One column of a data object as a pyarrow ChunkedArray (Parquet column projection; no pandas)."""
-    import io
-
-    import pyarrow.parquet as pq
-
-    # ParquetFile.read without pandas metadata: read_table would import pandas (~0.5 s) in the launcher
-    return pq.ParquetFile(io.BytesIO(run.data.data_parquet)).read(columns=[column], use_pandas_metadata=False).column(0)
-
 
 def check_target_column(col, target: str, task: str | None = None) -> None:
     """``validate_target`` for a pyarrow column, without importing pandas (the launcher stays light)."""
@@ -361,12 +340,6 @@ def check_target_column(col, target: str, task: str | None = None) -> None:
         or pa.types.is_decimal(nn.type)
     if task == "regression" and not numeric:
         raise UsageError(f"target column '{target}' is not numeric, so it cannot be a regression target: use --task classification")
-
-
-def light_info(run) -> dict:
-    """The two artifacts prepare needs (schema, rows) without loading the rest."""
-    d = run.data
-    return {"schema": d.schema if "schema" in d else [], "rows": d.rows if "rows" in d else None}
 
 
 def prepare(params: dict) -> dict:

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 
 from loom_py.runtime.errors import DomainError, LoomError, UsageError
-from loom_py.train import REFUSAL_HINT, STATUS_REFUSED, Request, budgets, cost_plan
-from loom_py.train.sequences import Columns
+from loom_py.verbs.train import REFUSAL_HINT, STATUS_REFUSED, Request, budgets, cost_plan
+from loom_py.verbs.train.sequences import Columns
 
 
 @dataclass
@@ -53,7 +53,7 @@ class NemoProvider(Provider):
     name = "nemo"
 
     def check(self, req: Request) -> None:
-        from loom_py.train.modal_app import parse_target
+        from loom_py.verbs.train.modal_app import parse_target
 
         plan = cost_plan(req.budget, req.gpu_hourly_usd)
         if not req.gpu_target:
@@ -64,13 +64,13 @@ class NemoProvider(Provider):
 
     def check_launch(self, req: Request) -> None:
         if req.launch:
-            from loom_py.train.modal_app import check_client
+            from loom_py.verbs.train.modal_app import check_client
 
             check_client()
 
     def plan(self, req: Request, data: dict) -> dict:
-        from loom_py.train import nemo_export
-        from loom_py.train.modal_app import parse_target
+        from loom_py.verbs.train import nemo_export
+        from loom_py.verbs.train.modal_app import parse_target
 
         cost = cost_plan(req.budget, req.gpu_hourly_usd)
         backbone = req.backbone or budgets()["default_backbone"][req.objective]
@@ -108,8 +108,8 @@ class NemoProvider(Provider):
 
     def _launch(self, req, plan, df, cols, workdir, summary, rows) -> Outcome:
         from loom_py.runtime import events, flowkit
-        from loom_py.train import modal_app, nemo_export
-        from loom_py.train.sequences import build_sequences, check_sequences
+        from loom_py.verbs.train import modal_app, nemo_export
+        from loom_py.verbs.train.sequences import build_sequences, check_sequences
 
         modal_app.check_client()
         os.makedirs(workdir, exist_ok=True)
@@ -168,8 +168,8 @@ class LocalProvider(Provider):
 
     def execute(self, req, plan, df, cols, workdir) -> Outcome:
         from loom_py.runtime import events
-        from loom_py.train import local
-        from loom_py.train.sequences import build_sequences, check_sequences
+        from loom_py.verbs.train import local
+        from loom_py.verbs.train.sequences import build_sequences, check_sequences
 
         events.progress(f"building a {plan['backbone']} backbone from {len(df)} rows")
         t0 = time.perf_counter()

@@ -16,13 +16,13 @@ import subprocess
 import sys
 import tempfile
 
-from loom_py.optimize import sandbox
+from loom_py.verbs.optimize import sandbox
 
 FLOW = "optimize_round_flow.py"
 
 
 def _flows_dir() -> str:
-    return os.environ.get("LOOM_FLOWS_DIR") or os.path.join(os.path.dirname(__file__), "..", "..", "..", "flows")
+    return os.environ.get("LOOM_FLOWS_DIR") or os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "flows")
 
 
 def _read_dir(d: str) -> dict:

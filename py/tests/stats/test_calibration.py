@@ -57,18 +57,3 @@ def test_report_binary_and_multiclass():
     # top-label confidences .8 .6 .5 .8, correct 1 1 0 1
     assert rep3["ece"] == pytest.approx(C.ece([1, 1, 0, 1], [0.8, 0.6, 0.5, 0.8]))
     assert rep3["brier"] == pytest.approx(np.mean(np.sum((p3 - np.eye(3)[y3]) ** 2, axis=1)))
-
-
-def test_reliability_vega_holds_the_diagram():
-    r = np.random.default_rng(0)
-    p = r.random(2000)
-    y = (r.random(2000) < p).astype(float)
-    rel = C.reliability(y, p, 15)
-    spec = C.reliability_vega(rel)
-    bars, diag, model = spec["layer"]
-    assert len(bars["data"]["values"]) == 15
-    assert abs(sum(b["share"] for b in bars["data"]["values"]) - 1) < 1e-9
-    assert diag["data"]["values"] == [{"p": 0.0}, {"p": 1.0}]
-    pts = model["data"]["values"]
-    assert len(pts) == sum(1 for x in rel if x["count"]) and all(0 <= q["observed"] <= 1 for q in pts)
-    assert model["encoding"]["x"]["title"] == "mean predicted probability"

@@ -17,7 +17,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
-from loom_py.train.sequences import MIN_SEQ_FOR_EVAL, Sequences
+from loom_py.verbs.train.sequences import MIN_SEQ_FOR_EVAL, Sequences
 
 ALPHA = 0.75
 SEED = 0

@@ -5,4 +5,4 @@ library (the offline proposer), llm (prompts + the client for the TS-hosted prop
 operator next), scoring (Loom computes the metric), search (the loop), flowside (prepare + the flow's body).
 """
 
-from loom_py.optimize.flowside import prepare  # noqa: F401
+from loom_py.verbs.optimize.flowside import prepare  # noqa: F401
