@@ -18,7 +18,7 @@ class OptimizeFlow(FlowSpec):
     steps = Parameter("steps", default=10, type=int)
     model_provider = Parameter("model_provider", default="anthropic")
     model = Parameter("model", default="")
-    budget_usd = Parameter("budget_usd", default=0.0, type=float)
+    budget_usd = Parameter("budget_usd", default=-1.0, type=float, help="hard spend cap in USD (-1: none; 0: no spend at all)")
     time_limit = Parameter("time_limit", default=0.0, type=float, help="minutes for the whole search (0: none)")
     parallel = Parameter("parallel", default=1, type=int)
     resume = Parameter("resume", default="")

@@ -13,6 +13,10 @@ PY="$LOOM_HOME/venv/bin/python"
 if [ -z "${LOOM_TEST_PG_URI:-}" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   eval "$(bash test/pg-start.sh)" || echo "(could not start PostgreSQL; its tests will be skipped)" >&2
 fi
+# every server this script started stops when it ends, whether the suites passed, failed or were interrupted
+cleanup() { [ -n "${LOOM_TEST_PG_STOP:-}" ] && eval "$LOOM_TEST_PG_STOP"; return 0; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 LOG="$(mktemp -d)"
 passed=0; failed=0; rc=0

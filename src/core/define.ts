@@ -28,6 +28,8 @@ export interface Cost {
   wallSeconds?: number;
   /** data leaves this machine (an external API, a remote GPU) */
   leavesMachine?: boolean;
+  /** the model whose price Loom does not know: its spend cannot be counted, so the gate asks */
+  unpriced?: string;
 }
 
 export interface FlowRequest {

@@ -20,6 +20,8 @@ export interface GateIO {
 
 /** Pure: does this cost need a confirmation under these limits? */
 export function needsConfirmation(cost: Cost, limits: Limits): string | null {
+  if (cost.unpriced) return `the price of ${cost.unpriced} is unknown, so its spend cannot be counted (--price-per-mtok IN,OUT sets it)`;
+  if (!Number.isFinite(cost.usd ?? 0)) return "the spend estimate is not a number";
   if ((cost.usd ?? 0) > limits.max_usd_without_confirm)
     return `spend ~$${(cost.usd ?? 0).toFixed(2)} is above the workspace limit ($${limits.max_usd_without_confirm})`;
   if (cost.leavesMachine && limits.confirm_data_leaving_machine) return "data leaves this machine";

@@ -9,7 +9,7 @@ import { runGate, terminalIO } from "./gate";
 import { requirePython } from "./pyenv";
 import type { Tier } from "./tiers";
 import { makeUI } from "./ui";
-import { datastoreExists, ensureWorkspace, locateWorkspace, readLimits, type Workspace } from "./workspace";
+import { DEFAULT_LIMITS, datastoreExists, ensureWorkspace, locateWorkspace, readLimits, type Workspace } from "./workspace";
 
 export const COMMON_ARGS: ArgsDef = {
   json: { type: "boolean", description: "print exactly one JSON object (the contract) on stdout" },
@@ -211,7 +211,8 @@ export async function executeVerb(verb: VerbDef, rawArgs: string[], isVerb: (nam
       {
         writes: verb.writes?.(input, ctx),
         cost: verb.cost ? await verb.cost(input, ctx) : undefined,
-        limits: readLimits(ws),
+        // the limits matter to the gated tiers only; a config that does not parse stops them (exit 2)
+        limits: tier === "expensive" || tier === "irreversible" ? readLimits(ws) : DEFAULT_LIMITS,
         yes: flags.yes,
       },
       gateIO(tier),

@@ -1,6 +1,7 @@
 /** The workspace: the nearest `.loom/` from the cwd upward (LOOM_WORKSPACE overrides). */
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync, renameSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import { UsageError } from "./errors";
 
 export interface Limits {
   /** any dollar spend above this asks for confirmation (default 0: any spend asks) */
@@ -62,9 +63,44 @@ export function datastoreExists(ws: Workspace): boolean {
   return isDir(join(ws.dir, ".metaflow"));
 }
 
+/**
+ * Pure: the gate limits from a config object, failing closed. A key that is present but not of its type
+ * (a string, a list, a negative or non-finite number) is an error naming the key, never a silent default.
+ */
+export function parseLimits(cfg: unknown): Limits | string {
+  if (cfg === undefined || cfg === null) return { ...DEFAULT_LIMITS };
+  if (typeof cfg !== "object" || Array.isArray(cfg)) return "config.json must hold a JSON object";
+  const raw = (cfg as { limits?: unknown }).limits;
+  if (raw === undefined) return { ...DEFAULT_LIMITS };
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return "limits must be an object";
+  const l = raw as Record<string, unknown>;
+  const out: Limits = { ...DEFAULT_LIMITS };
+  if ("max_usd_without_confirm" in l) {
+    const x = l.max_usd_without_confirm;
+    if (typeof x !== "number" || !Number.isFinite(x) || x < 0)
+      return `limits.max_usd_without_confirm must be a number of dollars, 0 or more (got ${JSON.stringify(x)})`;
+    out.max_usd_without_confirm = x;
+  }
+  if ("confirm_data_leaving_machine" in l) {
+    const x = l.confirm_data_leaving_machine;
+    if (typeof x !== "boolean") return `limits.confirm_data_leaving_machine must be true or false (got ${JSON.stringify(x)})`;
+    out.confirm_data_leaving_machine = x;
+  }
+  return out;
+}
+
 export function readLimits(ws: Workspace): Limits {
-  const cfg = readJson<{ limits?: Partial<Limits> }>(join(ws.dir, "config.json"), {});
-  return { ...DEFAULT_LIMITS, ...(cfg.limits ?? {}) };
+  const path = join(ws.dir, "config.json");
+  if (!existsSync(path)) return { ...DEFAULT_LIMITS };
+  let cfg: unknown;
+  try {
+    cfg = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new UsageError(`${path} is not valid JSON (${(e as Error).message}): fix it, or delete it to get the defaults`);
+  }
+  const r = parseLimits(cfg);
+  if (typeof r === "string") throw new UsageError(`${path}: ${r}: fix it, or delete the key to get the default`);
+  return r;
 }
 
 export function readJson<T>(path: string, fallback: T): T {

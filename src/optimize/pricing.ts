@@ -20,16 +20,29 @@ const TABLE: Array<[RegExp, Price]> = [
 
 export const DEFAULT_MODELS = { anthropic: "claude-sonnet-4-6", openai: "gpt-4o-mini" } as const;
 
-/** The price of a model; null when unknown (a local server: Ollama, vLLM, llama.cpp — counted as $0). */
-export function priceOf(model: string): Price | null {
+/**
+ * The price of a model; null when unknown (a local server — Ollama, vLLM, llama.cpp — or a new model). An
+ * unknown price is never counted as $0 silently: the gate asks, and --budget-usd needs --price-per-mtok.
+ */
+export function priceOf(model: string, override?: Price | null): Price | null {
+  if (override) return override;
   for (const [re, p] of TABLE) if (re.test(model)) return p;
   return null;
 }
 
-export function usd(model: string, inputTokens: number, outputTokens: number): number {
-  const p = priceOf(model);
+export function usd(model: string, inputTokens: number, outputTokens: number, override?: Price | null): number {
+  const p = priceOf(model, override);
   if (!p) return 0;
   return (inputTokens * p.input + outputTokens * p.output) / 1e6;
+}
+
+/** Pure: `--price-per-mtok IN,OUT` (USD per million input / output tokens) → a Price, or an error message. */
+export function parsePricePerMtok(text: string): Price | string {
+  const parts = String(text).split(",").map((x) => x.trim());
+  const nums = parts.map(Number);
+  if (parts.length !== 2 || parts.some((x) => x === "") || nums.some((n) => !Number.isFinite(n) || n < 0))
+    return `--price-per-mtok must be two non-negative numbers IN,OUT (USD per million input and output tokens), e.g. 3,15; got '${text}'`;
+  return { input: nums[0]!, output: nums[1]! };
 }
 
 /** What one proposal costs, roughly: the bounded prompt (~6k tokens) and one solution (~1.5k). */

@@ -4,7 +4,7 @@
  * Ollama, vLLM, llama.cpp server), streaming by default, and accepts a non-streamed JSON answer too.
  */
 import Anthropic from "@anthropic-ai/sdk";
-import { usd } from "./pricing";
+import { usd, type Price } from "./pricing";
 
 export interface Completion {
   text: string;
@@ -30,7 +30,7 @@ export type Complete = (p: Prompt) => Promise<Completion>;
 
 const fatalStatus = (s: number | undefined) => s === 401 || s === 403 || s === 404;
 
-export function anthropicProposer(opts: { apiKey: string; model: string; baseURL?: string }): Complete {
+export function anthropicProposer(opts: { apiKey: string; model: string; baseURL?: string; price?: Price | null }): Complete {
   const client = new Anthropic({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: 2, timeout: 300_000 });
   return async (p) => {
     try {
@@ -43,7 +43,7 @@ export function anthropicProposer(opts: { apiKey: string; model: string; baseURL
       const text = msg.content.map((b: any) => (b.type === "text" ? b.text : "")).join("");
       const it = msg.usage?.input_tokens ?? 0;
       const ot = msg.usage?.output_tokens ?? 0;
-      return { text, input_tokens: it, output_tokens: ot, usd: usd(opts.model, it, ot), model: msg.model || opts.model };
+      return { text, input_tokens: it, output_tokens: ot, usd: usd(opts.model, it, ot, opts.price), model: msg.model || opts.model };
     } catch (e: any) {
       const status = typeof e?.status === "number" ? e.status : undefined;
       throw new ProposerFailure(`anthropic: ${status ? `HTTP ${status}: ` : ""}${String(e?.message ?? e).slice(0, 300)}`, fatalStatus(status));
@@ -51,7 +51,7 @@ export function anthropicProposer(opts: { apiKey: string; model: string; baseURL
   };
 }
 
-export function openaiProposer(opts: { apiKey?: string; model: string; baseURL: string; stream?: boolean }): Complete {
+export function openaiProposer(opts: { apiKey?: string; model: string; baseURL: string; stream?: boolean; price?: Price | null }): Complete {
   const url = opts.baseURL.replace(/\/+$/, "") + "/chat/completions";
   return async (p) => {
     const body = {
@@ -123,6 +123,6 @@ export function openaiProposer(opts: { apiKey?: string; model: string; baseURL: 
       it = Math.ceil((p.system.length + p.user.length) / 4);
       ot = Math.ceil(text.length / 4);
     }
-    return { text, input_tokens: it, output_tokens: ot, usd: usd(opts.model, it, ot), model };
+    return { text, input_tokens: it, output_tokens: ot, usd: usd(opts.model, it, ot, opts.price), model };
   };
 }

@@ -9,7 +9,7 @@ import { UsageError } from "../core/errors";
 import { DatasetPathspec, Num, Pathspec, PositiveInt } from "../core/schemas";
 import { kv } from "../core/ui";
 import { nodeLines, progressLine, renderBoard, type BoardEvent } from "../optimize/leaderboard";
-import { DEFAULT_MODELS, EST_TOKENS_PER_NODE, priceOf, usd } from "../optimize/pricing";
+import { DEFAULT_MODELS, EST_TOKENS_PER_NODE, parsePricePerMtok, priceOf, usd, type Price } from "../optimize/pricing";
 import { mapMetric, type ClosedSet, type MetricMapping } from "../optimize/metric";
 import { anthropicProposer, openaiProposer, type Complete } from "../optimize/proposers";
 import { startProposerServer } from "../optimize/server";
@@ -47,6 +47,7 @@ const Input = v.object({
   "model-provider": v.optional(v.picklist(PROVIDERS, "must be anthropic, openai or offline")),
   model: v.optional(v.string()),
   "budget-usd": OptPositive("--budget-usd"),
+  "price-per-mtok": v.optional(v.string()),
   "time-limit": OptPositive("--time-limit"),
   parallel: v.optional(PositiveInt("--parallel"), 1),
   resume: v.optional(Pathspec("OptimizeFlow run")),
@@ -79,11 +80,29 @@ const isLoopback = (url?: string) => !!url && /^https?:\/\/(127\.0\.0\.1|localho
 let preflightRows: { rows?: number; labeled_rows?: number; columns?: number } = {};
 let metricMapping: MetricMapping | undefined; // the model's mapping of unusual --metric text (preflight)
 
-function completeFor(p: ReturnType<typeof resolveProposer>): Complete {
+/** Pure: the price a run counts with (the table, or --price-per-mtok), or a UsageError. */
+export function priceFor(input: Pick<Input, "price-per-mtok">, model: string): Price | null {
+  if (input["price-per-mtok"] === undefined) return priceOf(model);
+  const p = parsePricePerMtok(input["price-per-mtok"]);
+  if (typeof p === "string") throw new UsageError(p);
+  return p;
+}
+
+/** Pure: the spend checks that fail closed, before the gate: a cap of 0 or below, a cap on an unpriced model. */
+export function budgetRefusal(input: Pick<Input, "budget-usd" | "price-per-mtok">, remote: boolean, model: string): string | null {
+  const cap = input["budget-usd"];
+  if (cap === undefined || !remote) return null;
+  if (cap < 0) return `--budget-usd must be 0 or more, not ${cap}`;
+  if (cap === 0) return "--budget-usd 0 allows no spend, so a model-proposed search cannot run: raise the cap, or use --model-provider offline (keyless, $0)";
+  if (!priceFor(input, model)) return `--budget-usd cannot be enforced: Loom has no price for ${model}; pass --price-per-mtok IN,OUT (USD per million tokens; 0,0 for a free local server)`;
+  return null;
+}
+
+function completeFor(p: ReturnType<typeof resolveProposer>, price?: Price | null): Complete {
   if (!p.remote) throw new Error("offline has no model");
   return p.provider === "anthropic"
-    ? anthropicProposer({ apiKey: p.apiKey!, model: p.model, baseURL: p.baseURL })
-    : openaiProposer({ apiKey: p.apiKey, model: p.model, baseURL: p.baseURL!, stream: process.env.LOOM_OPENAI_STREAM !== "0" });
+    ? anthropicProposer({ apiKey: p.apiKey!, model: p.model, baseURL: p.baseURL, price })
+    : openaiProposer({ apiKey: p.apiKey, model: p.model, baseURL: p.baseURL!, stream: process.env.LOOM_OPENAI_STREAM !== "0", price });
 }
 let lastBoardLines = 0;
 
@@ -101,7 +120,8 @@ export default defineVerb({
     steps: { type: "string", description: "candidates to propose and score (default 10)" },
     "model-provider": { type: "enum", options: [...PROVIDERS], description: "anthropic (default; ANTHROPIC_API_KEY), openai (OPENAI_API_KEY / OPENAI_BASE_URL), offline (keyless)" },
     model: { type: "string", description: "the LLM to use (default claude-sonnet-4-6 / gpt-4o-mini)" },
-    "budget-usd": { type: "string", description: "hard spend cap: the search ends cleanly before exceeding it" },
+    "budget-usd": { type: "string", description: "hard spend cap in USD, checked before every model call (0 allows no spend)" },
+    "price-per-mtok": { type: "string", description: "the model's price IN,OUT in USD per million tokens, for a model Loom has no price for (e.g. 3,15)" },
     "time-limit": { type: "string", description: "minutes for the whole search" },
     parallel: { type: "string", description: "candidates proposed and run per round (default 1)" },
     resume: { type: "string", description: "continue the journal of OptimizeFlow/N" },
@@ -118,12 +138,14 @@ export default defineVerb({
     if (!input.resume && !input.metric)
       throw new UsageError("--metric is required: e.g. --metric \"Maximize ROC-AUC on a held-out split.\"");
     const p = resolveProposer(input);
+    const refusal = budgetRefusal(input, p.remote, p.model);
+    if (refusal) throw new UsageError(refusal);
     metricMapping = undefined;
     let d = await ctx.call("loom_py.verbs.optimize.flowside:describe", { ...flowParams(input), metric_fallback: p.remote });
     const need = d.summary as { needs_mapping?: boolean; closed_set?: ClosedSet; understood?: string };
     if (need?.needs_mapping && p.remote) {
       // the rules cannot map the text and a key is present: ask the model (offline never gets here)
-      metricMapping = await mapMetric(completeFor(p), input.metric!, need.closed_set!, need.understood!);
+      metricMapping = await mapMetric(completeFor(p, priceFor(input, p.model)), input.metric!, need.closed_set!, need.understood!);
       d = await ctx.call("loom_py.verbs.optimize.flowside:describe", flowParams(input));
     }
     preflightRows = d.summary as typeof preflightRows;
@@ -136,16 +158,17 @@ export default defineVerb({
     if (!p.remote) return { lines: [`${input.steps} steps × offline proposer = $0 (keyless, local)`, rowsLine], usd: 0, rows, leavesMachine: false };
     const tokIn = input.steps * EST_TOKENS_PER_NODE.input;
     const tokOut = input.steps * EST_TOKENS_PER_NODE.output;
-    const price = priceOf(p.model);
-    const est = usd(p.model, tokIn, tokOut);
+    const price = priceFor(input, p.model);
+    const est = usd(p.model, tokIn, tokOut, price);
     const cap = input["budget-usd"] !== undefined ? ` (capped at $${input["budget-usd"]})` : "";
     return {
       lines: [
-        `${input.steps} steps × ~${EST_TOKENS_PER_NODE.input + EST_TOKENS_PER_NODE.output} tokens × ${price ? `$${price.input}/$${price.output} per Mtok` : "unknown price ($0 counted)"} (${p.model}) ≈ $${est.toFixed(2)}${cap}`,
+        `${input.steps} steps × ~${EST_TOKENS_PER_NODE.input + EST_TOKENS_PER_NODE.output} tokens × ${price ? `$${price.input}/$${price.output} per Mtok` : "unknown price (spend cannot be counted; --price-per-mtok IN,OUT sets it)"} (${p.model}) ≈ $${est.toFixed(2)}${cap}`,
         rowsLine + `; the proposer sees a statistics preview, not rows`,
         ...mapped,
       ],
       usd: input["budget-usd"] !== undefined ? Math.min(est, input["budget-usd"]) : est,
+      unpriced: price ? undefined : p.model,
       tokens: tokIn + tokOut,
       rows,
       leavesMachine: !isLoopback(p.baseURL ?? (p.provider === "anthropic" ? "https://api.anthropic.com" : undefined)),
@@ -184,8 +207,10 @@ export default defineVerb({
   async run(input, ctx): Promise<Outcome> {
     const p = resolveProposer(input);
     if (!p.remote) return ctx.flow(flowRequest(input));
-    const complete = completeFor(p);
-    const server = startProposerServer(complete);
+    const price = priceFor(input, p.model);
+    const complete = completeFor(p, price);
+    const cap = input["budget-usd"];
+    const server = startProposerServer(complete, cap !== undefined && price ? { capUsd: cap, price, spentBefore: metricMapping?.usd ?? 0 } : undefined);
     try {
       return await ctx.flow({ ...flowRequest(input, p.model), env: { LOOM_PROPOSER_URL: server.url } });
     } finally {
@@ -201,6 +226,7 @@ function selectionText(s: Summary): string {
 }
 
 function flowParams(input: Input, model?: string): Record<string, unknown> {
+  const remote = (input["model-provider"] ?? "anthropic") !== "offline";
   return {
     dataset: input.dataset,
     goal: input.goal,
@@ -210,7 +236,7 @@ function flowParams(input: Input, model?: string): Record<string, unknown> {
     steps: input.steps,
     model_provider: input["model-provider"] ?? "anthropic",
     model,
-    budget_usd: input["budget-usd"],
+    budget_usd: remote ? input["budget-usd"] : undefined, // offline spends nothing: a cap has nothing to stop
     time_limit: input["time-limit"],
     parallel: input.parallel,
     resume: input.resume,

@@ -8,7 +8,7 @@
  * Real runs: 1 ingest + 9 OptimizeFlow + 1 OptimizeRoundFlow.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CRASH, LOOP, NO_BLOCK, SOCKET, TOOL_CALL, WRITE, fakeAnthropic, fakeOpenAI } from "../fixtures/llm-servers";
 import { expectNoTraceback, loom, plainMetaflow, rng, runsOf as runsOfFlow, tempWorkspace } from "../helpers";
@@ -221,6 +221,39 @@ print(json.dumps([{k: n.get(k) for k in ("id", "parent", "operator", "status", "
     expect(b.json.summary.spend.usd).toBeLessThanOrEqual(0.02);
     expect(b.json.summary.nodes.total).toBe(1);
   }, 300_000);
+
+  test("--parallel 4 under a cap: checked before every model call, so the spend never passes it", async () => {
+    const n = server.requests.length;
+    const b = await loom(["run", "--dataset", ds, "--metric", "roc auc", "--steps", "12", "--parallel", "4", "--budget-usd", "0.03", "--node-timeout", "4", "--yes", "--json"], { cwd: ws, env });
+    expect(b.code).toBe(0);
+    expect(b.json.summary.spend.usd).toBeLessThanOrEqual(0.03);
+    expect(b.json.summary.stopped_because).toMatch(/^budget: /);
+    expect(server.requests.length - n).toBeLessThanOrEqual(2); // $0.0105 each: a third could pass $0.03
+  }, 300_000);
+
+  test("gates fail closed: --budget-usd 0, a cap on an unpriced model, a limit that does not parse — exit 2, no run", async () => {
+    const before = runsOf(ws);
+    const zero = await loom(["run", "--dataset", ds, "--metric", "roc auc", "--budget-usd", "0", "--yes", "--json"], { cwd: ws, env });
+    expect(zero.code).toBe(2);
+    expect(zero.json.messages[0]).toContain("--budget-usd 0 allows no spend");
+    const unpriced = await loom(["run", "--dataset", ds, "--metric", "roc auc", "--model", "mystery-1", "--budget-usd", "1", "--yes", "--json"], { cwd: ws, env });
+    expect(unpriced.code).toBe(2);
+    expect(unpriced.json.messages[0]).toContain("--price-per-mtok");
+    const noTerm = await loom(["run", "--dataset", ds, "--metric", "roc auc", "--model", "mystery-1", "--steps", "1", "--json"], { cwd: ws, env });
+    expect(noTerm.code).toBe(1); // unknown price: the gate asks, and there is no terminal
+    expect(noTerm.json.messages[0]).toContain("price of mystery-1 is unknown");
+    const cfg = join(ws, ".loom", "config.json");
+    const saved = readFileSync(cfg, "utf8");
+    try {
+      writeFileSync(cfg, JSON.stringify({ limits: { max_usd_without_confirm: "1000" } }));
+      const bad = await loom(["run", "--dataset", ds, "--metric", "roc auc", "--steps", "1", "--json"], { cwd: ws, env });
+      expect(bad.code).toBe(2);
+      expect(bad.json.messages[0]).toContain("limits.max_usd_without_confirm must be a number");
+    } finally {
+      writeFileSync(cfg, saved);
+    }
+    expect(runsOf(ws)).toBe(before);
+  }, 120_000);
 });
 
 describe("openai-compatible endpoint (streaming and plain answers)", () => {

@@ -68,7 +68,7 @@ def execute(flow, current) -> None:
     mapped_tokens = {k: int((mapping.get("tokens") or {}).get(k) or 0) for k in ("input", "output")}
     cfg = {"dataset": flow.dataset, "goal": flow.goal, "metric": flow.metric, "target": flow.target or None,
            "steps": int(flow.steps), "provider": flow.model_provider, "model": flow.model or None,
-           "budget_usd": float(flow.budget_usd) if flow.budget_usd not in (None, "", 0, "0") else None,
+           "budget_usd": float(flow.budget_usd) if flow.budget_usd is not None and float(flow.budget_usd) >= 0 else None,  # -1: none; 0: no spend
            "time_limit_min": float(flow.time_limit) if flow.time_limit not in (None, "", 0, "0") else None,
            "parallel": int(flow.parallel), "seed": int(flow.seed), "node_timeout": float(flow.node_timeout),
            "mem_mb": int(flow.memory_mb), "policy": flow.policy, "spec": spec, "executor": flow.executor or "local",

@@ -321,8 +321,8 @@ def _loop(v: dict) -> dict:
                 prop = (proposer.draft(journal, nid) if op == "draft" else
                         proposer.improve(journal, parent, nid) if op == "improve" else proposer.debug(journal, parent, nid))
             except llm.ProposerError as e:
-                if e.fatal:
-                    stopped = f"proposer error: {e}"
+                if e.fatal:  # the TS proposer server refuses a call that could pass --budget-usd: "budget: …"
+                    stopped = str(e) if str(e).startswith("budget:") else f"proposer error: {e}"
                     break
                 prop = {"plan": "", "code": None, "error": f"proposer error: {e}", "tokens": {"input": 0, "output": 0}, "usd": 0.0}
             node = {"id": nid, "parent": parent["id"] if parent else None, "operator": op, "round": rnd,
