@@ -9,6 +9,49 @@ class ScoringError(Exception):
     pass
 
 
+_LABEL_KINDS = "biufUS"  # bool, int, unsigned, float, str, bytes: what a label can be (npz carries no objects)
+
+
+def check_predictions(p, rows: int | None, *, prefix: str = "val") -> dict:
+    """The candidate's ``<prefix>_labels`` / ``<prefix>_proba`` / ``classes`` as Loom will use them, or a
+    ScoringError saying what is wrong: a scalar, a 2-D label array, a wrong row count, non-numeric or non-finite
+    probabilities, classes of an odd type. Whatever the candidate wrote, the search gets a failed node, never a
+    crash."""
+    if not isinstance(p, dict):
+        raise ScoringError(f"predictions are a {type(p).__name__}, not named arrays")
+    out = dict(p)
+    labels = p.get(f"{prefix}_labels")
+    if labels is None:
+        raise ScoringError(f"no {prefix} predictions were written")
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels.ravel()
+    if labels.ndim != 1:
+        raise ScoringError(f"predict() returned shape {labels.shape}: expected one value per row")
+    if rows is not None and len(labels) != rows:
+        raise ScoringError(f"predictions have {len(labels)} rows, expected {rows}")
+    if labels.dtype.kind not in _LABEL_KINDS:
+        raise ScoringError(f"predict() returned values of type {labels.dtype}: expected numbers or labels")
+    out[f"{prefix}_labels"] = labels
+    proba = p.get(f"{prefix}_proba")
+    if proba is not None:
+        proba = np.asarray(proba)
+        if proba.dtype.kind not in "biuf":
+            raise ScoringError(f"predict_proba returned values of type {proba.dtype}: expected numbers")
+        if proba.ndim != 2 or proba.shape[0] != len(labels):
+            raise ScoringError(f"predict_proba returned shape {proba.shape}, expected ({len(labels)}, n_classes)")
+        out[f"{prefix}_proba"] = proba.astype(float)
+    classes = p.get("classes")
+    if classes is not None:
+        classes = np.asarray(classes)
+        if classes.ndim != 1 or classes.dtype.kind not in _LABEL_KINDS:
+            raise ScoringError(f"classes_ has shape {classes.shape} and type {classes.dtype}: expected a list of labels")
+        if proba is not None and len(classes) != proba.shape[1]:
+            raise ScoringError(f"classes_ has {len(classes)} entries but predict_proba has {proba.shape[1]} columns")
+        out["classes"] = classes
+    return out
+
+
 def score(spec: dict, y_true, pred: dict, classes=None) -> float:
     """``pred`` holds ``labels`` (n,) and, for classifiers that have it, ``proba`` (n, k) ordered as ``classes``."""
     from sklearn import metrics as M

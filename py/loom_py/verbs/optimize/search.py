@@ -189,6 +189,11 @@ def _final_fit(rec, folds, full_dir, workdir, zygote, cfg, emit, *, no_unlabeled
     if res["error"]:
         emit("progress", message=f"the refit of node {best['id']} failed: {res['error']}")
         return None
+    try:
+        scoring.check_predictions(sandbox.load_predictions(out), None, prefix="test")
+    except Exception as e:  # noqa: BLE001  the refit wrote something Loom cannot use: keep the searched fit
+        emit("progress", message=f"the refit of node {best['id']} wrote unusable predictions: {str(e)[:200]}")
+        return None
     if no_unlabeled:
         oof = best.get("oof")
         if oof is not None:
@@ -255,7 +260,9 @@ def _record_result(node, results, folds, spec):
         try:
             scores = []
             for f, r in zip(folds, results):
-                p = r["preds"]
+                p = r["preds"] = scoring.check_predictions(r["preds"], len(f["y"]))
+                if p.get("test_labels") is not None:
+                    r["preds"] = p = scoring.check_predictions(p, None, prefix="test")
                 scores.append(scoring.score(spec, f["y"], {"labels": p.get("val_labels"), "proba": p.get("val_proba")},
                                             classes=p.get("classes")))
             node["score"] = float(np.mean(scores))
@@ -263,8 +270,11 @@ def _record_result(node, results, folds, spec):
                 node["fold_scores"] = [round(x, 6) for x in scores]
                 node["oof"] = _oof(folds, results)
             node["status"] = "ok"
-        except (scoring.ScoringError, OSError, ValueError, KeyError) as e:
+        except scoring.ScoringError as e:
             node["status"], node["error"] = "failed", f"scoring: {e}"
+        except Exception as e:  # noqa: BLE001  whatever the candidate wrote: a failed node, never a lost search
+            node["status"], node["error"] = "failed", f"scoring: {type(e).__name__}: {str(e)[:200]}"
+            node.pop("score", None), node.pop("fold_scores", None), node.pop("oof", None)
     node["timings"]["score"] = time.perf_counter() - ts
 
 
