@@ -29,6 +29,7 @@ class IngestDataset(FlowSpec):
         self.rows = meta["rows"]
         self.n_columns = meta["n_columns"]
         self.content_hash = meta["content_hash"]
+        self.stored_sha256 = meta["stored_sha256"]  # of the staged Parquet bytes, re-checked on every load
         self.source = meta["source"]
         self.lineage = meta["lineage"]
         self.read_notes = meta["read"].get("notes", [])

@@ -75,14 +75,51 @@ def resolve_dataset(pathspec: str):
     return run
 
 
+def stored_sha256(blob: bytes) -> str:
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def changed_on_disk(pathspec: str, why: str) -> UsageError:
+    return UsageError(f"data object {pathspec} changed on disk since it was made ({why}): do not trust it; "
+                      f"re-create it from its source (`loom doctor` lists every damaged data object)")
+
+
+def verified_bytes(run) -> bytes:
+    """A data object's stored Parquet bytes, after checking them against the sha256 recorded when it was made
+    (``stored_sha256``). Objects made before that artifact existed are checked against ``content_hash``, the
+    hash of the table itself. A mismatch is exit 2: the bytes were changed after the object was made."""
+    import pyarrow.parquet as pq
+
+    d = run.data
+    try:
+        blob = d.data_parquet
+    except Exception as e:
+        raise changed_on_disk(run.pathspec, f"its stored bytes cannot be read: {type(e).__name__}")
+    want = d.stored_sha256 if "stored_sha256" in d else None
+    if want is not None:
+        if stored_sha256(blob) != want:
+            raise changed_on_disk(run.pathspec, "sha256 of the stored bytes differs from the one recorded")
+        return blob
+    recorded = d.content_hash if "content_hash" in d else None
+    if recorded:
+        try:
+            table = pq.ParquetFile(io.BytesIO(blob)).read(use_pandas_metadata=False)
+        except Exception as e:
+            raise changed_on_disk(run.pathspec, f"its stored bytes are not readable Parquet: {type(e).__name__}")
+        if content_hash(table) != recorded:
+            raise changed_on_disk(run.pathspec, "the table's content hash differs from the one recorded")
+    return blob
+
+
 def load_table(pathspec: str):
-    """(pyarrow.Table, info dict) for a data object."""
+    """(pyarrow.Table, info dict) for a data object, its stored bytes checked against their recorded sha256."""
     import pyarrow.parquet as pq
 
     run = resolve_dataset(pathspec)
+    blob = verified_bytes(run)
     try:
         # ParquetFile.read, not read_table: the same table without importing pyarrow.dataset (~30 ms)
-        table = pq.ParquetFile(io.BytesIO(run.data.data_parquet)).read(use_pandas_metadata=False)
+        table = pq.ParquetFile(io.BytesIO(blob)).read(use_pandas_metadata=False)
         info = dataset_info(run)
     except Exception as e:
         raise UsageError(f"could not read {pathspec} from the datastore ({type(e).__name__}): it looks damaged; run `loom doctor`")
@@ -146,8 +183,10 @@ def from_frame(df):
 
 def dataset_artifacts(table, *, label: str, source: dict, lineage: dict, parquet: bytes | None = None) -> dict:
     """The artifacts a flow sets (``for k, v in ...items(): setattr(self, k, v)``) to make a data object."""
+    blob = parquet if parquet is not None else to_parquet_bytes(table)
     return {
-        "data_parquet": parquet if parquet is not None else to_parquet_bytes(table),
+        "data_parquet": blob,
+        "stored_sha256": stored_sha256(blob),  # re-checked on every load (verified_bytes)
         "schema": schema_of(table),
         "rows": table.num_rows,
         "n_columns": table.num_columns,
@@ -179,10 +218,57 @@ def read_column(run, column: str):
     import pyarrow.parquet as pq
 
     # ParquetFile.read without pandas metadata: read_table would import pandas (~0.5 s) in the launcher
-    return pq.ParquetFile(io.BytesIO(run.data.data_parquet)).read(columns=[column], use_pandas_metadata=False).column(0)
+    return pq.ParquetFile(io.BytesIO(verified_bytes(run))).read(columns=[column], use_pandas_metadata=False).column(0)
 
 
 def light_info(run) -> dict:
     """The two artifacts prepare needs (schema, rows) without loading the rest."""
     d = run.data
     return {"schema": d.schema if "schema" in d else [], "rows": d.rows if "rows" in d else None}
+
+
+# ---- integrity of the whole datastore (loom doctor) ---------------------------------------------
+
+DATA_FLOWS = ("IngestDataset", "FeaturesFlow")
+
+
+def verify_all(params: dict | None = None) -> dict:
+    """Every successful data object's stored bytes against their recorded hash, and the staging directories
+    a killed run left under the workspace's tmp/ (for `loom doctor`). Read-only."""
+    import time
+
+    mf = client()
+    checked, damaged = 0, []
+    for flow in DATA_FLOWS:
+        try:
+            runs = list(mf.Flow(flow))
+        except Exception:
+            continue
+        for run in runs:
+            try:
+                if not run.successful or "data_parquet" not in run.data:
+                    continue
+            except Exception:
+                continue
+            checked += 1
+            try:
+                verified_bytes(run)
+            except UsageError as e:
+                damaged.append({"pathspec": run.pathspec, "why": str(e)})
+    tmp = os.environ.get("LOOM_TMP") or ""
+    leftovers = []
+    if tmp and os.path.isdir(tmp):
+        now = time.time()
+        for name in sorted(os.listdir(tmp)):
+            p = os.path.join(tmp, name)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            if now - st.st_mtime > 300:  # older than any live run's staging
+                size = st.st_size
+                if os.path.isdir(p):
+                    size = sum(os.path.getsize(os.path.join(dp, f)) for dp, _d, fs in os.walk(p) for f in fs
+                               if os.path.isfile(os.path.join(dp, f)))
+                leftovers.append({"path": p, "bytes": size})
+    return {"status": "OK", "summary": {"checked": checked, "damaged": damaged, "leftovers": leftovers}}

@@ -321,8 +321,12 @@ def option_columns(ds: str, params: dict):
     try:
         import pyarrow.parquet as pq
 
-        table = pq.ParquetFile(io.BytesIO(run.data.data_parquet)).read(columns=needed)
+        from loom_py.runtime.data import verified_bytes
+
+        table = pq.ParquetFile(io.BytesIO(verified_bytes(run))).read(columns=needed)
         df = table.to_pandas()
+    except UsageError:
+        raise
     except Exception as e:
         raise UsageError(f"could not read {ds} from the datastore ({type(e).__name__}): it looks damaged; run `loom doctor`")
     return df, names
