@@ -109,6 +109,14 @@ describe("release build", () => {
     expect(v.stdout.trim()).toMatch(new RegExp(`^loom ${VERSION.replace(/\./g, "\\.")} \\(runtime ${runtime}, linux-x64, bun [0-9.]+\\)$`));
   });
 
+  test("the build is reproducible: building linux-x64 again gives the same bytes", async () => {
+    const again = join(WORK, "again");
+    const r = await sh(["bash", join(ROOT, "scripts", "release.sh"), "--version", VERSION, "--targets", "linux-x64", "--out", again], { cwd: ROOT });
+    expect(r.code).toBe(0);
+    expect(sums(again)).toEqual({ [`loom-${VERSION}-linux-x64`]: sums(REL)[`loom-${VERSION}-linux-x64`]! });
+    rmSync(again, { recursive: true, force: true });
+  });
+
   test("windows is refused with the reason, not built", async () => {
     const r = await sh(["bash", join(ROOT, "scripts", "release.sh"), "--targets", "windows-x64", "--out", join(WORK, "win")], { cwd: ROOT });
     expect(r.code).toBe(2);
