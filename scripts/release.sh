@@ -78,6 +78,7 @@ done
 rm -rf "$OUT" && mkdir -p "$OUT"
 echo "› build $VERSION for $TARGETS (Bun $BUN_VERSION) into $OUT" >&2
 "$BUN" build/build.ts --version "$VERSION" "${args[@]}" >&2
+"$BUN" build/build.ts --embed-only >/dev/null 2>&1 # src/generated back to package.json's version
 cp install.sh "$OUT/install.sh"
 (cd "$OUT" && sha256sum "${names[@]}" >SHA256SUMS)
 
