@@ -4,8 +4,9 @@
 # keyless) → validate the best solution (VERDICT) → report (model card).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
-LOOM="$PWD/build/loom"
+# LOOM_BIN: run the main job with an installed binary instead (no npm, no build; `loom setup` done)
+[ -n "${LOOM_BIN:-}" ] || bash scripts/bootstrap.sh
+LOOM="${LOOM_BIN:-$PWD/build/loom}"
 EXAMPLE="$PWD/examples/churn.csv"
 WS="${LOOM_DEMO_DIR:-$PWD/examples/demo}"
 rm -rf "$WS" && mkdir -p "$WS" && cd "$WS"

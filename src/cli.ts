@@ -50,7 +50,8 @@ async function main(argv: string[]): Promise<number> {
     return first ? 0 : 0;
   }
   if (first === "--version" || first === "-v" || first === "version") {
-    process.stdout.write(VERSION + "\n");
+    // the version and the runtime hash (the content hash of the embedded py/ + flows/ + requirements)
+    process.stdout.write(`loom ${VERSION} (runtime ${EMBEDDED.hash}, ${process.platform}-${process.arch}, bun ${Bun.version})\n`);
     return 0;
   }
   const verb = findVerb(first);

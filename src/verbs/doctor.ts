@@ -2,7 +2,7 @@ import * as v from "valibot";
 import { existsSync, accessSync, constants, statfsSync } from "node:fs";
 import { join } from "node:path";
 import { defineVerb } from "../core/define";
-import { requirementsHash } from "../core/assets";
+import { materialize, requirementsHash, requirementsText } from "../core/assets";
 import { scanDatastore } from "../core/datastore-scan";
 import { loomHome, venvPython } from "../core/home";
 import { choosePython, findSystemPython, readSetupRecord } from "../core/pyenv";
@@ -20,8 +20,21 @@ interface Check {
 const CheckSchema = v.object({ name: v.string(), status: v.picklist(["PASS", "WARN", "FAIL", "INFO"]), detail: v.string(), fix: v.nullable(v.string()) });
 
 const IMPORTS = `
-import json, sys
-out = {"python": sys.version.split()[0]}
+import json, re, sys
+out = {"python": sys.version.split()[0], "drift": []}
+try:
+    import importlib.metadata as md
+    for line in sys.argv[1].splitlines():
+        line = line.split('#')[0].strip()
+        m = re.match(r'^([A-Za-z0-9_.-]+)(\\[[^\\]]*\\])?==([^;\\s]+)', line)
+        if not m: continue
+        try:
+            have = md.version(m.group(1))
+            if have != m.group(3): out["drift"].append(f"{m.group(1)} {have} (pinned {m.group(3)})")
+        except md.PackageNotFoundError:
+            out["drift"].append(f"{m.group(1)} missing (pinned {m.group(3)})")
+except Exception as e:
+    out["drift"].append(f"could not read the installed versions: {e}")
 try:
     import metaflow, pandas, pyarrow, duckdb, sklearn, numpy, scipy, matplotlib
     from metaflow.metaflow_version import get_version
@@ -54,22 +67,24 @@ export default defineVerb({
   async run() {
     const checks: Check[] = [];
     const add = (name: string, status: Status, detail: string, fix: string | null = null) => checks.push({ name, status, detail, fix });
-    add("loom executable", "PASS", `loom ${EMBEDDED.version} (runtime ${EMBEDDED.hash}) at ${process.execPath}`);
+    add("loom executable", "PASS", `loom ${EMBEDDED.version} (runtime ${EMBEDDED.hash}) for ${process.platform}-${process.arch} at ${process.execPath}`);
 
     const home = loomHome();
+    const record = readSetupRecord(home) as (ReturnType<typeof readSetupRecord> & { wheelhouse?: string | null }) | null;
+    const resetup = record?.wheelhouse ? `loom setup --force --wheelhouse ${record.wheelhouse}` : "loom setup --force";
     const sys = findSystemPython();
     if (process.env.LOOM_PYTHON) add("python", existsSync(process.env.LOOM_PYTHON) ? "PASS" : "FAIL", `LOOM_PYTHON=${process.env.LOOM_PYTHON}`, "point LOOM_PYTHON at a python3 3.10+ or unset it");
     else if (sys) add("python", "PASS", `${sys.path} (Python ${sys.version})`);
     else add("python", "FAIL", "no python3 3.10+ on PATH", "install python3 (e.g. `apt-get install python3 python3-venv`), then run `loom setup`");
 
-    const choice = choosePython(process.env, home, readSetupRecord(home), existsSync, requirementsHash());
+    const choice = choosePython(process.env, home, record, existsSync, requirementsHash());
     let pythonExe: string | null = null;
     if ("error" in choice) {
       add("loom environment", "FAIL", choice.error.split(":")[0]!, "run `loom setup`");
     } else {
       pythonExe = choice.python;
-      const p = Bun.spawnSync([choice.python, "-c", IMPORTS], { stdout: "pipe", stderr: "pipe" });
-      let info: { ok?: boolean; metaflow?: string; error?: string; python?: string } = {};
+      const p = Bun.spawnSync([choice.python, "-c", IMPORTS, requirementsText()], { stdout: "pipe", stderr: "pipe" });
+      let info: { ok?: boolean; metaflow?: string; error?: string; python?: string; drift?: string[] } = {};
       try {
         info = JSON.parse(p.stdout.toString().trim().split("\n").pop() ?? "{}");
       } catch {
@@ -79,9 +94,14 @@ export default defineVerb({
         add("loom environment", "PASS", `${choice.python} (${choice.source}) imports metaflow, pandas, pyarrow, duckdb, scikit-learn`);
         const mfOk = /^2\.19\./.test(info.metaflow ?? "");
         add("metaflow", mfOk ? "PASS" : "WARN", `Metaflow ${info.metaflow}`, mfOk ? null : "Loom pins Metaflow 2.19.x: run `loom setup --force`");
+        const drift = info.drift ?? [];
+        const fix = choice.source === "LOOM_PYTHON" ? `run \`${choice.python} -m pip install -r ${materialize(home).requirementsPath}\`` : `run \`${resetup}\``;
+        if (drift.length)
+          add("pinned requirements", "WARN", `the environment drifted from the pins: ${drift.slice(0, 4).join(", ")}${drift.length > 4 ? `, and ${drift.length - 4} more` : ""}`, fix);
+        else add("pinned requirements", "PASS", `every pinned package at its pin (requirements ${requirementsHash().slice(0, 12)})`);
       } else {
-        add("loom environment", "FAIL", `${choice.python} is broken: ${info.error ?? "does not start"}`, "run `loom setup --force`");
-        add("metaflow", "FAIL", "not importable", "run `loom setup --force`");
+        add("loom environment", "FAIL", `${choice.python} is broken: ${info.error ?? "does not start"}`, `run \`${resetup}\``);
+        add("metaflow", "FAIL", "not importable", `run \`${resetup}\``);
       }
     }
 

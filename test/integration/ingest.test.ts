@@ -298,7 +298,7 @@ describe("binary basics", () => {
   test("--version, --help, verb --help need no Python and list only built verbs", async () => {
     const v = await loom(["--version"], { env: { LOOM_HOME: tempDir0() } });
     expect(v.code).toBe(0);
-    expect(v.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(v.stdout.trim()).toMatch(/^loom \d+\.\d+\.\d+ \(runtime [0-9a-f]{16}, [a-z0-9]+-[a-z0-9]+, bun [\d.]+\)$/);
     const h = await loom(["--help"], { env: { LOOM_HOME: tempDir0() } });
     expect(h.code).toBe(0);
     for (const verb of ["setup", "doctor", "connect", "ingest", "datasets"]) expect(h.stdout).toContain(verb);
