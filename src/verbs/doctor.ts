@@ -3,6 +3,7 @@ import { existsSync, accessSync, constants, statfsSync } from "node:fs";
 import { join } from "node:path";
 import { defineVerb } from "../core/define";
 import { materialize, requirementsHash, requirementsText } from "../core/assets";
+import { bridgeEnv } from "../core/bridge";
 import { scanDatastore } from "../core/datastore-scan";
 import { loomHome, venvPython } from "../core/home";
 import { choosePython, findSystemPython, readSetupRecord } from "../core/pyenv";
@@ -126,6 +127,29 @@ export default defineVerb({
       else if (moved.length)
         add("datastore", "FAIL", `runs recorded the root ${moved[0]} but the datastore is now at ${mfDir} (moved)`, `move the workspace back to ${moved[0]!.replace(/\/\.loom\/\.metaflow$/, "")}, or re-ingest here`);
       else add("datastore", "PASS", `${scan.runs} runs, ${scan.tasks} tasks, ${scan.artifacts} artifacts: metadata parses, artifacts present`);
+    }
+
+    if (ws.exists && datastoreExists(ws) && pythonExe) {
+      // every data object's stored bytes against their recorded sha256, and staging a killed run left behind
+      const rt = materialize(home);
+      const code = "import json; from loom_py.runtime.data import verify_all; print(json.dumps(verify_all()['summary']))";
+      const p = Bun.spawnSync([pythonExe, "-c", code], { stdout: "pipe", stderr: "pipe", cwd: ws.dir, env: bridgeEnv(process.env, ws, rt) });
+      let res: { checked?: number; damaged?: { pathspec: string; why: string }[]; leftovers?: { path: string; bytes: number }[] } | null = null;
+      try {
+        res = JSON.parse(p.stdout.toString().trim().split("\n").pop() ?? "");
+      } catch {
+        res = null;
+      }
+      if (!res) add("data objects", "WARN", `could not check the data objects: ${p.stderr.toString().trim().split("\n").pop() ?? `exit ${p.exitCode}`}`, null);
+      else if (res.damaged?.length)
+        add("data objects", "FAIL", `${res.damaged.length} of ${res.checked} changed on disk since they were made (sha256 mismatch): ${res.damaged.slice(0, 3).map((d) => d.pathspec).join(", ")}`,
+          "do not use them: re-create each from its source (`loom ingest`, `loom features`); restore .loom/.metaflow from a copy to keep the history");
+      else add("data objects", "PASS", `${res.checked} data object(s): stored bytes match their recorded sha256`);
+      if (res?.leftovers?.length) {
+        const mb = res.leftovers.reduce((a, l) => a + l.bytes, 0) / 2 ** 20;
+        add("leftover staging", "WARN", `${res.leftovers.length} staging file(s) or folder(s) left by runs that were killed (${mb.toFixed(1)} MiB) in ${join(ws.dir, "tmp")}`,
+          `rm -rf ${res.leftovers.slice(0, 5).map((l) => JSON.stringify(l.path)).join(" ")}${res.leftovers.length > 5 ? " …" : ""}`);
+      }
     }
 
     const user = process.env.METAFLOW_USER || process.env.USER || process.env.LOGNAME;
