@@ -298,20 +298,40 @@ def rank_columns(df, columns: list[str], target: str | None = None, seed: int = 
         t = d[target]
         d = d[t.notna()]
         t_codes = bin_codes(d[target])[0] if len(d) > 1 else None
+    # numeric columns in one block, binned with numpy (per-column pandas calls cost ~1 ms each: 10 s on
+    # 10,000 columns); the others through leakage.bin_codes
+    num = [c for c in columns if _is_num(d[c])]
+    block = d[num].to_numpy(dtype="float64", na_value=np.nan) if num else None
+    where = {c: i for i, c in enumerate(num)}
     scores = {}
     for c in columns:
-        s = d[c]
-        codes, k = bin_codes(s)
+        if c in where:
+            codes, k, present = _quantile_codes(block[:, where[c]])
+        else:
+            codes, k = bin_codes(d[c])
+            present = float(d[c].notna().mean()) if len(d) else 0.0
         p = np.bincount(codes, minlength=k) / max(len(codes), 1)
         p = p[p > 0]
         spread = float(-(p * np.log(p)).sum() / np.log(len(p))) if len(p) > 1 else 0.0
-        spread *= float(s.notna().mean()) if len(s) else 0.0
+        spread *= present
         assoc = 0.0
         if t_codes is not None and len(p) > 1:
             v = cramers_v_corrected(codes, t_codes)
             assoc = 0.0 if v != v else float(v)
         scores[c] = (assoc, spread)
     return sorted(columns, key=lambda c: scores[c], reverse=True)
+
+
+def _quantile_codes(x, bins: int = 32):
+    """(codes, n_codes, share present) of a float array: quantile bins 1…, missing 0."""
+    import numpy as np
+
+    ok = np.isfinite(x)
+    codes = np.zeros(len(x), dtype=np.int64)
+    if ok.any():
+        edges = np.unique(np.quantile(x[ok], np.linspace(0, 1, bins + 1)[1:-1]))
+        codes[ok] = np.searchsorted(edges, x[ok], side="right") + 1
+    return codes, int(codes.max()) + 1 if len(codes) else 1, float(ok.mean()) if len(x) else 0.0
 
 
 def render_all(df, kinds: list[str], *, target: str | None = None, label: str = ""):
