@@ -15,7 +15,7 @@ from loom_py.runtime.charts import TOP_CATEGORIES, short as _short, top_counts  
 KINDS = ("distributions", "correlation", "target", "leaderboard")
 MAX_PANELS = 24
 PLOT_SAMPLE = 100_000
-MAX_DISTRIBUTION_FIGURES = 2  # 48 columns: a wide table's plots stay readable and take seconds (decision 0410)
+MAX_DISTRIBUTION_FIGURES = 2  # 48 columns: a wide table's plots stay readable and take seconds (decision 0103)
 HEATMAP_COLUMNS = 30
 TARGET_PANELS = 12
 RANK_SAMPLE = 2_000  # rows the ranking of a wide table's columns looks at
