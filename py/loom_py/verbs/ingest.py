@@ -283,8 +283,9 @@ def read_file(path: str, *, fmt: str | None = None, delimiter=None, encoding=Non
         raise UsageError(f"{path} is empty: nothing to ingest")
     kind = file_format(path, fmt)
     if kind != "parquet" and (n := single_line(path)):
+        shape = "one JSON object per line" if kind == "jsonl" else "a header line, then one row per line"
         raise UsageError(f"{path} is a single line of {_size_text(n)} with no line breaks: not a table of rows "
-                         "(a header line, then one row per line); check the export (line endings, the format)")
+                         f"({shape}); check the export (line endings, the format)")
     if kind == "parquet":
         return read_parquet(path)
     if kind == "jsonl":

@@ -130,7 +130,9 @@ def _one_line(n):
     (_zero_link, r"is a character device \(a symlink to /dev/zero\), not a file"),
     (lambda d: pathlib.Path("/dev/null"), r"is a character device, not a file"),
     (_one_line(20_000_000), r"is a single line of 20 MB with no line breaks"),
-    (_one_line(200_000), r"is a single line of 200 kB with no line breaks"),
+    (_one_line(200_000), r"is a single line of 200 kB with no line breaks.*a header line, then one row per line"),
+    (lambda d: (d / "rows.jsonl").write_bytes(b"[" + b'{"a": 1},' * 30_000 + b"]") and d / "rows.jsonl",
+     r"rows\.jsonl is a single line of 270 kB with no line breaks.*one JSON object per line"),
 ])
 def test_special_files_are_named_not_read(tmp_path, make, match):
     p = make(tmp_path)
