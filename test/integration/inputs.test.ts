@@ -3,10 +3,11 @@
  * - a Parquet file with nested (list/struct) columns and ±inf in every numeric column: validate and run
  *   finish, naming the columns left out and counting the infinities; viz plots it;
  * - a target with no values (all missing or ±inf): validate, run and viz refuse it, exit 2, one line;
+ *   so does validate when every other column is nested;
  * - a FIFO, a symlink to /dev/zero and one endless line as --source: named for what they are, exit 2,
  *   no run (and no hang on the pipe);
  * - a table of 1,000 columns: viz draws a bounded number of figures, the rest counted in a note.
- * Six real runs in all; every refusal is made before a run exists.
+ * Seven real runs in all (three ingests); every refusal is made before a run exists.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
@@ -27,6 +28,7 @@ pq.write_table(pa.table({"x": x, "z": z, "empty": empty,
     "tags": [["a", "b", "c"][: i % 3] for i in range(n)],       # a list column
     "meta": [{"k": i % 4, "s": "v"} for i in range(n)],          # a struct column
     "y": y}), f"{d}/nested.parquet")
+pq.write_table(pa.table({"y": y, "tags": [["a"]] * n, "meta": [{"k": 1}] * n}), f"{d}/only_nested.parquet")
 W = 1000
 m = r.normal(size=(200, W)).round(3)
 w = pd.DataFrame(m, columns=[f"f{i}" for i in range(W)])
@@ -48,18 +50,19 @@ function oneLine(r: R): string {
 
 describe("inputs that used to crash", () => {
   const ws = tempWorkspace();
-  let nested = "", wide = "";
+  let nested = "", wide = "", onlyNested = "";
   let val: R, run: R, viz: R, vizWide: R;
 
   beforeAll(async () => {
     const p = Bun.spawnSync([loomPython(), "-c", GEN, ws], { stdout: "pipe", stderr: "pipe" });
     if (p.exitCode !== 0) throw new Error(p.stderr.toString());
-    for (const [name, file] of [["nested", "nested.parquet"], ["wide", "wide.parquet"]] as const) {
+    const ds: string[] = [];
+    for (const file of ["nested.parquet", "wide.parquet", "only_nested.parquet"]) {
       const r = await loom(["ingest", "--source", file, "--json"], { cwd: ws });
       if (r.code !== 0) throw new Error(r.stdout + r.stderr);
-      if (name === "nested") nested = r.json.pathspec;
-      else wide = r.json.pathspec;
+      ds.push(r.json.pathspec);
     }
+    [nested, wide, onlyNested] = ds as [string, string, string];
     [val, run, viz, vizWide] = await Promise.all([
       loom(["validate", "--dataset", nested, "--target", "y", "--folds", "3", "--json"], { cwd: ws }),
       loom(["run", "--dataset", nested, "--target", "y", "--metric", "Maximize ROC-AUC", "--steps", "1",
@@ -119,6 +122,15 @@ describe("inputs that used to crash", () => {
     expectNoTraceback(r);
     expect(oneLine(r)).toMatch(/target 'empty' has no values \(all 400 rows missing, 200 of them ±inf\)/);
     expect(runsOf(ws, flow).length).toBe(before);
+  }, 60_000);
+
+  test("validate where every column but the target is nested: exit 2, one line, no run", async () => {
+    const before = runsOf(ws, "ValidateFlow").length;
+    const r = await loom(["validate", "--dataset", onlyNested, "--target", "y"], { cwd: ws });
+    expect(r.code).toBe(2);
+    expectNoTraceback(r);
+    expect(oneLine(r)).toMatch(/every column but the target 'y' is nested \(list\/struct\): tags, meta; nothing is left for a model/);
+    expect(runsOf(ws, "ValidateFlow").length).toBe(before);
   }, 60_000);
 
   const special: [string, (d: string) => string, RegExp][] = [

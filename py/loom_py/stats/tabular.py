@@ -279,6 +279,8 @@ def model_frame(df, target: str | None = None, keep=()):
     if named:
         df = hashable_frame(df)
         notes.append(f"nested column(s) {_listing(named)} compared by their JSON text")
+    if target is not None and dropped and not [c for c in df.columns if c != target]:
+        raise UsageError(nothing_left(target, dropped))
     df, counts = infinite_to_missing(df)
     if (n := infinite_note(counts)):
         notes.append(n)
@@ -286,3 +288,14 @@ def model_frame(df, target: str | None = None, keep=()):
         why = f", {counts[target]} of them ±inf" if target in counts else ""
         raise UsageError(f"target '{target}' has no values (all {len(df)} rows missing{why}): pick another --target")
     return df, notes
+
+
+def nothing_left(target: str, nested: list) -> str:
+    return (f"every column but the target '{target}' is nested (list/struct): {_listing(nested)}; nothing is left "
+            "for a model: flatten them into plain columns, then ingest again")
+
+
+def nested_in_schema(schema: list[dict]) -> list[str]:
+    """The columns a data object's ``schema`` artifact types as Arrow lists, structs or maps."""
+    return [f["name"] for f in schema or []
+            if str(f.get("type", "")).startswith(("list<", "large_list<", "fixed_size_list<", "struct<", "map<"))]

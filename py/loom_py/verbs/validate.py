@@ -316,6 +316,12 @@ def option_columns(ds: str, params: dict):
     if not names:  # an older data object without a schema artifact: read it all
         df, _ = load_frame(ds)
         return prepared_frame(df, params)[0], list(df.columns)
+    from loom_py.stats.tabular import nested_in_schema, nothing_left
+
+    nested = nested_in_schema(run.data.schema)
+    target = params.get("target")
+    if target in names and nested and not [c for c in names if c != target and c not in nested]:
+        raise UsageError(nothing_left(target, nested))
     wanted = [params.get("target"), params.get("time"), params.get("group")] + _as_list(params.get("sensitive"))
     needed = list(dict.fromkeys(c for c in wanted if c and c in names))
     try:

@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from loom_py.runtime.errors import UsageError  # noqa: E402
-from loom_py.stats.tabular import infinite_to_missing, model_frame, nested_columns  # noqa: E402
+from loom_py.stats.tabular import infinite_to_missing, model_frame, nested_columns, nested_in_schema  # noqa: E402
 from loom_py.verbs import validate, viz  # noqa: E402
 
 
@@ -110,9 +110,22 @@ def test_unusable_targets_are_one_line_refusals(make, target, match):
 
 
 def test_parquet_nested_columns_are_detected_after_a_round_trip(tmp_path):
+    import pyarrow.parquet as pq
+
+    from loom_py.runtime.data import schema_of
+
     df, r = base()
     back = parquet_round_trip(df, r, str(tmp_path / "n.parquet"))
     assert nested_columns(back) == {"tags": "list", "meta": "struct"}
+    # the launcher reads the same from the data object's schema artifact, without loading the data
+    assert nested_in_schema(schema_of(pq.read_table(str(tmp_path / "n.parquet")))) == ["tags", "meta"]
+
+
+def test_a_target_with_only_nested_columns_beside_it_is_refused():
+    df, r = base()
+    df = with_struct(with_list(df[["y"]].copy(), r), r)
+    with pytest.raises(UsageError, match=r"every column but the target 'y' is nested \(list/struct\): tags, meta"):
+        model_frame(df, "y")
 
 
 # ---- validate: the data preparation feeds the checks and the model ----------------------------------------
