@@ -35,7 +35,7 @@ class VizFlow(FlowSpec):
             me = f"VizFlow/{current.run_id}"
             ws = os.environ.get("LOOM_WORKSPACE_DIR") or os.environ.get("METAFLOW_DATASTORE_SYSROOT_LOCAL") or "."
             out_dir = os.path.join(ws, "artifacts", "viz", str(current.run_id))
-            figs, lineage, extra = [], {}, {}
+            figs, lineage, extra, notes = [], {}, {}, []
             if self.kind == "leaderboard":
                 run = resolve_run(self.source_run, None, require_success=False)
                 lb = list(run.data.leaderboard)
@@ -51,9 +51,8 @@ class VizFlow(FlowSpec):
                 progress(f"loading {self.dataset}")
                 df, info = load_frame(self.dataset)
                 kinds = viz.default_kinds(self.kind, self.target or None)
-                for k in kinds:
-                    progress(f"plotting {k}")
-                    figs += viz.render(k, df, target=self.target or None, label=f"({self.dataset})")
+                progress(f"plotting {', '.join(kinds)}")
+                figs, notes = viz.render_all(df, kinds, target=self.target or None, label=f"({self.dataset})")
                 lineage = {"run": self.source_run or None, "dataset": self.dataset, "content_hash": info.get("content_hash")}
                 extra = {"rows": len(df), "columns": int(df.shape[1]),
                          "sampled_for_plots": len(df) > viz.PLOT_SAMPLE}
@@ -61,9 +60,9 @@ class VizFlow(FlowSpec):
             self.plot_paths = paths
             self.viz_lineage = lineage
             summary = {"kinds": kinds, "plots": [{"name": n, "path": p} for (n, _), p in zip(figs, paths)],
-                       "output_dir": out_dir, "lineage": lineage, **extra}
+                       "output_dir": out_dir, "lineage": lineage, "notes": notes, **extra}
             self.loom_result = flowkit.result("OK", summary, inputs=[p for p in (self.source_run, self.dataset) if p],
-                                              messages=[f"wrote {len(paths)} plot(s) to {out_dir}"])
+                                              messages=notes + [f"wrote {len(paths)} plot(s) to {out_dir}"])
             c = current.card
             c.append(flowkit.card_header(f"{me}: {', '.join(kinds)}", [
                 f"from run: {lineage.get('run') or '-'}", f"data object: {lineage.get('dataset') or '-'}",

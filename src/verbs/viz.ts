@@ -14,6 +14,8 @@ const Summary = v.object({
   rows: v.optional(v.number()),
   columns: v.optional(v.number()),
   sampled_for_plots: v.optional(v.boolean()),
+  // what the plots changed or left out (±inf as missing, a wide table's columns capped)
+  notes: v.optional(v.array(v.string())),
   // leaderboard plots
   entries: v.optional(v.number()),
   best: v.optional(v.nullable(v.looseObject({ score: v.number() }))),

@@ -201,3 +201,101 @@ def hashable_frame(df):
                 out = df.copy()
             out[c] = s.map(to_text, na_action="ignore")
     return df if out is None else out
+
+
+_NESTED_KIND = {list: "list", tuple: "list", dict: "struct"}
+
+
+def nested_columns(df) -> dict:
+    """{column: 'list' | 'struct'} for the object columns whose cells are lists, arrays or dicts
+    (Parquet list/struct columns, JSON lines with nested values), judged on the first 1,000 values."""
+    import numpy as np
+
+    out = {}
+    for c in df.columns:
+        s = df[c]
+        if s.dtype != object:
+            continue
+        for v in s.dropna().head(1000):
+            if isinstance(v, (list, tuple, dict, np.ndarray)):
+                out[c] = "struct" if isinstance(v, dict) else "list"
+                break
+    return out
+
+
+def infinite_to_missing(df):
+    """(frame, {column: count}): ±inf in float columns becomes NaN (missing), counted per column. An
+    overflowed or sentinel infinity is no measurement, and every imputer and plot treats NaN as missing."""
+    import numpy as np
+    import pandas as pd
+
+    counts, out = {}, None
+    for c in df.columns:
+        s = df[c]
+        if not pd.api.types.is_float_dtype(s):
+            continue
+        bad = np.isinf(s.to_numpy(dtype="float64", na_value=np.nan))
+        n = int(bad.sum())
+        if n:
+            if out is None:
+                out = df.copy()
+            out[c] = s.mask(bad)
+            counts[c] = n
+    return (df if out is None else out), counts
+
+
+def _listing(names, limit: int = 8) -> str:
+    names = [str(n) for n in names]
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def infinite_note(counts: dict) -> str | None:
+    if not counts:
+        return None
+    total = sum(counts.values())
+    parts = [f"{c} ({n})" for c, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+    return f"treated {total} ±inf value(s) as missing: {_listing(parts)}"
+
+
+def model_frame(df, target: str | None = None, keep=()):
+    """(frame, notes) ready for a model and the statistics: nested (list/struct) columns are left out
+    — except the columns the user named (``keep``: time, group, sensitive), which become their JSON
+    text — and ±inf becomes missing; each change is named in a note. A nested target, or a target
+    with no finite value, is refused with one line (UsageError)."""
+    from loom_py.runtime.errors import UsageError
+
+    notes = []
+    nested = nested_columns(df)
+    if target is not None and target in nested:
+        raise UsageError(f"target '{target}' holds nested values ({nested[target]} cells): pick a column of "
+                         "plain values as --target")
+    named = [c for c in nested if c in set(keep)]
+    dropped = [c for c in nested if c not in set(keep)]
+    if dropped:
+        df = df.drop(columns=dropped)
+        kinds = sorted({nested[c] for c in dropped})
+        notes.append(f"left out {len(dropped)} nested ({'/'.join(kinds)}) column(s) a model cannot take as "
+                     f"they are: {_listing(dropped)}")
+    if named:
+        df = hashable_frame(df)
+        notes.append(f"nested column(s) {_listing(named)} compared by their JSON text")
+    if target is not None and dropped and not [c for c in df.columns if c != target]:
+        raise UsageError(nothing_left(target, dropped))
+    df, counts = infinite_to_missing(df)
+    if (n := infinite_note(counts)):
+        notes.append(n)
+    if target is not None and target in df.columns and not df[target].notna().any():
+        why = f", {counts[target]} of them ±inf" if target in counts else ""
+        raise UsageError(f"target '{target}' has no values (all {len(df)} rows missing{why}): pick another --target")
+    return df, notes
+
+
+def nothing_left(target: str, nested: list) -> str:
+    return (f"every column but the target '{target}' is nested (list/struct): {_listing(nested)}; nothing is left "
+            "for a model: flatten them into plain columns, then ingest again")
+
+
+def nested_in_schema(schema: list[dict]) -> list[str]:
+    """The columns a data object's ``schema`` artifact types as Arrow lists, structs or maps."""
+    return [f["name"] for f in schema or []
+            if str(f.get("type", "")).startswith(("list<", "large_list<", "fixed_size_list<", "struct<", "map<"))]

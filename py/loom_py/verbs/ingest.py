@@ -231,16 +231,61 @@ def read_jsonl(path: str):
     return table, {"format": "jsonl", "notes": []}
 
 
+def special_file(path: str) -> str | None:
+    """What a path that is not a regular file is (a FIFO, a device, a socket), from os.stat alone — it
+    never opens the path, so a named pipe or /dev/zero cannot block or flood the reader. None for a
+    regular file (or a directory, which the caller names itself)."""
+    import stat
+
+    st = os.stat(path)  # follows symlinks: a link to /dev/zero is judged as /dev/zero
+    mode = st.st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    what = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
+            "a character device" if stat.S_ISCHR(mode) else
+            "a block device" if stat.S_ISBLK(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    if os.path.islink(path):
+        what += f" (a symlink to {os.path.realpath(path)})"
+    return what
+
+
+def single_line(path: str, limit: int = 1 << 24) -> int | None:
+    """The file's size when its first ``limit`` bytes hold no line break (one line too long to be a
+    header), else None."""
+    size = os.path.getsize(path)
+    if size <= SNIFF_BYTES:
+        return None
+    with open(path, "rb") as f:
+        for _ in range(0, limit, SNIFF_BYTES):
+            chunk = f.read(SNIFF_BYTES)
+            if not chunk:
+                break
+            if b"\n" in chunk or b"\r" in chunk:
+                return None
+    return size
+
+
+def _size_text(n: int) -> str:
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
 def read_file(path: str, *, fmt: str | None = None, delimiter=None, encoding=None, on_bad_rows="error"):
     if not os.path.exists(path):
         raise UsageError(f"no such file: {path}")
     if os.path.isdir(path):
         raise UsageError(f"{path} is a directory: pass a file in it (or `loom connect NAME --uri DIR` then `--source @NAME --table FILE`)")
+    if (what := special_file(path)):
+        raise UsageError(f"{path} is {what}, not a file: save the data to a regular file and ingest that")
     if not os.access(path, os.R_OK):
         raise UsageError(f"cannot read {path}: permission denied")
     if os.path.getsize(path) == 0:
         raise UsageError(f"{path} is empty: nothing to ingest")
     kind = file_format(path, fmt)
+    if kind != "parquet" and (n := single_line(path)):
+        shape = "one JSON object per line" if kind == "jsonl" else "a header line, then one row per line"
+        raise UsageError(f"{path} is a single line of {_size_text(n)} with no line breaks: not a table of rows "
+                         f"({shape}); check the export (line endings, the format)")
     if kind == "parquet":
         return read_parquet(path)
     if kind == "jsonl":

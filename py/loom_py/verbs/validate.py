@@ -315,7 +315,13 @@ def option_columns(ds: str, params: dict):
         names = []
     if not names:  # an older data object without a schema artifact: read it all
         df, _ = load_frame(ds)
-        return df, list(df.columns)
+        return prepared_frame(df, params)[0], list(df.columns)
+    from loom_py.stats.tabular import nested_in_schema, nothing_left
+
+    nested = nested_in_schema(run.data.schema)
+    target = params.get("target")
+    if target in names and nested and not [c for c in names if c != target and c not in nested]:
+        raise UsageError(nothing_left(target, nested))
     wanted = [params.get("target"), params.get("time"), params.get("group")] + _as_list(params.get("sensitive"))
     needed = list(dict.fromkeys(c for c in wanted if c and c in names))
     try:
@@ -329,7 +335,17 @@ def option_columns(ds: str, params: dict):
         raise
     except Exception as e:
         raise UsageError(f"could not read {ds} from the datastore ({type(e).__name__}): it looks damaged; run `loom doctor`")
-    return df, names
+    return prepared_frame(df, params)[0], names
+
+
+def prepared_frame(df, params: dict):
+    """(frame, notes): the data object as the model and the checks take it — nested columns left out
+    (or JSON text when an option names them), ±inf as missing (``stats.tabular.model_frame``)."""
+    from loom_py.stats.tabular import model_frame
+
+    named = [params.get("time"), params.get("group")] + _as_list(params.get("sensitive"))
+    target = params.get("target")
+    return model_frame(df, target if target in df.columns else None, keep=[c for c in named if c])
 
 
 # ---- the model ---------------------------------------------------------------------------------------
@@ -572,8 +588,10 @@ def staged(dataset: str, params: dict):
     from loom_py.runtime.data import load_frame
 
     df, info = load_frame(dataset)
+    df, notes = prepared_frame(df, params)
     opts = resolve_options(df, params)
     s = sealed(df, opts, info["content_hash"])
+    s["notes"] = notes + s["notes"]
     yield {"info": info, "opts": opts, **s}
     yield _checks_of(s, opts)
 

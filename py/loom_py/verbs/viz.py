@@ -15,6 +15,10 @@ from loom_py.runtime.charts import TOP_CATEGORIES, short as _short, top_counts  
 KINDS = ("distributions", "correlation", "target", "leaderboard")
 MAX_PANELS = 24
 PLOT_SAMPLE = 100_000
+MAX_DISTRIBUTION_FIGURES = 2  # 48 columns: a wide table's plots stay readable and take seconds (decision 0103)
+HEATMAP_COLUMNS = 30
+TARGET_PANELS = 12
+RANK_SAMPLE = 2_000  # rows the ranking of a wide table's columns looks at
 
 
 def _plt():
@@ -113,7 +117,7 @@ def association_matrix(df, columns: list[str]):
 
 def correlation_fig(df, columns: list[str], title: str = "Association heatmap"):
     plt = _plt()
-    cols = columns[:30]
+    cols = columns[:HEATMAP_COLUMNS]
     m = association_matrix(df, cols)
     size = max(4.5, 0.42 * len(cols) + 2)
     fig, ax = plt.subplots(figsize=(size + 1, size))
@@ -140,7 +144,7 @@ def feature_target_fig(df, target: str, columns: list[str], task: str, title: st
     from loom_py.stats.tabular import semantic_type
 
     plt = _plt()
-    cols = columns[:12]
+    cols = columns[:TARGET_PANELS]
     n = max(len(cols), 1)
     ncol = min(3, n)
     nrow = int(np.ceil(n / ncol))
@@ -276,6 +280,107 @@ def plot_columns(df, target: str | None = None) -> list[str]:
     return [c for c in df.columns if c != target and semantic_type(df[c], str(c)) not in ("identifier", "text")]
 
 
+def rank_columns(df, columns: list[str], target: str | None = None, seed: int = 0) -> list[str]:
+    """The columns, most informative first. With a target: by bias-corrected Cramér's V between the
+    column's and the target's codes (quantile bins for numerics, categories otherwise, missing its own
+    code — one measure for every pair of types); without one, or on ties: by the share of rows with a
+    value times the normalised entropy of the codes (a constant column scores 0). On a row sample."""
+    import numpy as np
+
+    from loom_py.stats.leakage import bin_codes, cramers_v_corrected
+
+    if not columns:
+        return []
+    d = df[columns + ([target] if target and target not in columns else [])]
+    d = d if len(d) <= RANK_SAMPLE else d.sample(n=RANK_SAMPLE, random_state=seed)
+    t_codes = None
+    if target:
+        t = d[target]
+        d = d[t.notna()]
+        t_codes = bin_codes(d[target])[0] if len(d) > 1 else None
+    # numeric columns in one block, binned with numpy (per-column pandas calls cost ~1 ms each: 10 s on
+    # 10,000 columns); the others through leakage.bin_codes
+    num = [c for c in columns if _is_num(d[c])]
+    block = d[num].to_numpy(dtype="float64", na_value=np.nan) if num else None
+    where = {c: i for i, c in enumerate(num)}
+    scores = {}
+    for c in columns:
+        if c in where:
+            codes, k, present = _quantile_codes(block[:, where[c]])
+        else:
+            codes, k = bin_codes(d[c])
+            present = float(d[c].notna().mean()) if len(d) else 0.0
+        p = np.bincount(codes, minlength=k) / max(len(codes), 1)
+        p = p[p > 0]
+        spread = float(-(p * np.log(p)).sum() / np.log(len(p))) if len(p) > 1 else 0.0
+        spread *= present
+        assoc = 0.0
+        if t_codes is not None and len(p) > 1:
+            v = cramers_v_corrected(codes, t_codes)
+            assoc = 0.0 if v != v else float(v)
+        scores[c] = (assoc, spread)
+    return sorted(columns, key=lambda c: scores[c], reverse=True)
+
+
+def _quantile_codes(x, bins: int = 32):
+    """(codes, n_codes, share present) of a float array: quantile bins 1…, missing 0."""
+    import numpy as np
+
+    ok = np.isfinite(x)
+    codes = np.zeros(len(x), dtype=np.int64)
+    if ok.any():
+        edges = np.unique(np.quantile(x[ok], np.linspace(0, 1, bins + 1)[1:-1]))
+        codes[ok] = np.searchsorted(edges, x[ok], side="right") + 1
+    return codes, int(codes.max()) + 1 if len(codes) else 1, float(ok.mean()) if len(x) else 0.0
+
+
+def render_all(df, kinds: list[str], *, target: str | None = None, label: str = ""):
+    """(figures, notes) for the data kinds: ±inf counted as missing, a target with no values plotted
+    without its target plots, and on a wide table only the most informative columns plotted
+    (``rank_columns``), with a note of how many were left out."""
+    from loom_py.stats.tabular import hashable_frame, infer_task, infinite_note, infinite_to_missing
+
+    notes = []
+    df, counts = infinite_to_missing(hashable_frame(df))
+    if (n := infinite_note(counts)):
+        notes.append(n)
+    if target and "target" in kinds and not df[target].notna().any():
+        kinds = [k for k in kinds if k != "target"]
+        notes.append(f"target '{target}' has no values: its plots were left out")
+    cols = plot_columns(df, target)
+    has_target = bool(target) and bool(df[target].notna().any())
+    # ranking costs a pass over the columns: only when some are left out, or to order features by the target
+    ranked = rank_columns(df, cols, target if has_target else None) \
+        if len(cols) >= HEATMAP_COLUMNS or "target" in kinds else cols
+    figs = []
+    for kind in kinds:
+        if kind == "distributions":
+            keep = ranked[:MAX_PANELS * MAX_DISTRIBUTION_FIGURES] if len(cols) > MAX_PANELS * MAX_DISTRIBUTION_FIGURES else cols
+            for i in range(0, max(len(keep), 1), MAX_PANELS):
+                figs.append((f"distributions_{i // MAX_PANELS + 1}",
+                             distributions_fig(df, keep[i:i + MAX_PANELS], f"Distributions {label}".strip())))
+            if len(keep) < len(cols):
+                notes.append(f"distributions: plotted the {len(keep)} most informative of {len(cols)} columns; "
+                             f"{len(cols) - len(keep)} left out")
+        elif kind == "correlation":
+            keep = (ranked if len(cols) > HEATMAP_COLUMNS else cols)[:HEATMAP_COLUMNS - (1 if target else 0)]
+            figs.append(("correlation", correlation_fig(df, keep + ([target] if target else []),
+                                                        f"Associations {label}".strip())))
+            if len(keep) < len(cols):
+                notes.append(f"association heatmap: the {len(keep)} most informative of {len(cols)} columns")
+        elif kind == "target":
+            task = infer_task(df[target])
+            figs.append(("target", target_fig(df[target], task, target)))
+            figs.append(("features_vs_target", feature_target_fig(df, target, ranked, task,
+                                                                  f"Features vs {target} {label}".strip())))
+            if len(cols) > TARGET_PANELS:
+                notes.append(f"features vs target: the {TARGET_PANELS} columns most associated with '{target}' "
+                             f"of {len(cols)}")
+        else:
+            raise ValueError(kind)
+    return figs, notes
+
+
 def render(kind: str, df=None, *, target: str | None = None, task: str | None = None,
            leaderboard: list[dict] | None = None, label: str = "", metric: str = "score") -> list[tuple[str, object]]:
     """(name, Figure) pairs for one kind of plot."""
@@ -374,9 +479,31 @@ def prepare(params: dict) -> dict:
         raise UsageError("--kind leaderboard needs --run PATHSPEC of a run that holds a leaderboard (e.g. OptimizeFlow/N)")
     if not info.get("rows"):
         raise UsageError(f"{ds} has no rows: nothing to plot")
+    if target:
+        _target_has_values(dsrun, ds, target)
     inputs.append(ds)
     return {"params": {"dataset": ds, "source_run": source_run, "kind": kind, "target": target or ""},
             "inputs": list(dict.fromkeys(inputs))}
+
+
+def _target_has_values(dsrun, ds: str, target: str) -> None:
+    """Refuse (exit 2) a target with no value (all missing or ±inf): reads that one column only."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from loom_py.runtime.errors import UsageError
+    from loom_py.stats.tabular import infinite_to_missing
+
+    try:
+        col = pq.ParquetFile(io.BytesIO(dsrun.data.data_parquet)).read(columns=[target]).to_pandas()
+    except Exception:
+        return  # the step loads the whole table and says what is wrong with it
+    col, counts = infinite_to_missing(col)
+    if not col[target].notna().any():
+        why = f", {counts[target]} of them ±inf" if target in counts else ""
+        raise UsageError(f"target '{target}' has no values (all {len(col)} rows missing{why}): "
+                         "pick another --target, or drop --target for the plots without one")
 
 
 def default_kinds(kind: str, target: str | None) -> list[str]:

@@ -1,6 +1,8 @@
 """The ingest boundary's pure helpers (table-style) and its readers on real files."""
 
 import codecs
+import os
+import pathlib
 
 import pytest
 
@@ -99,3 +101,51 @@ def test_read_is_read_only(tmp_path):
     p.chmod(0o444)
     table, _ = read_file(str(p))
     assert table.num_rows == 1
+
+
+# ---- what a path really is (a FIFO, a device, one endless line): refused by os.stat, never opened ----
+
+def _fifo(d):
+    p = d / "pipe.csv"
+    os.mkfifo(p)
+    return p
+
+
+def _zero_link(d):
+    p = d / "zero.csv"
+    p.symlink_to("/dev/zero")
+    return p
+
+
+def _one_line(n):
+    def make(d):
+        p = d / "wide.csv"
+        p.write_bytes(b"a," * (n // 2))
+        return p
+    return make
+
+
+@pytest.mark.parametrize("make, match", [
+    (_fifo, r"is a FIFO \(named pipe\), not a file"),
+    (_zero_link, r"is a character device \(a symlink to /dev/zero\), not a file"),
+    (lambda d: pathlib.Path("/dev/null"), r"is a character device, not a file"),
+    (_one_line(20_000_000), r"is a single line of 20 MB with no line breaks"),
+    (_one_line(200_000), r"is a single line of 200 kB with no line breaks.*a header line, then one row per line"),
+    (lambda d: (d / "rows.jsonl").write_bytes(b"[" + b'{"a": 1},' * 30_000 + b"]") and d / "rows.jsonl",
+     r"rows\.jsonl is a single line of 270 kB with no line breaks.*one JSON object per line"),
+])
+def test_special_files_are_named_not_read(tmp_path, make, match):
+    p = make(tmp_path)
+    with pytest.raises(UsageError, match=match):
+        read_file(str(p))  # a FIFO with no writer would block forever if it were opened
+
+
+@pytest.mark.parametrize("content", [
+    b"a,b\n" + b"1,2\n" * 40_000,            # long file, short lines
+    b"a" * 100_000 + b",b\n1,2\n",            # a header longer than the sniff window, still lines
+])
+def test_long_files_with_line_breaks_still_read(tmp_path, content):
+    p = tmp_path / "ok.csv"
+    p.write_bytes(content)
+    table, _ = read_file(str(p))
+    assert table.num_rows >= 1

@@ -38,10 +38,11 @@ def prepare(params: dict) -> dict:
     spec = metric_spec.resolve(p.get("metric") or "", p.get("metric_mapping"))
     df, _info = load_frame(p["dataset"])
     from loom_py.verbs.optimize.search import resolve_target
-    from loom_py.stats.tabular import infer_task
+    from loom_py.stats.tabular import infer_task, model_frame
 
     target = resolve_target(df, p.get("target"))
     p["target"] = target
+    df, _notes = model_frame(df, target)  # refuses a nested or empty target before any run exists
     metric_spec.check_task(spec, infer_task(df[target].dropna()))
     if (p.get("executor") or "local") not in ("local", "metaflow"):
         raise UsageError(f"--executor {p.get('executor')} is unknown: pick local (default) or metaflow")
@@ -79,6 +80,11 @@ def execute(flow, current) -> None:
         prior = resolve_run(flow.resume, ("OptimizeFlow",), what="search to resume").data.journal
     df, info = load_frame(flow.dataset)
     cfg["target"] = search.resolve_target(df, cfg["target"])
+    from loom_py.stats.tabular import model_frame
+
+    df, data_notes = model_frame(df, cfg["target"])  # nested columns left out, ±inf as missing (named in notes)
+    for n in data_notes:
+        events.progress(n)
     workdir = tempfile.mkdtemp(prefix="loom-opt-", dir=os.environ.get("LOOM_TMP") or None)
     try:
         rec = search.run_search(df, cfg, workdir=workdir, emit=lambda kind, **kw: events.emit(kind, **kw), prior=prior)
@@ -137,9 +143,10 @@ def execute(flow, current) -> None:
         "rows": {"train": rec["train_rows"], "held_out": rec["val_rows"], "test": rec["test_rows"], "test_source": rec["test_source"]},
         "selection": {k: v for k, v in rec["selection"].items()},
         "overhead_seconds_per_node": round(sum(overhead) / len(overhead), 3) if overhead else None,
+        "data_notes": data_notes,
     }
     status = "OK" if best else "NO_SOLUTION"
-    msgs = list(spec["split"].get("notes", []))
+    msgs = data_notes + list(spec["split"].get("notes", []))
     if rec["dropped_columns"]:
         msgs.append(f"identifier/text columns the offline library drops: {', '.join(map(str, rec['dropped_columns'][:10]))}")
     flow.loom_result = flowkit.result(
