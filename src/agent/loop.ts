@@ -123,6 +123,8 @@ export async function callTool(call: { id: string; name: string; input: unknown 
   if (parsed.tier === "irreversible") return deny("irreversible actions are never run by the agent; the person can type the slash command themselves");
   let extra: string[] = [];
   if (parsed.tier === "expensive") {
+    // headless without --yes nobody can say yes: refuse before any preflight starts Python
+    if (!o.confirm && !o.yes) return deny("expensive calls need the person's yes: rerun `loom agent` with --yes, or use the REPL");
     const plan = await planCost(tool.verb, parsed.input, parsed.tier);
     if (plan.early) {
       rec.envelope = plan.early;
