@@ -49,7 +49,7 @@ export function interruptRunning(): boolean {
 
 export async function runVerbChild(
   argv: string[],
-  opts: { interactive?: boolean; env?: Record<string, string>; quiet?: boolean } = {},
+  opts: { interactive?: boolean; env?: Record<string, string>; quiet?: boolean; /** false: a background call Ctrl-C does not stop */ track?: boolean } = {},
 ): Promise<VerbRun> {
   const t0 = performance.now();
   const env: Record<string, string> = {};
@@ -62,13 +62,13 @@ export async function runVerbChild(
     stdout: "pipe",
     stderr: opts.interactive ? "inherit" : "pipe",
   });
-  current = proc;
+  if (opts.track !== false) current = proc;
   let interrupted = false;
   const errText = opts.interactive ? Promise.resolve("") : new Response(proc.stderr as ReadableStream).text();
   const out = await new Response(proc.stdout).text();
   const code = await proc.exited;
   const stderr = await errText;
-  current = null;
+  if (current === proc) current = null;
   if (proc.signalCode) interrupted = true;
   const ms = performance.now() - t0;
   const verb = argv[0]!;

@@ -50,11 +50,15 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
       (provider ? `model: ${provider.name} ${provider.model} · budget $${o.budgetUsd.toFixed(2)} · session ${session.id}\n` : `no model key: slash commands work; for requests in words ${MISSING_AGENT_KEY.split(";")[0]}\n`),
   );
   session.record({ type: "start", mode: "repl", provider: provider?.name ?? null, model: provider?.model ?? null, budget_usd: o.budgetUsd });
-  // pathspecs for Tab, fetched in the background (the prompt never waits for Python)
-  if (datastoreExists(locateWorkspace()))
-    void runVerbChild(["datasets"], { quiet: true }).then((r) => {
+  // pathspecs for Tab: fetched in the background on the first Tab that wants one (no Python at startup)
+  let fetched = false;
+  const wantPathspecs = () => {
+    if (fetched || !datastoreExists(locateWorkspace())) return;
+    fetched = true;
+    void runVerbChild(["datasets"], { quiet: true, track: false }).then((r) => {
       for (const d of ((r.envelope.summary as any)?.datasets ?? []) as { pathspec: string }[]) pathspecs.add(d.pathspec);
     });
+  };
 
   let running = false;
   let interrupted = false;
@@ -83,7 +87,11 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
 
   let lastCtrlC = false;
   for (;;) {
-    const line = await readLine(history, (l) => complete(l, [...pathspecs]));
+    const line = await readLine(history, (l) => {
+      const r = complete(l, [...pathspecs]);
+      if (/--(dataset|model|run|from|resume) +\S*$/.test(l)) wantPathspecs();
+      return r;
+    });
     if (line === null) break; // Ctrl-D
     if (line === SIGINT) {
       if (lastCtrlC) break;

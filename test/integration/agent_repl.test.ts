@@ -162,6 +162,23 @@ describe.skipIf(!HAVE_TMUX)("the REPL in a pty", () => {
     expect(recs.filter((r) => r.type === "gate").map((r) => [r.verb, r.allowed])).toEqual([["datasets", true], ["run", false]]);
   });
 
+  test("a person's /loom-train --launch reaches the verb's own deny-first confirmation; the default No launches nothing", async () => {
+    const p = pty({ LOOM_GPU_TARGET: "modal:H100" });
+    await p.waitFor(/loom>$/m, 10_000);
+    p.type(`/loom-train --dataset ${DS} --launch`);
+    p.keys("Enter");
+    const s = await p.waitFor(/irreversible\/external\. Proceed\?/, 60_000);
+    expect(s).toMatch(/tier +: irreversible/);
+    expect(s).toMatch(/cost \(gate\) : budget=probe: /);
+    p.keys("Enter"); // deny-first: Enter is No
+    const done = await p.waitFor(/verify +: FAILED[^\n]*DENIED/, 30_000);
+    expect(done).toMatch(/declined at the prompt/);
+    expect(runsOf(ws, "TrainFlow")).toBe(0);
+    p.type("/exit");
+    p.keys("Enter");
+    await p.waitFor(/__EXITED__ 0/, 5000);
+  });
+
   test("Ctrl-C stops the running verb and returns to the prompt; a second Ctrl-C leaves", async () => {
     const p = pty();
     await p.waitFor(/loom>$/m, 10_000);
