@@ -121,6 +121,7 @@ async function headless(o: Opts): Promise<number> {
       yes: o.yes,
       confirm: async () => o.yes,
       select: async () => null,
+      model: provider && !o.json ? { provider, onText: (s) => process.stdout.write(s) } : undefined,
     };
     const r = await runSlash(text, io, session);
     session.record({ type: "end", ok: r.ok, message: r.message ?? null });

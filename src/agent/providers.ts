@@ -77,7 +77,7 @@ function anthropicProvider(model: string, apiKey: string, baseURL?: string): Pro
         client = new Anthropic({ apiKey, baseURL, maxRetries: 2, timeout: 300_000 });
       }
       try {
-        const stream = client.messages.stream({ model, max_tokens: 4096, system, messages, tools });
+        const stream = client.messages.stream({ model, max_tokens: 4096, system, messages, ...(tools.length ? { tools } : {}) });
         if (onText) stream.on("text", (t: string) => onText(t));
         const msg = await stream.finalMessage();
         const text = msg.content.filter((b: any) => b.type === "text").map((b: any) => b.text).join("");
@@ -131,7 +131,7 @@ function openaiProvider(model: string, baseURL: string, apiKey?: string): Provid
       const body = {
         model,
         messages: toOpenAIMessages(system, messages),
-        tools: tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.input_schema } })),
+        ...(tools.length ? { tools: tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.input_schema } })) } : {}),
         stream,
         ...(stream ? { stream_options: { include_usage: true } } : {}),
       };

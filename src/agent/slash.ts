@@ -21,6 +21,7 @@ import { VERBS, findVerb } from "../verbs/index";
 import { planCost, runVerbChild } from "./exec";
 import { listSessions, readRecords, type Session } from "./session";
 import { tierLabel } from "./tools";
+import type { Provider } from "./providers";
 
 export interface SlashIO {
   say(line: string): void;
@@ -30,6 +31,28 @@ export interface SlashIO {
   yes: boolean;
   confirm(message: string): Promise<boolean>;
   select(message: string, options: { value: string; label: string; hint?: string }[]): Promise<string | null>;
+  /** with a model key: deliver narrates the envelope (streamed); without one the verb's summary stands */
+  model?: { provider: Provider; onText: (s: string) => void };
+}
+
+export const DELIVER_PROMPT =
+  "In at most 5 short lines, give a lineage-grounded account of this Loom result for the person: the pathspecs and card paths, the numbers that matter, and the next command to run. Use only what the envelope says.";
+
+/** deliver, with a model: a short account of the envelope(s), counted in the session's spend. */
+export async function narrate(io: SlashIO, session: Session, verb: string, envs: Envelope[]): Promise<void> {
+  if (!io.model) return;
+  const { untrusted } = await import("./loop");
+  const body = envs.map((e) => untrusted(verb, e, 8000)).join("\n");
+  try {
+    const t = await io.model.provider.turn(DELIVER_PROMPT, [{ role: "user", content: [{ type: "text", text: body }] }], [], io.model.onText);
+    io.model.onText("\n");
+    session.totals.input_tokens += t.input_tokens;
+    session.totals.output_tokens += t.output_tokens;
+    session.totals.agent_usd += t.usd;
+    session.record({ type: "usage", input_tokens: t.input_tokens, output_tokens: t.output_tokens, usd: t.usd, model: t.model, deliver: verb });
+  } catch (e) {
+    io.say(`(no narration: ${(e as Error).message})`);
+  }
 }
 
 export interface SlashResult {
@@ -149,6 +172,7 @@ export async function slashVerb(verb: VerbDef, words: string[], io: SlashIO, ses
     }
   }
   const r = await runStage(verb, typed, io, session);
+  if (r.run.envelope && r.run.envelope.exit_code !== 2) await narrate(io, session, verb.name, [r.run.envelope]);
   return { ok: r.ok, runs: [r.run], message: r.ok ? undefined : r.reason };
 }
 
@@ -277,6 +301,7 @@ export async function slashAuto(words: string[], io: SlashIO, session: Session):
   const suggestions = builtNext([`loom deploy --model ${opt.env.pathspec} --apply`, `loom collab --send --run ${rep.env.pathspec}`], (n) => !!findVerb(n));
   for (const s of suggestions) io.say(kv("next", `${s}   (irreversible: yours to type; the agent never runs it)`));
   session.record({ type: "auto", verdict: val.env.verdict, runs: runs.map((r) => r.envelope?.pathspec ?? null) });
+  await narrate(io, session, "auto", [val.env, rep.env]);
   return { ok: true, runs, message: `VERDICT ${val.env.verdict}` };
 }
 

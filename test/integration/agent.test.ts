@@ -117,6 +117,12 @@ describe("loom agent -p", () => {
     const h = await loom(["agent", "-p", "/datasets", "--json"], { cwd: ws });
     expect(h.code).toBe(0);
     expect(h.json.calls[0].envelope.summary.datasets.map((d: any) => d.pathspec)).toContain(DS);
+    // with a key, deliver narrates the envelope through the model (the envelope quoted as untrusted data)
+    const n = await agent([{ text: "Narrated: one data object, churn." }], ["-p", "/datasets"]);
+    expect(n.code).toBe(0);
+    expect(n.stdout).toContain("Narrated: one data object, churn.");
+    expect(n.requests[0].messages[0].content[0].text).toContain("<loom-data untrusted>");
+    expect(n.requests[0].tools).toBeUndefined(); // deliver offers no tools
     const bad = await loom(["agent", "-p", "x", "--budget-usd", "lots"], { cwd: ws });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("--budget-usd");
