@@ -117,6 +117,12 @@ describe("loom agent -p", () => {
     const h = await loom(["agent", "-p", "/datasets", "--json"], { cwd: ws });
     expect(h.code).toBe(0);
     expect(h.json.calls[0].envelope.summary.datasets.map((d: any) => d.pathspec)).toContain(DS);
+    const hist = await loom(["agent", "-p", "/history"], { cwd: ws });
+    expect(hist.code).toBe(0);
+    expect(hist.stderr).toMatch(/^  \d{8}-\d{6}-[a-z0-9]+ /m); // the sessions saved by the tests above
+    const missing = await loom(["agent", "-p", "hi", "--resume", "20990101-000000-zzzz"], { cwd: ws });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("no session '20990101-000000-zzzz'");
     // with a key, deliver narrates the envelope through the model (the envelope quoted as untrusted data)
     const n = await agent([{ text: "Narrated: one data object, churn." }], ["-p", "/datasets"]);
     expect(n.code).toBe(0);
