@@ -296,7 +296,10 @@ export async function slashAuto(words: string[], io: SlashIO, session: Session):
   if (!rep.env) return stop(rep.why!);
   io.say("");
   io.say(kv("auto", `VERDICT ${val.env.verdict} · ${[eda, feat, opt, val, rep].map((s) => s.env!.pathspec).join(" → ")}`));
-  if (rep.env.card_path) io.say(kv("report", rep.env.card_path));
+  const card = (rep.env.summary as { html_path?: string; markdown_path?: string } | null) ?? {};
+  io.say(kv("model card", card.html_path ?? card.markdown_path ?? rep.env.card_path ?? "(see the report run)"));
+  const m = (rep.env.summary as any)?.metrics;
+  if (m?.holdout !== undefined && m?.holdout !== null) io.say(kv("holdout", `${m.metric ?? "metric"} ${Number(m.holdout).toPrecision(4)}`));
   // the irreversible next steps are suggested, never fired (and only if Loom has the verb)
   const suggestions = builtNext([`loom deploy --model ${opt.env.pathspec} --apply`, `loom collab --send --run ${rep.env.pathspec}`], (n) => !!findVerb(n));
   for (const s of suggestions) io.say(kv("next", `${s}   (irreversible: yours to type; the agent never runs it)`));

@@ -115,7 +115,7 @@ describe.skipIf(!HAVE_TMUX)("the REPL in a pty", () => {
     expect(gate).toMatch(/cost \(gate\) : 10 steps × offline proposer = \$0/);
     expect(gate).toMatch(/── eda[\s\S]*verify +: ok[\s\S]*── features[\s\S]*--from=EdaFlow\/\d+[\s\S]*verify +: ok/);
     p.keys("y");
-    const s = await p.waitFor(/auto +: VERDICT PASS[^\n]*\n/, 180_000);
+    const s = await p.waitFor(/auto +: VERDICT PASS[^\n]*\n[\s\S]*model card +: \S+model_card\.html/, 180_000);
     const line = /auto +: VERDICT PASS · (EdaFlow\/\d+) → (FeaturesFlow\/\d+) → (OptimizeFlow\/\d+) → (ValidateFlow\/\d+) → (ReportFlow\/\d+)/.exec(s);
     expect(line).not.toBeNull();
     expect(s).toContain(`--model=${line![3]}`);
