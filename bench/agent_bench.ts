@@ -107,13 +107,15 @@ console.log(`workspace ${ws} · data object ${DS} · ${ROUNDS} rounds`);
 }
 
 // 2. per-call overhead
-for (const verb of ["datasets"]) {
+// connect --list: a verb without Python (tens of ms), so the verb's own variance does not swamp the overhead;
+// datasets: a verb with one Python call
+for (const [verb, input, direct] of [["connect", { list: true }, ["connect", "--list"]], ["datasets", {}, ["datasets"]]] as const) {
   const K = 8;
   const agentMs: number[] = [];
   const zeroMs: number[] = [];
   const directMs: number[] = [];
   for (let i = 0; i < Math.max(3, Math.floor(ROUNDS / 2)); i++) {
-    const srv = fakeAnthropicAgent([...Array.from({ length: K }, () => ({ calls: [{ name: `loom_${verb}`, input: {} }] })), { text: "done" }]);
+    const srv = fakeAnthropicAgent([...Array.from({ length: K }, () => ({ calls: [{ name: `loom_${verb}`, input }] })), { text: "done" }]);
     const a = await run(["agent", "-p", "go", "--json"], ws, { ANTHROPIC_API_KEY: "sk-bench", ANTHROPIC_BASE_URL: srv.url });
     srv.stop();
     if (a.out?.calls?.length !== K) throw new Error(`agent made ${a.out?.calls?.length} calls`);
@@ -122,11 +124,11 @@ for (const verb of ["datasets"]) {
     zeroMs.push((await run(["agent", "-p", "go", "--json"], ws, { ANTHROPIC_API_KEY: "sk-bench", ANTHROPIC_BASE_URL: z.url })).ms);
     z.stop();
     let d = 0;
-    for (let k = 0; k < K; k++) d += (await run([verb, "--json"], ws)).ms;
+    for (let k = 0; k < K; k++) d += (await run([...direct, "--json"], ws)).ms;
     directMs.push(d);
   }
   const over = (median(agentMs) - median(zeroMs) - median(directMs)) / K;
-  console.log(`\n2. agent -p, ${K} × loom_${verb}: agent ${median(agentMs).toFixed(0)} ms, agent with no call ${median(zeroMs).toFixed(0)} ms, ${K} direct \`loom ${verb} --json\` ${median(directMs).toFixed(0)} ms`);
+  console.log(`\n2. agent -p, ${K} × loom_${verb}: agent ${median(agentMs).toFixed(0)} ms, agent with no call ${median(zeroMs).toFixed(0)} ms, ${K} direct \`loom ${direct.join(" ")} --json\` ${median(directMs).toFixed(0)} ms`);
   console.log(`   overhead per tool call beyond the verb: ${over.toFixed(1)} ms (goal < 50 ms; per-call verb ${(median(directMs) / K).toFixed(0)} ms)`);
 }
 
