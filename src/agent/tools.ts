@@ -132,12 +132,18 @@ export class ToolRefusal extends Error {}
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 
-/** Pure: a path-like value must resolve inside the workspace root (no `../`, no absolute path elsewhere). */
+/** Pure: a path-like value must resolve inside the workspace root (no `../`, no absolute path elsewhere);
+ * a server URI must name this machine. */
 export function insideRoot(value: string, root: string): boolean {
   let p = value;
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(value);
   if (m) {
-    if (!/^(sqlite|file)$/i.test(m[1]!)) return true; // a server URI is not a path on this machine
+    if (!/^(sqlite|file)$/i.test(m[1]!)) {
+      // a server URI: loopback only (a remote host named by the model could receive a password from the
+      // environment, e.g. connect --password-env); the person registers remote sources with `loom connect`
+      const host = /^(?:[^@/]*@)?(\[[^\]]*\]|[^:/?#]*)/.exec(m[2]!)?.[1]?.toLowerCase() ?? "";
+      return ["", "localhost", "127.0.0.1", "[::1]"].includes(host);
+    }
     p = m[2]!.startsWith("/") ? m[2]! : m[2]!.replace(/^\/*/, "");
   }
   if (p.startsWith("~")) return false;
@@ -155,7 +161,7 @@ export function toolArgv(tool: AgentTool, input: unknown, root: string): string[
   const checkString = (key: string, val: string) => {
     if (CONTROL.test(val)) throw new ToolRefusal(`${tool.name}: --${key} contains control characters`);
     if (val.length > 4000) throw new ToolRefusal(`${tool.name}: --${key} is too long`);
-    if (!insideRoot(val, root)) throw new ToolRefusal(`${tool.name}: --${key}=${JSON.stringify(val)} names a path outside the workspace (${root}); the agent may only name paths inside it`);
+    if (!insideRoot(val, root)) throw new ToolRefusal(`${tool.name}: --${key}=${JSON.stringify(val)} names a path outside the workspace (${root}) or a remote server; the agent may only name paths inside it and servers on this machine (remote sources: the person registers them with \`loom connect\`, then @NAME)`);
   };
   for (const [key, raw] of Object.entries(input as Record<string, unknown>)) {
     if (tool.dropped.includes(key)) throw new ToolRefusal(`${tool.name}: --${key} is irreversible and not available to the agent; only the person can type /loom-${tool.verb.name} --${key}`);
