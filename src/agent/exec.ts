@@ -49,7 +49,7 @@ export function interruptRunning(): boolean {
 
 export async function runVerbChild(
   argv: string[],
-  opts: { interactive?: boolean; env?: Record<string, string>; quiet?: boolean; /** false: a background call Ctrl-C does not stop */ track?: boolean } = {},
+  opts: { interactive?: boolean; env?: Record<string, string>; quiet?: boolean; /** show the verb's progress on this terminal (stdin still not given) */ progress?: boolean; /** false: a background call Ctrl-C does not stop */ track?: boolean } = {},
 ): Promise<VerbRun> {
   const t0 = performance.now();
   const env: Record<string, string> = {};
@@ -60,11 +60,11 @@ export async function runVerbChild(
     env,
     stdin: opts.interactive ? "inherit" : "ignore",
     stdout: "pipe",
-    stderr: opts.interactive ? "inherit" : "pipe",
+    stderr: opts.interactive || opts.progress ? "inherit" : "pipe",
   });
   if (opts.track !== false) current = proc;
   let interrupted = false;
-  const errText = opts.interactive ? Promise.resolve("") : new Response(proc.stderr as ReadableStream).text();
+  const errText = opts.interactive || opts.progress ? Promise.resolve("") : new Response(proc.stderr as ReadableStream).text();
   const out = await new Response(proc.stdout).text();
   const code = await proc.exited;
   const stderr = await errText;

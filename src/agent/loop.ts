@@ -51,6 +51,8 @@ export interface LoopOptions {
   say: (line: string) => void;
   onText?: (s: string) => void;
   tools?: AgentTool[];
+  /** REPL: the verbs' progress lines (and live leaderboard) go to the terminal */
+  progress?: boolean;
   /** the person pressed Ctrl-C: stop before the next model turn or tool call */
   aborted?: () => boolean;
 }
@@ -156,7 +158,7 @@ export async function callTool(call: { id: string; name: string; input: unknown 
   } else rec.gate = { allowed: true, reason: parsed.tier };
   o.session.record({ type: "gate", id: call.id, verb: rec.verb, tier: rec.tier, allowed: true, reason: rec.gate.reason });
   o.say(kv("run", `loom ${argv.join(" ")}`));
-  const run = await runVerbChild([...argv, ...extra], { quiet: true });
+  const run = await runVerbChild([...argv, ...extra], o.progress ? { progress: true } : { quiet: true });
   rec.envelope = run.envelope;
   rec.ms = performance.now() - t0;
   const spend = verbSpend(run.envelope);

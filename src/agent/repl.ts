@@ -124,6 +124,7 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
           yes: false,
           confirm: io.confirm,
           say: io.say,
+          progress: true,
           aborted: () => interrupted,
           onText: (s) => {
             streamed = true;
