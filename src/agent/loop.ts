@@ -55,6 +55,8 @@ export interface LoopOptions {
   progress?: boolean;
   /** the person pressed Ctrl-C: stop before the next model turn or tool call */
   aborted?: () => boolean;
+  /** aborts a model turn in flight (Ctrl-C) */
+  signal?: AbortSignal;
 }
 
 export interface LoopResult {
@@ -180,8 +182,9 @@ export async function runLoop(userText: string, o: LoopOptions): Promise<LoopRes
     if (turn >= o.maxTurns) return { final: final || `stopped: ${o.maxTurns} model turns without an answer`, stopped_because: "max_turns", calls, turns: turn };
     let t: Turn;
     try {
-      t = await o.provider.turn(SYSTEM_PROMPT, o.session.messages, specs, o.onText);
+      t = await o.provider.turn(SYSTEM_PROMPT, o.session.messages, specs, o.onText, o.signal);
     } catch (e) {
+      if (o.aborted?.() || o.signal?.aborted) return { final, stopped_because: "interrupted", calls, turns: turn };
       return { final: final, stopped_because: "provider_error", calls, turns: turn, error: (e as Error).message };
     }
     o.session.totals.input_tokens += t.input_tokens;

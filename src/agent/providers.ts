@@ -37,7 +37,7 @@ export interface Turn {
 export interface Provider {
   name: "anthropic" | "openai";
   model: string;
-  turn(system: string, messages: Message[], tools: ToolSpec[], onText?: (s: string) => void): Promise<Turn>;
+  turn(system: string, messages: Message[], tools: ToolSpec[], onText?: (s: string) => void, signal?: AbortSignal): Promise<Turn>;
 }
 
 export const MISSING_AGENT_KEY =
@@ -71,13 +71,13 @@ function anthropicProvider(model: string, apiKey: string, baseURL?: string): Pro
   return {
     name: "anthropic",
     model,
-    async turn(system, messages, tools, onText) {
+    async turn(system, messages, tools, onText, signal) {
       if (!client) {
         const { default: Anthropic } = await import("@anthropic-ai/sdk");
         client = new Anthropic({ apiKey, baseURL, maxRetries: 2, timeout: 300_000 });
       }
       try {
-        const stream = client.messages.stream({ model, max_tokens: 4096, system, messages, ...(tools.length ? { tools } : {}) });
+        const stream = client.messages.stream({ model, max_tokens: 4096, system, messages, ...(tools.length ? { tools } : {}) }, signal ? { signal } : undefined);
         if (onText) stream.on("text", (t: string) => onText(t));
         const msg = await stream.finalMessage();
         const text = msg.content.filter((b: any) => b.type === "text").map((b: any) => b.text).join("");
@@ -127,7 +127,7 @@ function openaiProvider(model: string, baseURL: string, apiKey?: string): Provid
   return {
     name: "openai",
     model,
-    async turn(system, messages, tools, onText) {
+    async turn(system, messages, tools, onText, signal) {
       const body = {
         model,
         messages: toOpenAIMessages(system, messages),
@@ -141,7 +141,7 @@ function openaiProvider(model: string, baseURL: string, apiKey?: string): Provid
           method: "POST",
           headers: { "content-type": "application/json", ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
           body: JSON.stringify(body),
-          signal: AbortSignal.timeout(300_000),
+          signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(300_000)]) : AbortSignal.timeout(300_000),
         });
       } catch (e: any) {
         throw new ProviderError(`openai-compatible endpoint ${baseURL} unreachable: ${e?.message ?? e}`);

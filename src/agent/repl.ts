@@ -62,9 +62,11 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
 
   let running = false;
   let interrupted = false;
+  let turn: AbortController | null = null;
   process.on("SIGINT", () => {
     if (running) {
       interrupted = true;
+      turn?.abort();
       interruptRunning();
     }
   });
@@ -115,7 +117,9 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
         io.say(MISSING_AGENT_KEY);
       } else {
         let streamed = false;
+        turn = new AbortController();
         const res = await runLoop(text, {
+          signal: turn.signal,
           provider,
           session,
           budgetUsd: o.budgetUsd,
