@@ -6,7 +6,7 @@
  * stops a running verb, a second Ctrl-C leaves.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { LOOM, loom, ROOT, runsOf, tempWorkspace } from "../helpers";
 import { fakeAnthropicAgent, firstPathspec } from "../fixtures/agent-servers";
@@ -187,10 +187,26 @@ describe.skipIf(!HAVE_TMUX)("the REPL in a pty", () => {
     await p.waitFor(/proceed\?/, 60_000);
     p.keys("y");
     await p.waitFor(/step \d+\/200/, 60_000);
+    // processes working inside the workspace's .loom (the bridge, Metaflow's
+    // runtime and its tasks all have their cwd there)
+    const inWs = () =>
+      readdirSync("/proc")
+        .filter((d) => /^\d+$/.test(d))
+        .filter((d) => {
+          try {
+            return readlinkSync(`/proc/${d}/cwd`).startsWith(join(ws, ".loom"));
+          } catch {
+            return false;
+          }
+        });
+    expect(inWs().length).toBeGreaterThan(0); // the search is running there now
     const t0 = Date.now();
     p.keys("C-c");
     await p.waitFor(/stopped +: loom run was stopped \(Ctrl-C\)[\s\S]*loom>$/, 30_000);
     expect(Date.now() - t0).toBeLessThan(30_000);
+    // its process tree ended
+    for (let i = 0; i < 50 && inWs().length; i++) await Bun.sleep(200);
+    expect(inWs()).toEqual([]);
     p.keys("C-c");
     const s = await p.waitFor(/__EXITED__ 0/, 5000);
     expect(s).toMatch(/session +: \S+ saved/);
