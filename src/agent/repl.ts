@@ -81,6 +81,11 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
       const a = await confirm({ message, initialValue: false });
       return !isCancel(a) && a === true;
     },
+    async text(message) {
+      const { text, isCancel } = await import("@clack/prompts");
+      const a = await text({ message });
+      return isCancel(a) ? null : String(a ?? "");
+    },
     async select(message, options) {
       const { select, isCancel } = await import("@clack/prompts");
       const a = await select({ message, options: options as any });

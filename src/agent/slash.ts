@@ -20,7 +20,7 @@ import { datastoreExists, locateWorkspace } from "../core/workspace";
 import { VERBS, findVerb } from "../verbs/index";
 import { planCost, runVerbChild } from "./exec";
 import { listSessions, readRecords, type Session } from "./session";
-import { tierLabel } from "./tools";
+import { requiredArgs, tierLabel } from "./tools";
 import type { Provider } from "./providers";
 
 export interface SlashIO {
@@ -31,6 +31,8 @@ export interface SlashIO {
   yes: boolean;
   confirm(message: string): Promise<boolean>;
   select(message: string, options: { value: string; label: string; hint?: string }[]): Promise<string | null>;
+  /** ask for a value (null: cancelled) */
+  text?(message: string): Promise<string | null>;
   /** with a model key: deliver narrates the envelope (streamed); without one the verb's summary stands */
   model?: { provider: Provider; onText: (s: string) => void };
 }
@@ -170,6 +172,15 @@ export async function slashVerb(verb: VerbDef, words: string[], io: SlashIO, ses
       if (pick === null) return { ok: false, runs: [], message: "cancelled" };
       if (pick) typed.push(`--target=${pick}`);
     }
+  }
+  // any other required argument: asked for by its own help text
+  for (const key of requiredArgs(verb)) {
+    if (present[key] !== undefined || key === "dataset" || !io.interactive || !io.text) continue;
+    const d = (verb.args as Record<string, { description?: string; type?: string }>)[key];
+    if (d?.type === "positional") continue;
+    const val = await io.text(`--${key}: ${d?.description ?? ""}`);
+    if (val === null) return { ok: false, runs: [], message: "cancelled" };
+    if (val) typed.push(`--${key}=${val}`);
   }
   const r = await runStage(verb, typed, io, session);
   if (r.run.envelope && r.run.envelope.exit_code !== 2) await narrate(io, session, verb.name, [r.run.envelope]);
