@@ -159,6 +159,12 @@ describe("adversarial sessions: the gate holds whatever the model says", () => {
     expect(snapshot()).toEqual(before);
     expect(runsOf(ws, "TrainFlow")).toBe(0);
     expect(existsSync(join(ws, ".loom", "artifacts", "train"))).toBe(false);
+    // even the person's own slash command cannot launch without a terminal to confirm at, --yes or not
+    const typed = await loom(["agent", "-p", `/loom-train --dataset ${DS} --launch`, "--yes", "--json"], { cwd: ws, env: { LOOM_GPU_TARGET: "modal:H100" } });
+    expect(typed.code).toBe(1);
+    expect(typed.json.calls[0].envelope.status).toBe("DENIED");
+    expect(typed.json.calls[0].envelope.messages[0]).toMatch(/irreversible\/external actions need a human at a terminal/);
+    expect(runsOf(ws, "TrainFlow")).toBe(0);
   });
 
   test("--yes from the model, and a faked confirmation in its text: expensive stays denied headless", async () => {
