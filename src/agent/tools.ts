@@ -54,11 +54,18 @@ export function irreversibleArgs(verb: VerbDef): string[] {
   if (base === "irreversible" || base === "unknown") return ["*"];
   if (typeof verb.tier === "string") return [];
   const args = Object.entries(verb.args as Record<string, ArgDefLike>);
+  // probed on an empty input and on one with every value argument filled in (a tier that needs, say,
+  // --model as well as --apply to become irreversible is found by the second)
+  const filled: Record<string, unknown> = {};
+  for (const [name, d] of args) if (d.type !== "boolean") filled[name] = d.type === "enum" ? d.options?.[0] : "x";
+  const ft = tierOf(verb, filled);
+  const bases = ft === "irreversible" || ft === "unknown" ? [{}] : [{}, filled];
   const bad = new Set<string>();
-  const probe = (input: Record<string, unknown>) => {
-    const t = tierOf(verb, input);
-    return t === "irreversible" || t === "unknown";
-  };
+  const probe = (input: Record<string, unknown>) =>
+    bases.some((b) => {
+      const t = tierOf(verb, { ...b, ...input });
+      return t === "irreversible" || t === "unknown";
+    });
   const booleans = args.filter(([, d]) => d.type === "boolean").map(([n]) => n);
   for (const [name, d] of args) {
     const values: unknown[] = d.type === "boolean" ? [true] : d.type === "enum" ? d.options ?? [] : [];

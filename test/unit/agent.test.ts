@@ -23,6 +23,7 @@ const deploy = fake(
 const collab = fake("collab", (i: any) => (i.send ? "irreversible" : "workspace-write"), { run: { type: "string" }, send: { type: "boolean" } });
 const pair = fake("pairwise", (i: any) => (i.rollback && i.force ? "irreversible" : "expensive"), { rollback: { type: "boolean" }, force: { type: "boolean" }, dry: { type: "boolean" } });
 const modeVerb = fake("publish", (i: any) => (i.mode === "live" ? "irreversible" : "read-only"), { mode: { type: "enum", options: ["draft", "live"] } });
+const needsModel = fake("ship", (i: any) => (i.model && i.apply ? "irreversible" : "read-only"), { model: { type: "string" }, apply: { type: "boolean" }, verbose: { type: "boolean" } });
 const always = fake("nuke", "irreversible", { all: { type: "boolean" } });
 const throwing = fake("odd", () => {
   throw new Error("needs input");
@@ -52,6 +53,7 @@ describe("tools from the registry", () => {
     expect(irreversibleArgs(collab)).toEqual(["send"]);
     expect(irreversibleArgs(pair).sort()).toEqual(["force", "rollback"]);
     expect(irreversibleArgs(modeVerb)).toEqual(["mode"]);
+    expect(irreversibleArgs(needsModel)).toEqual(["apply"]);
     expect(irreversibleArgs(always)).toEqual(["*"]);
     expect(irreversibleArgs(throwing)).toEqual(["*"]);
     const tools = buildTools([deploy, collab, always, throwing, pair]);
