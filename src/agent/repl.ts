@@ -7,12 +7,12 @@
 import { createInterface } from "node:readline";
 import { kv } from "../core/ui";
 import { datastoreExists, locateWorkspace } from "../core/workspace";
-import { VERBS, findVerb } from "../verbs/index";
+import { findVerb } from "../verbs/index";
 import { interruptRunning, runVerbChild } from "./exec";
 import { runLoop } from "./loop";
 import { MISSING_AGENT_KEY, type Provider } from "./providers";
 import type { Session } from "./session";
-import { runSlash, slashNames, splitWords, type SlashIO } from "./slash";
+import { runSlash, slashNames, type SlashIO } from "./slash";
 import { EMBEDDED } from "../generated/embedded";
 
 export const PROMPT = "loom> ";
@@ -183,4 +183,3 @@ function readLine(history: string[], completer: (l: string) => [string[], string
   });
 }
 
-export { splitWords, VERBS };
