@@ -35,12 +35,16 @@ function mainHelp(): string {
     "Exit codes: 0 success · 1 a well-formed domain outcome (VERDICT: FAIL, gate denied) · 2 setup or bad arguments.",
     "Start with `loom setup`, then `loom ingest --source FILE`. `loom doctor` when anything reports a setup problem.",
     "`loom <verb> --help` for a verb's flags.",
+    "Agent: `loom` on a terminal opens it (/loom-<verb>, /loom-auto, requests in words); `loom agent -p \"TEXT\" [--json]` runs one headless.",
   ];
   return lines.join("\n") + "\n";
 }
 
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
+  // the agent: `loom` alone on a terminal opens the REPL; `loom agent …` (REPL or -p headless)
+  if (!first && process.stdin.isTTY && process.stdout.isTTY) return (await import("./agent/main")).agentMain([]);
+  if (first === "agent") return (await import("./agent/main")).agentMain(rest);
   if (!first || first === "--help" || first === "-h" || first === "help") {
     if (first === "help" && rest[0] && findVerb(rest[0])) {
       process.stdout.write((await renderUsage(verbCommand(rest[0]))) + "\n");
