@@ -94,7 +94,7 @@ export default defineVerb({
   tier: "expensive",
   createsWorkspace: false,
   args: {
-    dataset: { type: "string", description: "data object to search on (IngestDataset/N or FeaturesFlow/N)" },
+    dataset: { type: "string", description: "data object to search on: its label, IngestDataset/N, Flow/latest or a run-id prefix" },
     goal: { type: "string", description: "what to predict, in words (e.g. \"Predict the target for each row in test.csv.\")" },
     metric: { type: "string", description: "the metric as the spec, e.g. \"Maximize ROC-AUC on a held-out split.\"" },
     target: { type: "string", description: "target column (default: a column named target/label/y/class)" },

@@ -65,7 +65,7 @@ export default defineVerb({
   tier: "read-only",
   emitsVerdict: true,
   args: {
-    dataset: { type: "string", description: "data object pathspec (IngestDataset/N or FeaturesFlow/N)" },
+    dataset: { type: "string", description: "data object: its label, IngestDataset/N, FeaturesFlow/latest or a run-id prefix" },
     target: { type: "string", description: "the column to predict" },
     metric: { type: "enum", options: [...METRICS], description: "holdout/CV metric (default: roc_auc for classification, rmse for regression)" },
     threshold: { type: "string", description: "the bar the holdout metric must reach (>= for scores, <= for errors)" },
