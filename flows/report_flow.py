@@ -60,8 +60,8 @@ class ReportFlow(FlowSpec):
                    "sections_unfilled": built["unfilled"], "caveats": built["caveats"],
                    "markdown_path": md_path, "html_path": html_path}
         msgs = [f"sections the runs cannot fill: {', '.join(built['unfilled'])}"] if built["unfilled"] else []
-        self.loom_result = flowkit.result("OK", summary, inputs=list(roots), messages=msgs,
-                                          next=[f"open {html_path}"])
+        msgs.append(f"model card: {html_path} (open it in a browser)")
+        self.loom_result = flowkit.result("OK", summary, inputs=list(roots), messages=msgs)
         current.card.append(Markdown(md))
 
     @step

@@ -85,7 +85,7 @@ export default defineVerb({
     "min-group": { type: "string", description: "groups with fewer holdout rows are named as too small to judge (default 30)" },
   },
   input: v.object({
-    dataset: DatasetPathspec,
+    dataset: v.optional(DatasetPathspec),
     target: v.optional(Column),
     metric: v.optional(v.picklist(METRICS, `must be one of ${METRICS.join(", ")}`)),
     threshold: v.optional(Num("--threshold")),

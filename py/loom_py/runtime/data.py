@@ -14,7 +14,7 @@ import io
 import os
 import re
 
-from loom_py.runtime.errors import UsageError
+from loom_py.runtime.errors import UsageError, did_you_mean
 
 DATASET_FLOWS = ("IngestDataset", "FeaturesFlow")
 PATHSPEC_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*/[A-Za-z0-9_.-]+$")
@@ -290,7 +290,7 @@ def check_columns(info: dict, pathspec: str, **cols) -> None:
     for flag, col in cols.items():
         if col and col not in names:
             shown = ", ".join(names[:25]) + (" …" if len(names) > 25 else "")
-            raise UsageError(f"--{flag} '{col}' is not a column of {pathspec}: columns are {shown}")
+            raise UsageError(f"--{flag} '{col}' is not a column of {pathspec}{did_you_mean(col, names)}: columns are {shown}")
 
 
 def read_column(run, column: str):

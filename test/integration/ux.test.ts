@@ -1,0 +1,144 @@
+/**
+ * The everyday experience through build/loom, in one shared workspace (runs are reused across assertions):
+ * run addressing (a label, Flow/latest, run-id prefixes, ambiguity), re-ingesting an identical file, and
+ * every verb's `next` lines executed as printed (placeholders filled) with exit 0 or 1.
+ * Real runs: 2 ingest + the verbs the `next` lines start (eda, features, viz, validate, run, report).
+ */
+import { beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { LOOM, expectNoTraceback, loom, rng, runsOf, tempWorkspace } from "../helpers";
+
+export function churnCsv(n = 240): string {
+  const r = rng(11);
+  const rows = ["id,tenure,spend,plan,churned"];
+  for (let i = 0; i < n; i++) {
+    const tenure = Math.floor(r() * 60), spend = +(r() * 100).toFixed(2);
+    const plan = ["basic", "pro", "team"][Math.floor(r() * 3)]!;
+    const z = -0.06 * tenure + 0.02 * spend + (plan === "basic" ? 0.8 : 0) - 0.5;
+    rows.push(`${i},${tenure},${spend},${plan},${r() < 1 / (1 + Math.exp(-2 * z)) ? 1 : 0}`);
+  }
+  return rows.join("\n") + "\n";
+}
+
+const ws = tempWorkspace();
+let first = "";
+
+beforeAll(async () => {
+  writeFileSync(join(ws, "churn.csv"), churnCsv());
+  const r = await loom(["ingest", "--source", "churn.csv", "--json"], { cwd: ws });
+  expect(r.code).toBe(0);
+  first = r.json.pathspec;
+}, 120_000);
+
+describe("run addressing", () => {
+  test("re-ingesting the same file returns the existing data object; --new makes another", async () => {
+    const again = await loom(["ingest", "--source", "churn.csv", "--json"], { cwd: ws });
+    expect(again.code).toBe(0);
+    expect(again.json.pathspec).toBe(first);
+    expect(again.json.messages.join(" ")).toContain("pass --new");
+    expect(runsOf(ws, "IngestDataset")).toBe(1);
+    const fresh = await loom(["ingest", "--source", "churn.csv", "--new", "--json"], { cwd: ws });
+    expect(fresh.code).toBe(0);
+    expect(fresh.json.pathspec).not.toBe(first);
+    expect(runsOf(ws, "IngestDataset")).toBe(2);
+  }, 120_000);
+
+  test("a label, Flow/latest and a prefix resolve; the envelope records the pathspec; ambiguity lists both", async () => {
+    const newest = `IngestDataset/${Math.max(...(await ids()))}`;
+    // the label (file stem) means the newest data object with it
+    const byLabel = await loom(["eda", "--dataset", "churn", "--target", "churned", "--json"], { cwd: ws });
+    expect(byLabel.code).toBe(0);
+    expect(byLabel.json.inputs).toEqual([newest]);
+    expect(byLabel.json.summary.dataset).toBe(newest);
+    const eda = byLabel.json.pathspec as string;
+    // Flow/latest and a unique prefix of the eda run, through `features --from`
+    const rid = eda.split("/")[1]!;
+    const viaLatest = await loom(["viz", "--run", "EdaFlow/latest", "--json"], { cwd: ws });
+    expect(viaLatest.json?.inputs ?? []).not.toContain("EdaFlow/latest");
+    // a shared prefix of the two ingests is ambiguous: exit 2, both candidates named, nothing run
+    const [a, b] = (await ids()).map(String);
+    let common = 0;
+    while (a![common] === b![common]) common++;
+    const before = runsOf(ws, "EdaFlow");
+    const amb = await loom(["eda", "--dataset", a!.slice(0, common)], { cwd: ws });
+    expect(amb.code).toBe(2);
+    expect(amb.stderr).toContain(`IngestDataset/${a}`);
+    expect(amb.stderr).toContain(`IngestDataset/${b}`);
+    expectNoTraceback(amb);
+    const unique = await loom(["eda", "--dataset", `IngestDataset/${first.split("/")[1]!.slice(0, common + 1)}`, "--json"], { cwd: ws });
+    expect(unique.code).toBe(0);
+    expect(unique.json.inputs).toEqual([first]);
+    expect(runsOf(ws, "EdaFlow")).toBe(before + 1);
+    const pre = await loom(["report", "--run", rid.slice(0, rid.length - 1), "--json"], { cwd: ws });
+    expect([0, 2]).toContain(pre.code); // a prefix of every flow's ids: unique or listed
+    if (pre.code === 2) expect(pre.json.messages[0]).toContain("matches more than one");
+    else expect(pre.json.inputs).toContain(eda);
+    // did you mean: a misspelled column
+    const typo = await loom(["eda", "--dataset", "churn", "--target", "churn"], { cwd: ws });
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain("did you mean 'churned'");
+  }, 240_000);
+});
+
+async function ids(): Promise<number[]> {
+  const r = await loom(["datasets", "--json"], { cwd: ws });
+  return r.json.summary.datasets.filter((d: any) => d.flow === "IngestDataset").map((d: any) => Number(d.pathspec.split("/")[1]));
+}
+
+/** Fill a hint's placeholders the way a person would. */
+function fill(line: string): string {
+  return line.replace(/\bCOL\b/g, "churned").replace(/\bFILE\b/g, "churn.csv").replace(/\bPATHSPEC\b/g, first);
+}
+
+/** Run one printed line in a shell, `loom` on the PATH, as a person pasting it would. */
+async function paste(line: string) {
+  const proc = Bun.spawn(["bash", "-c", fill(line) + " --json"], {
+    cwd: ws,
+    env: { ...process.env, PATH: `${dirname(LOOM)}:${process.env.PATH}`, METAFLOW_USER: undefined, ANTHROPIC_API_KEY: undefined } as any,
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  const code = await proc.exited;
+  let json: any;
+  try {
+    json = JSON.parse(stdout);
+  } catch {}
+  return { code, stdout, stderr, json };
+}
+
+describe("every `next` line runs as printed", () => {
+  test("from ingest through eda, features, run, validate, viz and report: exit 0 or 1", async () => {
+    const seen = new Set<string>();
+    const verbsSeen = new Set<string>();
+    const start = await loom(["ingest", "--source", "churn.csv", "--json"], { cwd: ws });
+    let frontier: { from: string; line: string }[] = start.json.next.map((line: string) => ({ from: "ingest", line }));
+    const ds = await loom(["datasets", "--json"], { cwd: ws });
+    frontier.push(...ds.json.next.map((line: string) => ({ from: "datasets", line })));
+    let executed = 0;
+    while (frontier.length) {
+      const next: typeof frontier = [];
+      for (const { from, line } of frontier) {
+        const verb = /^(?:\w+=\S+\s+)*loom\s+(\S+)/.exec(line)?.[1];
+        expect(verb, `a next line that is not a loom command (from ${from}): ${line}`).toBeDefined();
+        // each (from, verb) hint runs once; a verb's own hints are followed the first time it runs
+        const key = `${from}->${verb}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const r = await paste(line);
+        executed++;
+        expect([0, 1], `\`${fill(line)}\` (from ${from}) exited ${r.code}: ${r.json?.messages?.[0] ?? r.stderr.slice(-300)}`).toContain(r.code);
+        expectNoTraceback(r);
+        expect(r.json, `\`${line}\` printed one JSON object`).toBeDefined();
+        if (!verbsSeen.has(verb!)) for (const l of r.json.next ?? []) next.push({ from: verb!, line: l });
+        verbsSeen.add(verb!);
+      }
+      frontier = next;
+    }
+    // the chain reached the search and the checks of its best solution
+    for (const v of ["eda", "features", "run", "validate", "viz", "report"]) expect(verbsSeen.has(v), `no hint led to ${v}`).toBe(true);
+    expect(executed).toBeGreaterThanOrEqual(6);
+  }, 600_000);
+});
