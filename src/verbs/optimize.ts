@@ -3,6 +3,8 @@
  * the flow's step; for anthropic/openai this process hosts the proposer (a loopback HTTP server holding the
  * SDK and the key) and hands its URL to the flow. See docs/decisions/0400-optimize-architecture.md.
  */
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import * as v from "valibot";
 import { defineVerb, type Outcome } from "../core/define";
 import { UsageError } from "../core/errors";
@@ -86,6 +88,35 @@ function completeFor(p: ReturnType<typeof resolveProposer>): Complete {
     : openaiProposer({ apiKey: p.apiKey, model: p.model, baseURL: p.baseURL!, stream: process.env.LOOM_OPENAI_STREAM !== "0" });
 }
 let lastBoardLines = 0;
+
+/** Ctrl-C during a search: the first asks the flow's step to stop (a file it polls), which kills the running
+ * candidate and records the journal so far as an INTERRUPTED run that `--resume` continues; a second one
+ * leaves at once (exit 130). The Python processes ignore SIGINT while the stop file is named. */
+function onInterrupt(ctx: { workspace: { dir: string }; ui: { line(m: string): void } }) {
+  const dir = join(ctx.workspace.dir, "tmp");
+  const stopFile = join(dir, `stop-${process.pid}-${Date.now()}`);
+  let asked = false;
+  const handler = () => {
+    if (asked) process.exit(130);
+    asked = true;
+    try {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(stopFile, "");
+    } catch {
+      process.exit(130);
+    }
+    ctx.ui.line("\ninterrupted: stopping the running candidate and recording the search so far (Ctrl-C again to abort)");
+    lastBoardLines = 0; // the next leaderboard is drawn below this line, not over it
+  };
+  process.on("SIGINT", handler);
+  return {
+    env: { LOOM_STOP_FILE: stopFile },
+    done() {
+      process.off("SIGINT", handler);
+      rmSync(stopFile, { force: true });
+    },
+  };
+}
 
 export default defineVerb({
   name: "run",
@@ -183,13 +214,18 @@ export default defineVerb({
   },
   async run(input, ctx): Promise<Outcome> {
     const p = resolveProposer(input);
-    if (!p.remote) return ctx.flow(flowRequest(input));
-    const complete = completeFor(p);
-    const server = startProposerServer(complete);
+    const interrupt = onInterrupt(ctx);
     try {
-      return await ctx.flow({ ...flowRequest(input, p.model), env: { LOOM_PROPOSER_URL: server.url } });
+      if (!p.remote) return await ctx.flow({ ...flowRequest(input), env: interrupt.env });
+      const complete = completeFor(p);
+      const server = startProposerServer(complete);
+      try {
+        return await ctx.flow({ ...flowRequest(input, p.model), env: { LOOM_PROPOSER_URL: server.url, ...interrupt.env } });
+      } finally {
+        server.stop();
+      }
     } finally {
-      server.stop();
+      interrupt.done();
     }
   },
 });

@@ -142,3 +142,36 @@ describe("every `next` line runs as printed", () => {
     expect(executed).toBeGreaterThanOrEqual(6);
   }, 600_000);
 });
+
+/** Run build/loom in a real pseudo-terminal (test/fixtures/pty_run.py), optionally typing Ctrl-C. */
+export async function inPty(args: string[], opts: { cwd: string; cols?: number; interruptAfter?: string; env?: Record<string, string> }) {
+  const spec = { argv: [LOOM, ...args], cwd: opts.cwd, cols: opts.cols ?? 100, rows: 50, interrupt_after: opts.interruptAfter, timeout: 240, env: { METAFLOW_USER: "", ...(opts.env ?? {}) } };
+  const py = Bun.spawn(["python3", join(import.meta.dir, "..", "fixtures", "pty_run.py"), JSON.stringify(spec)], { stdout: "pipe", stderr: "pipe" });
+  const out = await new Response(py.stdout).text();
+  await py.exited;
+  return JSON.parse(out) as { code: number | null; signal: number | null; output: string; interrupted: boolean };
+}
+
+describe("Ctrl-C in `loom run` keeps the work", () => {
+  test("a real terminal's SIGINT: INTERRUPTED run with the best so far and the resume command, which continues it", async () => {
+    const r = await inPty(
+      ["run", "--dataset", "churn", "--target", "churned", "--metric", "Maximize ROC-AUC on a held-out split.", "--model-provider", "offline", "--steps", "4"],
+      { cwd: ws, interruptAfter: "step 2/" },
+    );
+    expect(r.interrupted).toBe(true);
+    expect(r.code).toBe(1);
+    expect(r.output).toContain("STATUS      : INTERRUPTED");
+    expect(r.output).not.toMatch(/Traceback|Aborted!/);
+    const resume = /next\s+: (loom run --resume OptimizeFlow\/\d+ --steps \d+ --model-provider offline)/.exec(r.output)?.[1];
+    expect(resume, r.output.slice(-1500)).toBeDefined();
+    expect(r.output).toMatch(/best so far node \d+ = [\d.]+, spent \$0\.0000/);
+    const again = await paste(resume!);
+    expect(again.code).toBe(0);
+    expect(again.json.status).toBe("OK");
+    const prev = resume!.split(" ")[3]!;
+    expect(again.json.inputs).toContain(prev);
+    // every node of the interrupted run is in the resumed journal, none left interrupted
+    expect(again.json.summary.nodes.interrupted ?? 0).toBe(0);
+    expect(again.json.summary.nodes.total).toBeGreaterThanOrEqual(4);
+  }, 300_000);
+});

@@ -270,6 +270,12 @@ def call(req: dict) -> dict:
 
 
 def main() -> int:
+    if os.environ.get("LOOM_STOP_FILE"):
+        # the CLI turns Ctrl-C into a stop request (the file LOOM_STOP_FILE names) that the flow's step finishes
+        # cleanly on; ignored here, SIGINT stays ignored in every process this one starts (inherited over exec)
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     req = json.loads(sys.stdin.read() or "{}")
     try:
         out = run_flow(req) if req.get("mode") == "flow" else call(req)

@@ -44,6 +44,9 @@ def client():
     return metaflow
 
 
+MIN_PREFIX = 4  # shorter run-id prefixes are never taken (ids are timestamps: '1' would match them all)
+
+
 def _run_ids(flow_name: str) -> list[str]:
     """Run ids of ``flow_name`` in the local datastore, newest first (a directory listing: no Client)."""
     fdir = os.path.join(datastore_root(), ".metaflow", flow_name)
@@ -118,10 +121,10 @@ def resolve_ref(ref: str, flows: tuple[str, ...] | None = None, *, what: str = "
             for r in ids:
                 if _successful(f"{flow_name}/{r}"):
                     return f"{flow_name}/{r}"
-            raise UsageError(f"{flow_name} has no successful run in this workspace (`loom runs`, `loom datasets`)")
+            raise UsageError(f"{flow_name} has no successful run in this workspace")
         if rid in ids or not ids:
             return ref
-        matches = [r for r in ids if r.startswith(rid)]
+        matches = [r for r in ids if r.startswith(rid)] if len(rid) >= MIN_PREFIX else []
         if len(matches) == 1:
             return f"{flow_name}/{matches[0]}"
         if len(matches) > 1:
@@ -132,14 +135,15 @@ def resolve_ref(ref: str, flows: tuple[str, ...] | None = None, *, what: str = "
         labelled_ = [p for p in labelled(ref) if not flows or p.split("/")[0] in flows]
         if labelled_:
             return labelled_[0]
-    if ref.isdigit():
+    if ref.isdigit() and len(ref) >= MIN_PREFIX:
         matches = [f"{fl}/{r}" for fl in (flows or tuple(_flow_names())) for r in _run_ids(fl) if r.startswith(ref)]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
             raise _ambiguous(ref, matches, what)
-    hint = "`loom datasets` lists data objects and their labels" if what == "data object" else "expected Flow/RunId, Flow/latest or a run-id prefix"
-    raise UsageError(f"no {what} '{ref}' in this workspace: {hint}")
+    hint = "`loom datasets` lists data objects and their labels" if what == "data object" else "check the pathspec"
+    raise UsageError(f"no {what} '{ref}' in this workspace (not a label, a Flow/RunId pathspec, Flow/latest or a "
+                     f"run-id prefix of {MIN_PREFIX}+ digits): {hint}")
 
 
 # parameters that name a run, wherever a verb takes one: (flows it may come from, what it is called)

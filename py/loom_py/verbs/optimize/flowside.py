@@ -87,7 +87,8 @@ def execute(flow, current) -> None:
         best_model = test_pred = None
         if best is not None:
             node_dir = rec.get("best_dir") or os.path.join(workdir, f"node-{best['id']:03d}")
-            if not os.path.exists(os.path.join(node_dir, "predictions.npz")):  # a resumed search's best: re-run it
+            interrupted = rec["stopped_because"] == search.INTERRUPTED
+            if not interrupted and not os.path.exists(os.path.join(node_dir, "predictions.npz")):  # a resumed search's best: re-run it
                 events.progress(f"re-running node {best['id']} (the best, from {flow.resume}) for its model")
                 sandbox.run_candidate(best["code"], node_dir, os.path.join(workdir, "data"), timeout=cfg["node_timeout"],
                                       mem_mb=cfg["mem_mb"])
@@ -140,12 +141,22 @@ def execute(flow, current) -> None:
     }
     status = "OK" if best else "NO_SOLUTION"
     msgs = list(spec["split"].get("notes", []))
+    finished = lambda js: sum(1 for n in js if n.get("status") != "interrupted")  # noqa: E731
+    left = max(1, int(cfg["steps"]) - (finished(journal) - finished(prior)))
+    resume = f"loom run --resume {me} --steps {left} --model-provider {cfg['provider']}"
+    if rec["stopped_because"] == search.INTERRUPTED:
+        status = "INTERRUPTED"  # a finished run holding the journal so far: `--resume` continues it
+        msgs.insert(0, f"interrupted: {len(journal)} nodes recorded, best so far "
+                       + (f"node {best['id']} = {best['score']:.5g}" if best else "none")
+                       + f", spent ${rec['spend_usd']:.4f}; continue with: {resume}")
     if rec["dropped_columns"]:
         msgs.append(f"identifier/text columns the offline library drops: {', '.join(map(str, rec['dropped_columns'][:10]))}")
+    nxt = ([resume] if status == "INTERRUPTED" else []) + ([f"loom validate --model {me}"] if best else []) + [f"loom viz --run {me}"]
+    if status != "INTERRUPTED":
+        nxt.append(f"loom run --resume {me} --steps 10 --model-provider {cfg['provider']}")
     flow.loom_result = flowkit.result(
-        status, summary, exit_code=0 if best else 1, inputs=[flow.dataset] + ([flow.resume] if flow.resume else []),
-        messages=msgs,
-        next=[f"loom validate --model {me}", f"loom viz --run {me}", f"loom run --resume {me} --steps 10 --model-provider {cfg['provider']}"])
+        status, summary, exit_code=0 if best and status == "OK" else 1,
+        inputs=[flow.dataset] + ([flow.resume] if flow.resume else []), messages=msgs, next=nxt)
     _card(current, me, pub_spec, summary, board, journal, flow.best_code)
 
 
