@@ -9,6 +9,7 @@ import * as v from "valibot";
 import { defineVerb, type Outcome } from "../core/define";
 import { UsageError } from "../core/errors";
 import { DatasetPathspec, Num, Pathspec, PositiveInt } from "../core/schemas";
+import { fit, stripControl, termWidth } from "../core/term";
 import { kv } from "../core/ui";
 import { nodeLines, progressLine, renderBoard, type BoardEvent } from "../optimize/leaderboard";
 import { DEFAULT_MODELS, EST_TOKENS_PER_NODE, priceOf, usd } from "../optimize/pricing";
@@ -186,7 +187,9 @@ export default defineVerb({
     if (ev.kind === "leaderboard") {
       const b = ev as unknown as BoardEvent;
       if (ui.isTTY) {
-        const lines = renderBoard(b);
+        // one terminal row per line (cut to the width) so moving up `lastBoardLines` rows redraws in place
+        const w = termWidth(process.stderr);
+        const lines = renderBoard(b).map((l) => fit(stripControl(l), w - 1));
         if (lastBoardLines) ui.raw(`\x1b[${lastBoardLines}A\x1b[J`);
         ui.raw(lines.join("\n") + "\n");
         lastBoardLines = lines.length;

@@ -114,6 +114,9 @@ def resolve_ref(ref: str, flows: tuple[str, ...] | None = None, *, what: str = "
             raise UsageError(f"'{ref}' is not a run pathspec (expected Flow/RunId, Flow/latest or a label, e.g. IngestDataset/123)")
         flow_name, rid = ref.split("/")
         if flows and flow_name not in flows:
+            if datastore_root() and flow_name not in _flow_names():
+                hint = "`loom datasets` lists data objects" if what == "data object" else "check the pathspec"
+                raise UsageError(f"{ref} does not exist in this workspace's datastore (no {flow_name} runs): {hint}")
             raise UsageError(f"{ref} is a {flow_name} run, but this needs a {what} from {' or '.join(flows)}")
         require_datastore()
         ids = _run_ids(flow_name)
