@@ -290,10 +290,21 @@ def final_cards_only() -> None:
         pass
 
 
-def card_header(title: str, lines: list[str]):
-    """A heading and a list. ``title`` is escaped; the ``lines`` are Markdown the caller built, each
-    data-derived piece of them through ``esc``/``code``."""
-    from metaflow.cards import Markdown
+def _inline_html(line: str) -> str:
+    """A line with `code` and **bold** as the only markup: everything else escaped (HTML, links, images)."""
+    out = []
+    for part in re.split(r"(`[^`]*`|\*\*[^*]+\*\*)", str(line)):
+        if part.startswith("`") and part.endswith("`") and len(part) >= 2:
+            out.append(f"<code>{h(part[1:-1])}</code>")
+        elif part.startswith("**") and part.endswith("**") and len(part) >= 4:
+            out.append(f"<b>{h(part[2:-2])}</b>")
+        else:
+            out.append(h(part))
+    return "".join(out)
 
-    body = "\n".join(f"- {l}" for l in lines)
-    return Markdown(f"# {esc(title)}\n\n{body}")
+
+def card_header(title: str, lines: list[str]):
+    """A heading and a list, as one HTML block: the title and lines are escaped here (data-derived text in them
+    cannot become HTML, a link or an image); `code` and **bold** in a line keep their meaning."""
+    items = "".join(f"<li style='margin:3px 0'>{_inline_html(l)}</li>" for l in lines)
+    return html_block(f"<h1 style='font-size:1.6em;margin:.4em 0'>{h(title)}</h1><ul>{items}</ul>")

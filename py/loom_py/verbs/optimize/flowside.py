@@ -157,7 +157,7 @@ def execute(flow, current) -> None:
     flow.loom_result = flowkit.result(
         status, summary, exit_code=0 if best and status == "OK" else 1,
         inputs=[flow.dataset] + ([flow.resume] if flow.resume else []), messages=msgs, next=nxt)
-    _card(current, me, pub_spec, summary, board, journal, flow.best_code)
+    _card(current, me, pub_spec, summary, board, journal, flow.best_code, status)
 
 
 def _test_frame(p: dict):
@@ -172,23 +172,31 @@ def _test_frame(p: dict):
     return df
 
 
-def _card(current, me, spec, summary, board, journal, code):
+def _card(current, me, spec, summary, board, journal, code, status="OK"):
     from metaflow.cards import Markdown
 
     from loom_py.runtime import flowkit
 
+    H = flowkit.h
     b = summary["best"]
-    current.card.append(flowkit.card_header(
-        f"{me}: search on {summary['dataset']}",
-        [f"metric: {spec['label']} ({spec['direction']}), computed by Loom; selection: {summary['selection']['why']}",
-         f"best: node {b['node']} {b['model']} = {b['score']:.5g}" if b else "best: none (every node failed)",
-         f"nodes: {json.dumps(summary['nodes'])}", f"spend: {json.dumps(summary['spend'])}",
-         f"stopped because: {summary['stopped_because']}"]))
+    best = f"node {b['node']} {b['model']} = {b['score']:.5g}" if b else "none (every node failed)"
+    reason = (f"best {spec['label']}: {best}; stopped because {summary['stopped_because']}" if b
+              else f"no candidate produced a valid solution; stopped because {summary['stopped_because']}")
+    n = summary["nodes"]
+    current.card.append(flowkit.banner(status, reason, word="STATUS", title=f"{me}: search on {summary['dataset']}", facts=[
+        ("metric", f"{spec['label']} ({spec['direction']})"), ("nodes", ", ".join(f"{k} {v}" for k, v in n.items())),
+        ("spend", f"${summary['spend']['usd']:.4f} ({summary['spend']['provider']})"),
+        ("tokens", str(summary["spend"]["tokens"]["input"] + summary["spend"]["tokens"]["output"]))]))
+    current.card.append(flowkit.items_block([
+        f"metric: {H(spec['label'])} ({H(spec['direction'])}), computed by Loom; selection: {H(summary['selection']['why'])}",
+        f"best: {H(best)}", f"stopped because: {H(summary['stopped_because'])}",
+        f"spend: ${summary['spend']['usd']:.4f} · {summary['spend']['tokens']['input']} input / "
+        f"{summary['spend']['tokens']['output']} output tokens · {summary['spend']['seconds']} s"]))
     current.card.append(Markdown("## Leaderboard"))
     current.card.append(flowkit.card_table(board, ["rank", "node", "operator", "parent", "model", "score", "seconds", "status", "error"], limit=100))
-    current.card.append(Markdown("## Search tree\n\n```\n" + tree_text(journal, summary["best"]["node"] if b else None) + "\n```"))
+    current.card.append(Markdown("## Search tree\n\n" + flowkit.fence(tree_text(journal, summary["best"]["node"] if b else None))))
     if code:
-        current.card.append(Markdown("## Best solution\n\n```python\n" + code + "\n```"))
+        current.card.append(Markdown("## Best solution\n\n" + flowkit.fence(code, "python")))
 
 
 def tree_text(journal, best_id=None) -> str:
