@@ -32,7 +32,7 @@ async function mainHelp(): Promise<string> {
     para("Exit codes: 0 success · 1 a well-formed domain outcome (VERDICT: FAIL, gate denied) · 2 setup or bad arguments."),
     para("Runs are named by pathspec (IngestDataset/123), Flow/latest, a run-id prefix, or a data object's label (`--dataset churn`)."),
     para("Start with `loom setup`, then `loom ingest --source FILE`. `loom doctor` when anything reports a setup problem."),
-    "`loom <verb> --help` for a verb's flags; `loom completion bash|zsh|fish` for tab completion; -V for the version.",
+    para("`loom <verb> --help` for a verb's flags; `loom completion bash|zsh|fish` for tab completion; -V for the version."),
     "",
     "Examples:",
     "  loom ingest --source churn.csv",

@@ -59,10 +59,11 @@ export function renderHuman(env: Envelope, body: string[], opts: { color?: boole
   if (env.pathspec) lines.push(kv("run", env.pathspec));
   if (env.card_path) lines.push(kv("card", env.card_path));
   for (const m of env.messages) lines.push(kv("note", stripControl(m)));
-  const next = env.next.map((n) => stripControl(n));
-  if (next.length) lines.push(kv("next", next[0]!), ...next.slice(1).map((n) => `${" ".repeat(14)}${n}`));
   const width = opts.width ?? Infinity;
   const out = lines.flatMap((l) => (l.length <= width || !/^.{11} : /.test(l) ? [l] : [l.slice(0, 14) + wrap(l.slice(14), width - 14, 14).join("\n")]));
+  // `next` lines are commands to paste: never wrapped
+  const next = env.next.map((n) => stripControl(n));
+  if (next.length) out.push(kv("next", next[0]!), ...next.slice(1).map((n) => `${" ".repeat(14)}${n}`));
   const word = env.verdict ?? env.status;
   const c = statusColor(word);
   const shown = opts.color && c ? paint(true, "bold", paint(true, c, word)) : word;

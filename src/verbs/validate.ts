@@ -65,8 +65,8 @@ export default defineVerb({
   tier: "read-only",
   emitsVerdict: true,
   args: {
-    dataset: { type: "string", description: "data object: its label, IngestDataset/N, FeaturesFlow/latest or a run-id prefix" },
-    target: { type: "string", description: "the column to predict" },
+    dataset: { type: "string", description: "data object: its label, IngestDataset/N, FeaturesFlow/latest or a run-id prefix (with --model: the search's, unless given)" },
+    target: { type: "string", description: "the column to predict (with --model: the search's, unless given)" },
     metric: { type: "enum", options: [...METRICS], description: "holdout/CV metric (default: roc_auc for classification, rmse for regression)" },
     threshold: { type: "string", description: "the bar the holdout metric must reach (>= for scores, <= for errors)" },
     time: { type: "string", description: "time column: purged K-fold with embargo; the holdout is the latest rows" },

@@ -153,18 +153,53 @@ export async function inPty(args: string[], opts: { cwd: string; cols?: number; 
 }
 
 describe("Ctrl-C in `loom run` keeps the work", () => {
+  test("a run killed outright: doctor counts it as never finished and its command cleans it up", async () => {
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== "METAFLOW_USER") env[k] = v;
+    const proc = Bun.spawn(["setsid", LOOM, "run", "--dataset", "churn", "--target", "churned", "--metric", "Maximize ROC-AUC", "--model-provider", "offline", "--steps", "30"], { cwd: ws, env, stdout: "ignore", stderr: "pipe" });
+    const reader = (proc.stderr as ReadableStream<Uint8Array>).getReader();
+    let seen = "";
+    while (!/step 1\//.test(seen)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += new TextDecoder().decode(value);
+    }
+    process.kill(-proc.pid, "SIGKILL"); // the whole group: CLI, bridge, launcher, task
+    await proc.exited;
+    const d = await loom(["doctor", "--json"], { cwd: ws, env: { LOOM_UNFINISHED_MIN_AGE_S: "0" } });
+    const check = d.json.summary.checks.find((c: any) => c.name === "unfinished runs");
+    expect(check?.status).toBe("WARN");
+    expect(check.detail).toMatch(/1 run\(s\) never finished.*OptimizeFlow\/\d+/);
+    const cmd = /remove them: (rm -rf .*)$/.exec(check.fix)?.[1];
+    expect(cmd).toBeDefined();
+    expect(Bun.spawnSync(["bash", "-c", cmd!]).exitCode).toBe(0);
+    const after = await loom(["doctor", "--json"], { cwd: ws, env: { LOOM_UNFINISHED_MIN_AGE_S: "0" } });
+    expect(after.json.summary.checks.find((c: any) => c.name === "unfinished runs")).toBeUndefined();
+  }, 120_000);
+
   test("a real terminal's SIGINT: INTERRUPTED run with the best so far and the resume command, which continues it", async () => {
     const r = await inPty(
       ["run", "--dataset", "churn", "--target", "churned", "--metric", "Maximize ROC-AUC on a held-out split.", "--model-provider", "offline", "--steps", "4"],
-      { cwd: ws, interruptAfter: "step 2/" },
+      { cwd: ws, interruptAfter: "step 2/", cols: 60 },
     );
     expect(r.interrupted).toBe(true);
+    // the live leaderboard redrew in place at 60 columns (a board that wrapped would leave a header behind at
+    // each redraw): one header above the interruption note, one below it
+    const screen = emulate(r.output, 60);
+    const headers = (from: RegExp, to: RegExp) => {
+      const a = screen.findIndex((l) => from.test(l)), b = screen.findIndex((l, i) => i > a && to.test(l));
+      return screen.slice(a, b).filter((l) => /^rank\s+node\s+operator/.test(l)).length;
+    };
+    expect(headers(/^gate/, /^interrupted:/)).toBe(1); // the live board before Ctrl-C, redrawn in place
+    expect(headers(/^interrupted:/, /^metric\s+:/)).toBe(1); // and after it, below the message
+    expect(r.output).toMatch(/\x1b\[\d+A\x1b\[J/); // it did redraw
+    expect(r.output).toMatch(/\x1b\[1m\x1b\[33mINTERRUPTED/); // the STATUS word coloured on a terminal
     expect(r.code).toBe(1);
-    expect(r.output).toContain("STATUS      : INTERRUPTED");
+    expect(r.output).toMatch(/STATUS      : (\x1b\[\d+m)*INTERRUPTED/);
     expect(r.output).not.toMatch(/Traceback|Aborted!/);
     const resume = /next\s+: (loom run --resume OptimizeFlow\/\d+ --steps \d+ --model-provider offline)/.exec(r.output)?.[1];
     expect(resume, r.output.slice(-1500)).toBeDefined();
-    expect(r.output).toMatch(/best so far node \d+ = [\d.]+, spent \$0\.0000/);
+    expect(r.output).toMatch(/best so far\s+node \d+ = [\d.]+,\s+spent \$0\.0000/); // (wrapped at 60 columns)
     const again = await paste(resume!);
     expect(again.code).toBe(0);
     expect(again.json.status).toBe("OK");
@@ -174,4 +209,94 @@ describe("Ctrl-C in `loom run` keeps the work", () => {
     expect(again.json.summary.nodes.interrupted ?? 0).toBe(0);
     expect(again.json.summary.nodes.total).toBeGreaterThanOrEqual(4);
   }, 300_000);
+});
+
+/** What a terminal `cols` wide shows after `out`: text wraps at the width, \r, \n, ESC[nA (up), ESC[J (clear
+ * below), colour codes ignored. Enough to see whether a redraw left stale lines behind. */
+function emulate(out: string, cols: number): string[] {
+  const rows: string[][] = [[]];
+  let y = 0, x = 0;
+  const row = () => (rows[y] ??= []);
+  for (let i = 0; i < out.length; i++) {
+    const ch = out[i]!;
+    if (ch === "\x1b") {
+      const m = /^\x1b\[(\d*)([A-Za-z])/.exec(out.slice(i));
+      if (m) {
+        if (m[2] === "A") y = Math.max(0, y - Number(m[1] || 1));
+        if (m[2] === "J") rows.length = y + 1, (rows[y] = row().slice(0, x));
+        i += m[0].length - 1;
+      }
+      continue;
+    }
+    if (ch === "\r") x = 0;
+    else if (ch === "\n") (y++, (x = 0), row());
+    else {
+      if (x >= cols) (y++, (x = 0));
+      row()[x++] = ch;
+    }
+  }
+  return rows.map((r) => (r ?? []).join("").trimEnd());
+}
+
+describe("terminal conventions", () => {
+  test("-V, did-you-mean for verbs and flags, one JSON object for an unknown verb", async () => {
+    const v = await loom(["-V"]);
+    expect(v.code).toBe(0);
+    expect(v.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    const verb = await loom(["edaa"]);
+    expect(verb.code).toBe(2);
+    expect(verb.stderr).toContain("did you mean `loom eda`?");
+    const j = await loom(["edaa", "--json"]);
+    expect(j.code).toBe(2);
+    expect(j.json.exit_code).toBe(2);
+    expect(j.stdout.trim().split("\n").length).toBe(1);
+    const flag = await loom(["run", "--dataset", "churn", "--stpes", "3"], { cwd: ws });
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain("did you mean --steps?");
+  });
+
+  test("completion scripts for bash, zsh and fish name every verb; bash's parses", async () => {
+    for (const sh of ["bash", "zsh", "fish"]) {
+      const r = await loom(["completion", sh]);
+      expect(r.code).toBe(0);
+      for (const verb of ["ingest", "eda", "validate", "run"]) expect(r.stdout).toContain(verb);
+    }
+    const bash = await loom(["completion", "bash"]);
+    const p = Bun.spawnSync(["bash", "-n"], { stdin: new Blob([bash.stdout]) });
+    expect(p.exitCode).toBe(0);
+    const done = Bun.spawnSync(["bash", "-c", `${bash.stdout}\nCOMP_WORDS=(loom va); COMP_CWORD=1; _loom; echo "\${COMPREPLY[@]}"`]);
+    expect(done.stdout.toString().trim()).toBe("validate");
+    expect((await loom(["completion", "tcsh"])).code).toBe(2);
+  });
+
+  test("help: required flags marked, examples last, wrapped to COLUMNS 60 and 120", async () => {
+    const h = await loom(["eda", "--help"], { env: { COLUMNS: "120" } });
+    expect(h.stdout).toContain("* --dataset");
+    expect(h.stdout).toContain("    --target");
+    expect(h.stdout.trim().split("\n").slice(-2).every((l) => l.startsWith("  loom eda"))).toBe(true);
+    for (const cols of [60, 120]) {
+      for (const args of [["--help"], ["eda", "--help"], ["run", "--help"]]) {
+        const r = await loom(args, { env: { COLUMNS: String(cols) } });
+        const long = r.stdout.split("\n").filter((l) => l.length > cols && !l.trimStart().startsWith("loom ") && l.trim().includes(" "));
+        expect(long, `${args.join(" ")} at ${cols}`).toEqual([]);
+        if (cols === 120) expect(r.stdout.split("\n").some((l) => l.length > 60)).toBe(true); // it uses the room
+      }
+    }
+  });
+
+  test("no escape bytes through a pipe or with NO_COLOR; colour on a terminal; data escapes stripped", async () => {
+    writeFileSync(join(ws, "ansi.csv"), "a,\x1b]0;pwned\x07b\x1b[2J,churned\n1,x,0\n2,y,1\n3,x,0\n4,y,1\n");
+    const piped = await loom(["ingest", "--source", "ansi.csv"], { cwd: ws });
+    expect(piped.code).toBe(0);
+    expect(piped.stdout + piped.stderr).not.toContain("\x1b");
+    expect(piped.stdout).toContain("columns     : a:int64, b:string");
+    const pj = await loom(["ingest", "--source", "ansi.csv", "--json"], { cwd: ws });
+    expect(pj.json.summary.schema[1].name).toContain("\x1b]0;pwned"); // --json keeps the real name, escaped as JSON
+    const tty = await inPty(["doctor"], { cwd: ws, cols: 120 });
+    expect(tty.output).toMatch(/VERDICT     : \x1b\[1m\x1b\[3[12]m(PASS|FAIL)/);
+    const nc = await inPty(["doctor"], { cwd: ws, cols: 120, env: { NO_COLOR: "1" } });
+    expect(nc.output).not.toContain("\x1b[");
+    const dj = await inPty(["ingest", "--source", "ansi.csv", "--json"], { cwd: ws, cols: 120 });
+    expect(dj.output).not.toContain("\x1b[1m");
+  }, 120_000);
 });
