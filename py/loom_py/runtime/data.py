@@ -117,6 +117,9 @@ def resolve_ref(ref: str, flows: tuple[str, ...] | None = None, *, what: str = "
             if datastore_root() and flow_name not in _flow_names():
                 hint = "`loom datasets` lists data objects" if what == "data object" else "check the pathspec"
                 raise UsageError(f"{ref} does not exist in this workspace's datastore (no {flow_name} runs): {hint}")
+            if what == "data object":
+                raise UsageError(f"{ref} is not a data object (a {flow_name} run): pass its label, or a run of "
+                                 f"{' or '.join(flows)} (`loom datasets` lists them)")
             raise UsageError(f"{ref} is a {flow_name} run, but this needs a {what} from {' or '.join(flows)}")
         require_datastore()
         ids = _run_ids(flow_name)

@@ -307,4 +307,4 @@ def card_header(title: str, lines: list[str]):
     """A heading and a list, as one HTML block: the title and lines are escaped here (data-derived text in them
     cannot become HTML, a link or an image); `code` and **bold** in a line keep their meaning."""
     items = "".join(f"<li style='margin:3px 0'>{_inline_html(l)}</li>" for l in lines)
-    return html_block(f"<h1 style='font-size:1.6em;margin:.4em 0'>{h(title)}</h1><ul>{items}</ul>")
+    return html_block(f"{_PAGE_CSS}<h1 style='font-size:1.6em;margin:.4em 0'>{h(title)}</h1><ul>{items}</ul>")
