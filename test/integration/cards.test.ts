@@ -4,13 +4,15 @@
  * status banner (visible, coloured, with a reason), show its key elements, fit the viewport (no horizontal
  * overflow at 1280 and 800 px), and — with class names, a column name and values that carry Markdown/HTML
  * aimed at a loopback beacon server — make zero requests to it and hold no javascript: link.
- * Real runs: 1 ingest, 1 eda, 1 validate, 1 optimize (offline, 3 steps), 1 report. Screenshots are kept
+ * Real runs: 1 ingest, 1 eda, 1 validate, 1 optimize (2 steps, proposed by a local Anthropic-protocol server
+ * whose plans, code, output, model class name and errors carry the same payloads), 1 report. Screenshots are kept
  * under $LOOM_CARD_SHOTS (default: the temp workspace).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Browser, CHROMIUM } from "../fixtures/browser";
+import { fakeAnthropic } from "../fixtures/llm-servers";
 import { loom, rng, tempWorkspace } from "../helpers";
 
 const ws = tempWorkspace();
@@ -48,7 +50,35 @@ beforeAll(async () => {
   cards.eda = (await run(["eda", "--dataset", "evil", "--target", "label"])).card_path;
   const val = await run(["validate", "--dataset", "evil", "--target", "label", "--folds", "3"]);
   cards.validate = val.card_path;
-  cards.optimize = (await run(["run", "--dataset", "evil", "--target", "label", "--metric", "Maximize ROC-AUC on a held-out split.", "--model-provider", "offline", "--steps", "3"])).card_path;
+  // the search's proposer is a local server speaking Anthropic's protocol: its plans, code, printed output,
+  // model class name and error messages all carry Markdown/HTML aimed at the beacon
+  const evilCode = (extra: string) => [
+    `Plan: ![p](${B}/plan) <img src="${B}/plan2"> [j](javascript:alert(1))`,
+    "```python",
+    `print("![o](${B}/out) <img src=${B}/out2> \\x1b]0;pwned\\x07")`,
+    "from sklearn.linear_model import LogisticRegression",
+    "from sklearn.compose import make_column_transformer, make_column_selector",
+    "from sklearn.preprocessing import OneHotEncoder",
+    "from sklearn.pipeline import make_pipeline",
+    "class Evil(LogisticRegression):",
+    "    pass",
+    `Evil.__name__ = Evil.__qualname__ = "![m](${B}/model)<img src=${B}/model2>"`,
+    "def make_model():",
+    extra,
+    "    pre = make_column_transformer(('passthrough', make_column_selector(dtype_include='number')), (OneHotEncoder(handle_unknown='ignore'), make_column_selector(dtype_exclude='number')))",
+    "    return make_pipeline(pre, Evil(max_iter=500))",
+    "```",
+  ].join("\n");
+  const proposer = fakeAnthropic([evilCode("    pass"), evilCode(`    raise ValueError("![e](${B}/err) <img src=${B}/err2>")`)]);
+  try {
+    const o = await loom(["run", "--dataset", "evil", "--target", "label", "--metric", "Maximize ROC-AUC on a held-out split.", "--steps", "2", "--yes", "--json"],
+      { cwd: ws, env: { ANTHROPIC_API_KEY: "test-key", ANTHROPIC_BASE_URL: proposer.url } });
+    expect([0, 1], `${o.json?.messages?.[0]} ${o.stderr.slice(-400)}`).toContain(o.code);
+    expect(o.json.summary.nodes.total).toBe(2);
+    cards.optimize = o.json.card_path;
+  } finally {
+    proposer.stop();
+  }
   cards.report = (await run(["report", "--run", val.pathspec])).card_path;
   browser = await Browser.start();
 }, 300_000);
@@ -132,6 +162,7 @@ maybe("cards in a real browser (Chromium)", () => {
       expect(rep.probe.banner.text).toContain("spend");
       expect(rep.probe.h2).toContain("Leaderboard");
       expect(rep.probe.text).toContain("def make_model"); // the best solution, in its code block
+      expect(rep.probe.text).toContain(`Evil.__name__ = Evil.__qualname__ = "![m](http://127.0.0.1:${beacon!.port}/model)`); // as text
     }, 60_000);
 
     test(`report at ${width}px: banner over the model card`, async () => {

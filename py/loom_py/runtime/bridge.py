@@ -123,7 +123,7 @@ def run_flow(req: dict) -> dict:
         except OSError:
             proc = None
     try:
-        params = data.resolve_params(params)  # labels, Flow/latest, run-id prefixes → pathspecs
+        params = data.resolve_params(params, flow_name)  # labels, Flow/latest, run-id prefixes → pathspecs
         if req.get("prepare"):
             prep = _load(req["prepare"])(params) or {}
             params = prep.get("params", params)

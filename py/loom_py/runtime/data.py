@@ -155,20 +155,24 @@ def resolve_ref(ref: str, flows: tuple[str, ...] | None = None, *, what: str = "
 # parameters that name a run, wherever a verb takes one: (flows it may come from, what it is called)
 REF_PARAMS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "dataset": (DATASET_FLOWS, "data object"),
-    "model": (None, "solution run"),
     "from": (("EdaFlow",), "eda run"),
     "from_run": (("EdaFlow",), "eda run"),
     "resume": (("OptimizeFlow",), "search to resume"),
     "run": (None, "run"),
     "source_run": (None, "run"),
 }
+# parameters whose name means a run only in some flows (`--model` is a run for validate, an LLM for `loom run`)
+FLOW_REF_PARAMS: dict[str, dict[str, tuple[tuple[str, ...] | None, str]]] = {
+    "ValidateFlow": {"model": (("OptimizeFlow",), "solution run")},
+}
 
 
-def resolve_params(params: dict) -> dict:
-    """``params`` with every run reference (REF_PARAMS) replaced by its resolved pathspec; the bridge calls
-    this before a verb's prepare, so the flow, its parameters and the envelope's ``inputs`` see the same run."""
+def resolve_params(params: dict, flow_name: str | None = None) -> dict:
+    """``params`` with every run reference (REF_PARAMS, and FLOW_REF_PARAMS of ``flow_name``) replaced by its
+    resolved pathspec; the bridge calls this before a verb's prepare, so the flow, its parameters and the
+    envelope's ``inputs`` see the same run."""
     out = dict(params)
-    for key, (flows, what) in REF_PARAMS.items():
+    for key, (flows, what) in {**REF_PARAMS, **FLOW_REF_PARAMS.get(flow_name or "", {})}.items():
         val = out.get(key)
         if isinstance(val, str) and val:
             out[key] = resolve_ref(val, flows, what=what)
