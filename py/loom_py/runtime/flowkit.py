@@ -134,7 +134,7 @@ def status_kind(status: str | None) -> str:
 # tables wrap long cells and scroll sideways inside the page instead of widening it
 _PAGE_CSS = ("<style>.loom-banner{box-sizing:border-box;max-width:100%}"
              "table{display:block;max-width:100%;overflow-x:auto}"
-             "td,th{overflow-wrap:anywhere;word-break:break-word;max-width:32em}"
+             "td,th{overflow-wrap:break-word;max-width:32em}"
              "pre{max-width:100%;overflow-x:auto;white-space:pre-wrap}"
              ".loom-cols{display:flex;flex-wrap:wrap;gap:12px}"
              ".loom-col{box-sizing:border-box;flex:1 1 300px;max-width:100%;border:1px solid #ddd;border-radius:6px;padding:8px 12px}"
