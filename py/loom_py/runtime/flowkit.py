@@ -133,6 +133,8 @@ def status_kind(status: str | None) -> str:
 
 # tables wrap long cells and scroll sideways inside the page instead of widening it
 _PAGE_CSS = ("<style>.loom-banner{box-sizing:border-box;max-width:100%}"
+             # size-contained: a wide table inside scrolls instead of widening Metaflow's column (a flex item)
+             ".loom-block{contain:inline-size;overflow-x:auto}.loom-block ul{padding-left:1.5em}"
              "table{display:block;max-width:100%;overflow-x:auto}"
              "td,th{overflow-wrap:break-word;max-width:32em}"
              "pre{max-width:100%;overflow-x:auto;white-space:pre-wrap}"
