@@ -50,21 +50,59 @@ class EdaFlow(FlowSpec):
         self.next(self.end)
 
     def _card(self, df, s, me, status):
-        from metaflow.cards import Markdown
+        from metaflow.cards import Markdown, Table, VegaChart
 
+        from loom_py.runtime import charts, flowkit
         from loom_py.verbs import eda
-        from loom_py.runtime import flowkit
 
         c = current.card
-        c.append(flowkit.card_header(f"{me}: profile of {s['dataset']} ({s.get('dataset_label') or ''})", [
-            f"status: **{status}** ({len(s['leakage_flags'])} leakage flag(s))",
-            f"shape: {s['shape']['rows']:,} rows x {s['shape']['columns']} columns; duplicate rows: {s['duplicate_rows']:,}",
-            f"target: {s['target'] or '(none)'}; task: {s['task'] or '-'}; time column: {s['time_column'] or '-'}",
-            f"content hash: `{s.get('content_hash')}`"] + [f"sampling: {x}" for x in s["sampling"]]))
+        flags, alerts = s["leakage_flags"], s["alerts"]
+        if flags:
+            reason = f"{len(flags)} leakage flag(s): " + ", ".join(f"{f['column']} ({f['reason']})" for f in flags[:4]) + (" …" if len(flags) > 4 else "")
+        else:
+            reason = "no leakage flags" + (f"; {len(alerts)} data alert(s)" if alerts else "; no data alerts")
+        c.append(flowkit.banner(status, reason, word="STATUS",
+                                title=f"{me}: profile of {s['dataset']} ({s.get('dataset_label') or ''})", facts=[
+            ("rows", f"{s['shape']['rows']:,}"), ("columns", str(s["shape"]["columns"])),
+            ("duplicate rows", f"{s['duplicate_rows']:,}"), ("missing cells", f"{s['missingness']['overall_share'] * 100:.1f}%"),
+            ("target", f"{s['target']} ({s['task']})" if s["target"] else "(none)")]))
+        H = flowkit.h
+        c.append(flowkit.items_block(
+            [f"data object: {H(s['dataset'])} ({H(s.get('dataset_label') or '')}); content hash {flowkit.code(s.get('content_hash'))}",
+             f"time column: {H(s['time_column'] or '-')}"] + [f"sampling: {H(x)}" for x in s["sampling"]]))
+        # leakage first: what would make every later number a lie
         c.append(Markdown("## Leakage flags"))
-        c.append(flowkit.card_table(s["leakage_flags"], ["column", "reason", "evidence"]))
-        c.append(Markdown("## Columns (semantic types, missing, distinct)"))
-        c.append(flowkit.card_table(s["dtypes"], limit=200))
+        c.append(flowkit.items_block(
+            [f"{flowkit.badge('leakage', 'bad')} <b>{H(f['column'])}</b>: {H(f['reason'])} — {flowkit.kv_text(f.get('evidence') or {}, as_html=True)}"
+             for f in flags], "✓ none: no column predicts the target implausibly well or is filled after the outcome"))
+        # per-column cards, as in ydata-profiling: type, missing share, distinct, alert badges, a small chart
+        c.append(Markdown("## Columns"))
+        by_col: dict = {}
+        for a in alerts:
+            by_col.setdefault(a["column"], []).append(a["alert"])
+        flagged = {f["column"] for f in flags}
+        rows_n = max(1, s["shape"]["rows"])
+        cols = sorted(s["dtypes"], key=lambda d: (d["column"] not in flagged, d["column"] not in by_col))[:60]
+        table = []
+        for d in cols:
+            name = d["column"]
+            miss = d["missing"] / rows_n
+            badges = ([flowkit.badge("leakage", "bad")] if name in flagged else []) + \
+                     [flowkit.badge(a.replace("_", " "), "warn") for a in by_col.get(name, [])] + \
+                     ([flowkit.badge(f"missing {miss * 100:.1f}%", "warn" if miss > 0.05 else "info")] if d["missing"] else [])
+            info = (f"<div style='font-weight:700;font-size:15px'>{flowkit.code(name, 80)}</div>"
+                    f"<div style='color:#555;font-size:12px'>{H(d['semantic_type'])} · {H(d['dtype'])} · "
+                    f"{d['unique']:,} distinct · missing {miss * 100:.1f}%</div><div>{''.join(badges)}</div>")
+            chart = None
+            if name in df.columns:
+                try:
+                    chart = VegaChart(charts.vega_mini(df[name], d["semantic_type"]))
+                except Exception:
+                    chart = None
+            table.append([Markdown(info), chart if chart is not None else "-"])
+        c.append(Table(table, headers=["column", "distribution"]))
+        if len(s["dtypes"]) > len(cols):
+            c.append(Markdown(f"_{len(s['dtypes']) - len(cols)} more columns in the summary (`--json`)_"))
         if s["target_balance"]:
             c.append(Markdown("## Target balance"))
             tb = s["target_balance"]
@@ -76,9 +114,7 @@ class EdaFlow(FlowSpec):
         c.append(Markdown("## Top feature-feature associations"))
         c.append(flowkit.card_table(s["top_correlations"]["feature_pairs"]))
         c.append(Markdown("## Alerts"))
-        c.append(flowkit.card_table(s["alerts"], ["column", "alert", "value", "threshold"]))
-        from metaflow.cards import VegaChart
-
+        c.append(flowkit.card_table(alerts, ["column", "alert", "value", "threshold"]))
         c.append(Markdown("## Plots: missingness, target balance, top correlations"))
         for spec in eda.card_charts(df, s):  # Vega-Lite, drawn by the card itself (no matplotlib in this step)
             c.append(VegaChart(spec))

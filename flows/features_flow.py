@@ -57,7 +57,9 @@ class FeaturesFlow(FlowSpec):
                 messages.append("no --from eda run: leakage checks were run here (" + report["leakage_checked_by"] + ")")
             tgt = f" --target {self.target}" if self.target else ""
             self.loom_result = flowkit.result("OK", summary, inputs=inputs, messages=messages,
-                                              next=[f"loom eda --dataset {me}{tgt}", f"loom validate --dataset {me}{tgt}"])
+                                              next=[f"loom eda --dataset {me}{tgt}", f"loom validate --dataset {me}{tgt}"]
+                                              + ([f"loom run --dataset {me}{tgt} --metric '{_metric_hint(self.target, df)}' --model-provider offline"]
+                                                 if self.target else []))
             from metaflow.cards import Markdown
 
             c = current.card
@@ -76,6 +78,17 @@ class FeaturesFlow(FlowSpec):
     @step
     def end(self):
         pass
+
+
+def _metric_hint(target, df) -> str:
+    """The metric sentence `loom run` takes, for the target's kind (a hint that runs as printed)."""
+    try:
+        from loom_py.stats.tabular import infer_task
+
+        task = infer_task(df[target])
+    except Exception:
+        task = "classification"
+    return "Maximize ROC-AUC on a held-out split." if task == "classification" else "Minimize RMSE on a held-out split."
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ class IngestDataset(FlowSpec):
         current.card.append(flowkit.card_header(
             f"Data object {me}: {self.label}",
             [f"rows: {self.rows}", f"columns: {self.n_columns}", f"content hash: `{self.content_hash}`",
-             f"source: {json.dumps(self.source)}"] + [f"note: {n}" for n in self.read_notes]))
+             "source: " + " · ".join(f"{k}: {v}" for k, v in (self.source or {}).items())] + [f"note: {n}" for n in self.read_notes]))
         current.card.append(Markdown("## Schema"))
         current.card.append(flowkit.card_table(self.schema, limit=500))
         current.card.append(Markdown("## Sample (first 20 rows)"))

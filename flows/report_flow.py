@@ -28,8 +28,6 @@ class ReportFlow(FlowSpec):
     def _work(self):
         import os
 
-        from metaflow.cards import Markdown
-
         from loom_py.runtime import events, flowkit
         from loom_py.verbs import report
 
@@ -60,9 +58,23 @@ class ReportFlow(FlowSpec):
                    "sections_unfilled": built["unfilled"], "caveats": built["caveats"],
                    "markdown_path": md_path, "html_path": html_path}
         msgs = [f"sections the runs cannot fill: {', '.join(built['unfilled'])}"] if built["unfilled"] else []
-        self.loom_result = flowkit.result("OK", summary, inputs=list(roots), messages=msgs,
-                                          next=[f"open {html_path}"])
-        current.card.append(Markdown(md))
+        msgs.append(f"model card: {html_path} (open it in a browser)")
+        self.loom_result = flowkit.result("OK", summary, inputs=list(roots), messages=msgs)
+        # the card shows the same escaped HTML as model_card.html (every run-derived string went through
+        # html.escape in report.to_html), not the Markdown: card Markdown passes raw HTML through
+        m = built.get("metrics") or {}
+        verdict = m.get("verdict")
+        cav = built["caveats"]
+        reason = (f"{len(cav)} run(s) with caveats on the path: " + ", ".join(f"{c['pathspec']} ({c['status']})" for c in cav[:3])
+                  if cav
+                  else "no WARN or FAIL on the path")
+        facts = [("runs on the path", str(len(built["runs"]))), ("sections filled", str(len(built["filled"]))),
+                 ("not filled", str(len(built["unfilled"])))]
+        if m.get("holdout") is not None:
+            facts.insert(0, (f"holdout {m.get('metric')}", f"{m['holdout']:.4g}"))
+        current.card.append(flowkit.banner(verdict or "OK", reason, word="VERDICT" if verdict else "STATUS", title=title, facts=facts))
+        body = page.split("<body>", 1)[-1].rsplit("</body>", 1)[0]
+        current.card.append(flowkit.html_block(body))
 
     @step
     def end(self):

@@ -70,7 +70,7 @@ class TrainFlow(FlowSpec):
                 current.card.append(c)
             nxt = list(out.next)
             if out.status == "BUILT":
-                nxt.append(f"python -c \"from metaflow import Run; W = Run('{me}').data.embeddings\"")
+                nxt.append(f"loom report --run {me}")  # (Python: Run('{me}').data.embeddings, see the card)
             self.loom_result = flowkit.result(out.status, summary, inputs=[req.dataset],
                                               messages=notes + out.messages, next=nxt)
         self.next(self.end)

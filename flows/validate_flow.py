@@ -168,39 +168,53 @@ def render_card(card, me: str, s: dict) -> None:
     from loom_py.runtime import flowkit
 
     f = lambda v: "n/a" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
+    H = flowkit.h
     cv, ho = s["cv"], s["holdout"]
-    card.append(flowkit.card_header(f"{me}: VERDICT {s['verdict']}", [
-        f"data: {s['dataset']['pathspec']} ({s['rows']} rows with a target), target `{s['target']}` ({s['task']})",
-        f"model: {s['model']['name']} ({s['model']['source']})",
-        f"holdout {ho['metric']}: **{f(ho['value'])}** on {ho['rows']} sealed rows "
-        f"(seal {s['seal']['id']}, {s['seal']['how']}; evaluated {s['seal']['evaluations']}×)",
-        f"CV ({cv['scheme']}, {cv['folds']} folds): {f(cv['mean'])} ± {f(cv['std'])}"
-        + (f"; purged {cv['purged']}, embargoed {cv['embargoed']}" if cv["scheme"] == "purged_kfold" else ""),
-    ] + [f"reason: {r}" for r in s["reasons"]]))
+    failed = [c for c in s["checks"] if c.get("passed") is False]
+    reason = (s["reasons"][0] if s["reasons"] else
+              (f"failed: {', '.join(c['check'] for c in failed)}" if failed else
+               f"holdout {ho['metric']} {f(ho['value'])} on {ho['rows']} sealed rows; every check passed"))
+    card.append(flowkit.banner(s["verdict"], reason, title=f"{me}: validation of {s['dataset']['pathspec']}", facts=[
+        (f"holdout {ho['metric']}", f(ho["value"])), ("CV", f"{f(cv['mean'])} ± {f(cv['std'])}"),
+        ("model", s["model"]["name"]), ("target", f"{s['target']} ({s['task']})"),
+        ("leakage", "FOUND" if s["leakage"]["found"] else "none found")]))
     card.append(Markdown("## Checks"))
-    card.append(flowkit.card_table(s["checks"]))
+    card.append(flowkit.checks_block(s["checks"]))
+    if len(s["reasons"]) > 1:
+        card.append(flowkit.items_block([H(r) for r in s["reasons"]]))
+    card.append(flowkit.items_block([
+        f"data: {H(s['dataset']['pathspec'])} ({H(s['rows'])} rows with a target), target {flowkit.code(s['target'])} ({H(s['task'])})",
+        f"model: {H(s['model']['name'])} ({H(s['model']['source'])})",
+        f"holdout {H(ho['metric'])}: <b>{H(f(ho['value']))}</b> on {H(ho['rows'])} sealed rows "
+        f"(seal {H(s['seal']['id'])}, {H(s['seal']['how'])}; evaluated {H(s['seal']['evaluations'])}×)",
+        f"CV ({H(cv['scheme'])}, {H(cv['folds'])} folds): {H(f(cv['mean']))} ± {H(f(cv['std']))}"
+        + (f"; purged {H(cv['purged'])}, embargoed {H(cv['embargoed'])}" if cv["scheme"] == "purged_kfold" else "")]))
     card.append(Markdown("## Cross-validation folds"))
     card.append(flowkit.card_table(cv["per_fold"]))
     if s.get("calibration"):
         c = s["calibration"]
-        card.append(Markdown(f"## Calibration (holdout)\n\nECE ({c['bins']} bins, {c['ece_of']}): {f(c['ece'])} · "
-                             f"Brier: {f(c['brier'])} · slope: {f(c['slope'])} · intercept: {f(c['intercept'])}"))
+        card.append(Markdown("## Calibration (holdout)"))
+        card.append(flowkit.items_block([f"ECE ({H(c['bins'])} bins, {H(c.get('ece_of', ''))}): {H(f(c['ece']))} · Brier: {H(f(c['brier']))} · "
+                                         f"slope: {H(f(c['slope']))} · intercept: {H(f(c['intercept']))}"]))
         from metaflow.cards import VegaChart
 
         card.append(VegaChart(charts.reliability_vega(c["reliability"])))  # drawn by the card: no matplotlib
     if s.get("fairness"):
         for col, fr in s["fairness"].items():
-            card.append(Markdown(
-                f"## Per-slice results: {col}\n\ndemographic-parity difference {f(fr['demographic_parity_difference'])}, "
-                f"ratio {f(fr['demographic_parity_ratio'])}, equalized-odds difference "
-                f"{f(fr['equalized_odds_difference'])}"
-                + ("\n\ntoo small to judge: " + ", ".join(f"{g['group']} ({g['reason']})" for g in fr["too_small"])
-                   if fr["too_small"] else "")))
+            card.append(Markdown(f"## Per-slice results: {flowkit.esc(col)}"))
+            card.append(flowkit.items_block(
+                [f"demographic-parity difference {H(f(fr['demographic_parity_difference']))}, ratio {H(f(fr['demographic_parity_ratio']))}, "
+                 f"equalized-odds difference {H(f(fr['equalized_odds_difference']))}"]
+                + (["too small to judge: " + ", ".join(f"{H(g['group'])} ({H(g['reason'])})" for g in fr["too_small"])]
+                   if fr["too_small"] else [])))
             card.append(flowkit.card_table(fr["groups"]))
     lk = s["leakage"]
-    card.append(Markdown(f"## Leakage\n\nholdout rows duplicated in CV data: {lk['duplicates']['holdout_rows_in_cv']} · "
-                         f"holdout implausibly above CV: {lk['holdout_above_cv']}"))
-    card.append(flowkit.card_table(lk["flags"]))
+    card.append(Markdown("## Leakage"))
+    card.append(flowkit.items_block(
+        [f"holdout rows duplicated in CV data: {H(lk['duplicates']['holdout_rows_in_cv'])} · "
+         f"holdout implausibly above CV: {'yes' if lk['holdout_above_cv'] else 'no'}"]
+        + [f"{flowkit.badge('leakage', 'bad')} <b>{H(fl['column'])}</b>: {H(fl['reason'])} — {flowkit.kv_text(fl.get('evidence') or {}, as_html=True)}"
+           for fl in lk["flags"]]))
     card.append(Markdown("## Thresholds"))
     card.append(flowkit.card_table([{"bound": k, "value": v} for k, v in s["thresholds"].items()]))
 

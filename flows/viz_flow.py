@@ -71,7 +71,8 @@ class VizFlow(FlowSpec):
                 c.append(Markdown("## Leaderboard"))
                 c.append(flowkit.card_table(ordered, limit=100))
             for (name, fig), p in zip(figs, paths):
-                c.append(Markdown(f"## {name.replace('_', ' ')}\n\n`{p}`"))
+                c.append(Markdown(f"## {flowkit.esc(name.replace('_', ' '))}"))
+                c.append(flowkit.html_block(flowkit.code(p, None)))
                 c.append(flowkit.card_image(fig))
         self.next(self.end)
 

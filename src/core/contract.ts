@@ -2,6 +2,7 @@
 import * as v from "valibot";
 import { TIERS, type Tier } from "./tiers";
 import type { Outcome } from "./define";
+import { paint, statusColor, stripControl, wrap } from "./term";
 import { kv } from "./ui";
 
 export const EnvelopeSchema = v.object({
@@ -51,12 +52,21 @@ export function defaultHuman(summary: unknown): string[] {
   return lines;
 }
 
-export function renderHuman(env: Envelope, body: string[]): string {
-  const lines = [...body];
+/** The human rendering: data-derived text has its control characters stripped; lines longer than `width`
+ * wrap under their value; the VERDICT/STATUS word is coloured where `color` allows (a TTY without NO_COLOR). */
+export function renderHuman(env: Envelope, body: string[], opts: { color?: boolean; width?: number } = {}): string {
+  const lines = body.map((l) => stripControl(l));
   if (env.pathspec) lines.push(kv("run", env.pathspec));
   if (env.card_path) lines.push(kv("card", env.card_path));
-  for (const m of env.messages) lines.push(kv("note", m));
-  if (env.next.length) lines.push(kv("next", env.next[0]!), ...env.next.slice(1).map((n) => `${" ".repeat(14)}${n}`));
-  lines.push(env.verdict ? kv("VERDICT", env.verdict) : kv("STATUS", env.status));
-  return lines.join("\n") + "\n";
+  for (const m of env.messages) lines.push(kv("note", stripControl(m)));
+  const width = opts.width ?? Infinity;
+  const out = lines.flatMap((l) => (l.length <= width || !/^.{11} : /.test(l) ? [l] : [l.slice(0, 14) + wrap(l.slice(14), width - 14, 14).join("\n")]));
+  // `next` lines are commands to paste: never wrapped
+  const next = env.next.map((n) => stripControl(n));
+  if (next.length) out.push(kv("next", next[0]!), ...next.slice(1).map((n) => `${" ".repeat(14)}${n}`));
+  const word = env.verdict ?? env.status;
+  const c = statusColor(word);
+  const shown = opts.color && c ? paint(true, "bold", paint(true, c, word)) : word;
+  out.push(kv(env.verdict ? "VERDICT" : "STATUS", shown));
+  return out.join("\n") + "\n";
 }

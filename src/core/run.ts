@@ -8,6 +8,7 @@ import { UsageError } from "./errors";
 import { runGate, terminalIO } from "./gate";
 import { requirePython } from "./pyenv";
 import type { Tier } from "./tiers";
+import { closest, colorAllowed, stripControl, termWidth } from "./term";
 import { makeUI } from "./ui";
 import { DEFAULT_LIMITS, datastoreExists, ensureWorkspace, locateWorkspace, readLimits, type Workspace } from "./workspace";
 
@@ -164,8 +165,11 @@ export async function executeVerb(verb: VerbDef, rawArgs: string[], isVerb: (nam
     out.next = builtNext(out.next ?? [], isVerb);
     const env = envelope(verb.name, tier, out, verb.emitsVerdict);
     if (json) process.stdout.write(JSON.stringify(env) + "\n");
-    else if (out.exit_code === 2) process.stderr.write(`loom ${verb.name}: ${out.messages[0] ?? out.status}\n`);
-    else process.stdout.write(renderHuman(env, verb.human ? safeHuman(verb, out) : defaultHuman(out.summary)));
+    else if (out.exit_code === 2) process.stderr.write(`loom ${verb.name}: ${stripControl(out.messages[0] ?? out.status)}\n`);
+    else
+      process.stdout.write(
+        renderHuman(env, verb.human ? safeHuman(verb, out) : defaultHuman(out.summary), { color: colorAllowed(process.stdout), width: termWidth(process.stdout) }),
+      );
     return { exitCode: out.exit_code };
   };
   const safeHuman = (vb: VerbDef, out: Outcome) => {
@@ -177,7 +181,10 @@ export async function executeVerb(verb: VerbDef, rawArgs: string[], isVerb: (nam
   };
   try {
     const bad = unknownFlags(rawArgs, defs);
-    if (bad.length) throw new UsageError(`unknown option ${bad.join(", ")}: see \`loom ${verb.name} --help\``);
+    if (bad.length) {
+      const guess = closest(bad[0]!.replace(/^--?/, ""), Object.keys(defs));
+      throw new UsageError(`unknown option ${bad.map(stripControl).join(", ")}${guess ? ` (did you mean --${guess}?)` : ""}: see \`loom ${verb.name} --help\``);
+    }
     let parsed: Record<string, unknown>;
     try {
       parsed = parseArgs(rawArgs, defs) as Record<string, unknown>;

@@ -3,12 +3,15 @@ import * as v from "valibot";
 
 export const PATHSPEC_RE = /^[A-Za-z_][A-Za-z0-9_]*\/[A-Za-z0-9_.-]+$/;
 
+/** A reference to a run: a pathspec (Flow/RunId), Flow/latest, a unique run-id prefix or a data object's
+ * label. Python resolves it, in one place (loom_py.runtime.data.resolve_ref); here it only has to be there. */
 export const Pathspec = (what = "run") =>
-  v.pipe(v.string(`needs a ${what} pathspec`), v.regex(PATHSPEC_RE, `expected a ${what} pathspec like IngestDataset/123`));
+  v.pipe(v.string(`needs a ${what}: a pathspec (Flow/RunId), Flow/latest or a run-id prefix`), v.trim(), v.minLength(1, `needs a ${what}: a pathspec (Flow/RunId), Flow/latest or a run-id prefix`));
 
 export const DatasetPathspec = v.pipe(
-  v.string("is required: pass a data object pathspec (IngestDataset/N or FeaturesFlow/N; `loom datasets` lists them)"),
-  v.regex(PATHSPEC_RE, "expected a data object pathspec like IngestDataset/123 (`loom datasets` lists them)"),
+  v.string("is required: pass a data object (its label, IngestDataset/N, IngestDataset/latest or a run-id prefix; `loom datasets` lists them)"),
+  v.trim(),
+  v.minLength(1, "is required: pass a data object (its label, IngestDataset/N or a run-id prefix; `loom datasets` lists them)"),
 );
 
 export const Column = v.pipe(v.string(), v.minLength(1, "needs a column name"));

@@ -1,4 +1,6 @@
 /** Progress and prose on stderr (stdout is reserved for the result). */
+import { stripControl } from "./term";
+
 export interface UI {
   /** one progress line (suppressed by --quiet) */
   progress(message: string): void;
@@ -13,11 +15,12 @@ export function makeUI(opts: { quiet?: boolean } = {}): UI {
   const isTTY = !!process.stderr.isTTY;
   return {
     isTTY,
+    // progress and prose carry data-derived text (column names, a candidate's error): control characters go
     progress(message) {
-      if (!opts.quiet) process.stderr.write(`  · ${message}\n`);
+      if (!opts.quiet) process.stderr.write(`  · ${stripControl(message)}\n`);
     },
     line(message) {
-      process.stderr.write(message + "\n");
+      process.stderr.write(stripControl(message) + "\n");
     },
     raw(text) {
       process.stderr.write(text);

@@ -3,7 +3,6 @@
  * ANTHROPIC_BASE_URL); `openai` speaks the OpenAI-compatible chat-completions protocol with fetch (OpenAI,
  * Ollama, vLLM, llama.cpp server), streaming by default, and accepts a non-streamed JSON answer too.
  */
-import Anthropic from "@anthropic-ai/sdk";
 import { usd, type Price } from "./pricing";
 
 export interface Completion {
@@ -31,9 +30,14 @@ export type Complete = (p: Prompt) => Promise<Completion>;
 const fatalStatus = (s: number | undefined) => s === 401 || s === 403 || s === 404;
 
 export function anthropicProposer(opts: { apiKey: string; model: string; baseURL?: string; price?: Price | null }): Complete {
-  const client = new Anthropic({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: 2, timeout: 300_000 });
+  // the SDK loads on the first call, not at start-up (every `loom` invocation would pay for it)
+  let client: any;
   return async (p) => {
     try {
+      if (!client) {
+        const { default: Anthropic } = await import("@anthropic-ai/sdk");
+        client = new Anthropic({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: 2, timeout: 300_000 });
+      }
       const msg = await client.messages.create({
         model: opts.model,
         max_tokens: p.max_tokens ?? 4000,

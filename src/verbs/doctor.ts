@@ -5,6 +5,7 @@ import { defineVerb } from "../core/define";
 import { materialize, requirementsHash, requirementsText } from "../core/assets";
 import { bridgeEnv } from "../core/bridge";
 import { scanDatastore } from "../core/datastore-scan";
+import { cleanupCommand, unfinishedRuns } from "../core/unfinished-runs";
 import { loomHome, venvPython } from "../core/home";
 import { choosePython, findSystemPython, readSetupRecord } from "../core/pyenv";
 import { datastoreExists, locateWorkspace } from "../core/workspace";
@@ -127,6 +128,15 @@ export default defineVerb({
       else if (moved.length)
         add("datastore", "FAIL", `runs recorded the root ${moved[0]} but the datastore is now at ${mfDir} (moved)`, `move the workspace back to ${moved[0]!.replace(/\/\.loom\/\.metaflow$/, "")}, or re-ingest here`);
       else add("datastore", "PASS", `${scan.runs} runs, ${scan.tasks} tasks, ${scan.artifacts} artifacts: metadata parses, artifacts present`);
+      const minAge = Number(process.env.LOOM_UNFINISHED_MIN_AGE_S ?? 600) * 1000;
+      const unfinished = unfinishedRuns(mfDir, minAge);
+      if (unfinished.length)
+        add(
+          "unfinished runs",
+          "WARN",
+          `${unfinished.length} run(s) never finished (killed or crashed; older than ${Math.round(minAge / 60000)} min): ${unfinished.slice(0, 5).join(", ")}${unfinished.length > 5 ? " …" : ""}`,
+          `keep them for their logs, or remove them: ${cleanupCommand(mfDir, unfinished)}`,
+        );
     }
 
     if (ws.exists && datastoreExists(ws) && pythonExe) {

@@ -35,7 +35,7 @@ export default defineVerb({
   description: "Profile a data object: shape, types, missingness, target balance, top correlations, alerts, leakage flags (→ EdaFlow/N)",
   tier: "read-only",
   args: {
-    dataset: { type: "string", description: "data object pathspec (IngestDataset/N or FeaturesFlow/N)" },
+    dataset: { type: "string", description: "data object: its label, IngestDataset/N, FeaturesFlow/latest or a run-id prefix" },
     target: { type: "string", description: "target column (enables target balance, associations with it and the leakage checks)" },
     time: { type: "string", description: "prediction-time column: flags timestamps filled after the outcome or lying after it" },
     task: { type: "enum", options: ["classification", "regression"], description: "override the inferred task" },

@@ -34,7 +34,7 @@ export default defineVerb({
   description: "Engineer features into a NEW data object, leakage-aware; --from EdaFlow/N drops eda's flagged columns first (→ FeaturesFlow/N)",
   tier: "workspace-write",
   args: {
-    dataset: { type: "string", description: "input data object pathspec (IngestDataset/N or FeaturesFlow/N)" },
+    dataset: { type: "string", description: "input data object: its label, IngestDataset/N, Flow/latest or a run-id prefix" },
     target: { type: "string", description: "target column (passes through untouched; default: the eda run's target)" },
     from: { type: "string", description: "EdaFlow/N: assert it profiled this data object, then drop every column it flagged for leakage" },
     recipe: { type: "enum", options: ["minimal", "standard"], description: "minimal (default) or standard (adds log of skewed, frequency encoding, missing indicators)" },

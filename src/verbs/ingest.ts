@@ -30,6 +30,7 @@ export default defineVerb({
     encoding: { type: "string", description: "override the detected text encoding (e.g. latin-1, utf-16)" },
     format: { type: "enum", options: ["csv", "parquet", "jsonl"], description: "override the format guessed from the extension" },
     "on-bad-rows": { type: "enum", options: ["error", "skip"], description: "rows with the wrong number of fields: refuse (default) or skip and count them" },
+    new: { type: "boolean", description: "a new data object even when one with the same content and label exists (default: return that one)" },
   },
   input: v.object({
     source: v.pipe(v.string("is required: pass a file path, a database URI or @NAME"), v.minLength(1, "is required")),
@@ -40,6 +41,7 @@ export default defineVerb({
     encoding: v.optional(v.string()),
     format: v.optional(v.picklist(["csv", "parquet", "jsonl"])),
     "on-bad-rows": v.optional(v.picklist(["error", "skip"]), "error"),
+    new: v.optional(v.boolean()),
   }),
   summary: Summary,
   writes: (input, ctx) => `reads ${input.source} (read-only) and writes a new IngestDataset run under ${ctx.workspace.dir}`,
@@ -77,6 +79,7 @@ export default defineVerb({
         on_bad_rows: input["on-bad-rows"],
         password_env,
         connection,
+        new: input.new,
       },
     });
   },

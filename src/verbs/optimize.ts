@@ -3,10 +3,13 @@
  * the flow's step; for anthropic/openai this process hosts the proposer (a loopback HTTP server holding the
  * SDK and the key) and hands its URL to the flow. See docs/decisions/0400-optimize-architecture.md.
  */
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import * as v from "valibot";
 import { defineVerb, type Outcome } from "../core/define";
 import { UsageError } from "../core/errors";
 import { DatasetPathspec, Num, Pathspec, PositiveInt } from "../core/schemas";
+import { fit, stripControl, termWidth } from "../core/term";
 import { kv } from "../core/ui";
 import { nodeLines, progressLine, renderBoard, type BoardEvent } from "../optimize/leaderboard";
 import { DEFAULT_MODELS, EST_TOKENS_PER_NODE, parsePricePerMtok, priceOf, usd, type Price } from "../optimize/pricing";
@@ -106,6 +109,35 @@ function completeFor(p: ReturnType<typeof resolveProposer>, price?: Price | null
 }
 let lastBoardLines = 0;
 
+/** Ctrl-C during a search: the first asks the flow's step to stop (a file it polls), which kills the running
+ * candidate and records the journal so far as an INTERRUPTED run that `--resume` continues; a second one
+ * leaves at once (exit 130). The Python processes ignore SIGINT while the stop file is named. */
+function onInterrupt(ctx: { workspace: { dir: string }; ui: { line(m: string): void } }) {
+  const dir = join(ctx.workspace.dir, "tmp");
+  const stopFile = join(dir, `stop-${process.pid}-${Date.now()}`);
+  let asked = false;
+  const handler = () => {
+    if (asked) process.exit(130);
+    asked = true;
+    try {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(stopFile, "");
+    } catch {
+      process.exit(130);
+    }
+    ctx.ui.line("\ninterrupted: stopping the running candidate and recording the search so far (Ctrl-C again to abort)");
+    lastBoardLines = 0; // the next leaderboard is drawn below this line, not over it
+  };
+  process.on("SIGINT", handler);
+  return {
+    env: { LOOM_STOP_FILE: stopFile },
+    done() {
+      process.off("SIGINT", handler);
+      rmSync(stopFile, { force: true });
+    },
+  };
+}
+
 export default defineVerb({
   name: "run",
   aliases: ["optimize"],
@@ -113,7 +145,7 @@ export default defineVerb({
   tier: "expensive",
   createsWorkspace: false,
   args: {
-    dataset: { type: "string", description: "data object to search on (IngestDataset/N or FeaturesFlow/N)" },
+    dataset: { type: "string", description: "data object to search on: its label, IngestDataset/N, Flow/latest or a run-id prefix" },
     goal: { type: "string", description: "what to predict, in words (e.g. \"Predict the target for each row in test.csv.\")" },
     metric: { type: "string", description: "the metric as the spec, e.g. \"Maximize ROC-AUC on a held-out split.\"" },
     target: { type: "string", description: "target column (default: a column named target/label/y/class)" },
@@ -178,7 +210,9 @@ export default defineVerb({
     if (ev.kind === "leaderboard") {
       const b = ev as unknown as BoardEvent;
       if (ui.isTTY) {
-        const lines = renderBoard(b);
+        // one terminal row per line (cut to the width) so moving up `lastBoardLines` rows redraws in place
+        const w = termWidth(process.stderr);
+        const lines = renderBoard(b).map((l) => fit(stripControl(l), w - 1));
         if (lastBoardLines) ui.raw(`\x1b[${lastBoardLines}A\x1b[J`);
         ui.raw(lines.join("\n") + "\n");
         lastBoardLines = lines.length;
@@ -206,15 +240,20 @@ export default defineVerb({
   },
   async run(input, ctx): Promise<Outcome> {
     const p = resolveProposer(input);
-    if (!p.remote) return ctx.flow(flowRequest(input));
-    const price = priceFor(input, p.model);
-    const complete = completeFor(p, price);
-    const cap = input["budget-usd"];
-    const server = startProposerServer(complete, cap !== undefined && price ? { capUsd: cap, price, spentBefore: metricMapping?.usd ?? 0 } : undefined);
+    const interrupt = onInterrupt(ctx);
     try {
-      return await ctx.flow({ ...flowRequest(input, p.model), env: { LOOM_PROPOSER_URL: server.url } });
+      if (!p.remote) return await ctx.flow({ ...flowRequest(input), env: interrupt.env });
+      const price = priceFor(input, p.model);
+      const complete = completeFor(p, price);
+      const cap = input["budget-usd"];
+      const server = startProposerServer(complete, cap !== undefined && price ? { capUsd: cap, price, spentBefore: metricMapping?.usd ?? 0 } : undefined);
+      try {
+        return await ctx.flow({ ...flowRequest(input, p.model), env: { LOOM_PROPOSER_URL: server.url, ...interrupt.env } });
+      } finally {
+        server.stop();
+      }
     } finally {
-      server.stop();
+      interrupt.done();
     }
   },
 });

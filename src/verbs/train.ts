@@ -92,7 +92,7 @@ export default defineVerb({
   tier: (input: Input) => (input.launch ? "irreversible" : "expensive"),
   tierLabel: "expensive (irreversible with --launch)",
   args: {
-    dataset: { type: "string", description: "data object pathspec (IngestDataset/N or FeaturesFlow/N) with event data" },
+    dataset: { type: "string", description: "data object with event data: its label, IngestDataset/N or a run-id prefix" },
     objective: { type: "enum", options: [...OBJECTIVES], description: "next-event (pretrain a sequence backbone) | embedding (token embeddings) | finetune (GPU only); default next-event" },
     budget: { type: "enum", options: [...BUDGETS], description: "probe | small | full: GPU-hours for nemo, size of the CPU stand-in; default probe" },
     backbone: { type: "string", description: "nemo recipe / backbone name (default per objective: " + Object.entries(budgets.default_backbone).map(([k, b]) => `${k}=${b}`).join(", ") + ")" },

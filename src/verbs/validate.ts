@@ -65,8 +65,8 @@ export default defineVerb({
   tier: "read-only",
   emitsVerdict: true,
   args: {
-    dataset: { type: "string", description: "data object pathspec (IngestDataset/N or FeaturesFlow/N)" },
-    target: { type: "string", description: "the column to predict" },
+    dataset: { type: "string", description: "data object: its label, IngestDataset/N, FeaturesFlow/latest or a run-id prefix (with --model: the search's, unless given)" },
+    target: { type: "string", description: "the column to predict (with --model: the search's, unless given)" },
     metric: { type: "enum", options: [...METRICS], description: "holdout/CV metric (default: roc_auc for classification, rmse for regression)" },
     threshold: { type: "string", description: "the bar the holdout metric must reach (>= for scores, <= for errors)" },
     time: { type: "string", description: "time column: purged K-fold with embargo; the holdout is the latest rows" },
@@ -85,7 +85,7 @@ export default defineVerb({
     "min-group": { type: "string", description: "groups with fewer holdout rows are named as too small to judge (default 30)" },
   },
   input: v.object({
-    dataset: DatasetPathspec,
+    dataset: v.optional(DatasetPathspec),
     target: v.optional(Column),
     metric: v.optional(v.picklist(METRICS, `must be one of ${METRICS.join(", ")}`)),
     threshold: v.optional(Num("--threshold")),

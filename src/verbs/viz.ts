@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { defineVerb } from "../core/define";
-import { Column, Pathspec, PATHSPEC_RE } from "../core/schemas";
+import { Column, DatasetPathspec, Pathspec } from "../core/schemas";
 import { kv } from "../core/ui";
 
 const KINDS = ["distributions", "correlation", "target", "leaderboard"] as const;
@@ -29,14 +29,14 @@ export default defineVerb({
   description: "Standard lineage-grounded plots from a data object or a run (distributions, correlation, target, leaderboard) as card images + PNGs (→ VizFlow/N)",
   tier: "read-only",
   args: {
-    dataset: { type: "string", description: "data object pathspec (IngestDataset/N or FeaturesFlow/N)" },
+    dataset: { type: "string", description: "data object: its label, IngestDataset/N, FeaturesFlow/latest or a run-id prefix" },
     run: { type: "string", description: "a run: one with a leaderboard (e.g. OptimizeFlow/N), or one made from a data object (e.g. EdaFlow/N)" },
     kind: { type: "enum", options: [...KINDS], description: "which plots (default: distributions + correlation (+ target with --target); leaderboard for a run with one)" },
     target: { type: "string", description: "target column for the target plots" },
   },
   input: v.pipe(
     v.object({
-      dataset: v.optional(v.pipe(v.string(), v.regex(PATHSPEC_RE, "expected a data object pathspec like IngestDataset/123"))),
+      dataset: v.optional(DatasetPathspec),
       run: v.optional(Pathspec("run")),
       kind: v.optional(v.picklist(KINDS, `must be one of ${KINDS.join(", ")}`)),
       target: v.optional(Column),

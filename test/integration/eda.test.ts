@@ -58,7 +58,8 @@ describe("eda", () => {
     const text = cardText(eda.planted.json.card_path);
     const missing = ["Leakage flags", "Target balance", "Alerts", "missingness", "top correlations", "noisy_copy"].filter((h) => !text.includes(h));
     expect(missing).toEqual([]);
-    expect((text.match(/"type": ?"vegaChart"/g) ?? []).length).toBe(3);
+    // the three section plots and one small distribution chart per column (the per-column cards)
+    expect((text.match(/"type": ?"vegaChart"/g) ?? []).length).toBe(3 + Math.min(60, eda.planted.json.summary.shape.columns));
   });
 
   test("the same data without the leaks: OK, no flags", () => {

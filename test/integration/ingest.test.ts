@@ -133,7 +133,7 @@ from metaflow import Run, namespace
 namespace(None)
 open(${JSON.stringify(out)}, "wb").write(Run("${ps}").data.data_parquet)
 print("{}")`);
-    const r = await loom(["ingest", "--source", "events.parquet", "--json"], { cwd: ws });
+    const r = await loom(["ingest", "--source", "events.parquet", "--new", "--json"], { cwd: ws }); // same table and label: --new reads it again
     expect(r.code).toBe(0);
     expect(r.json.summary.read.format).toBe("parquet");
     expect(r.json.summary.content_hash).toBe(first.json.summary.datasets.find((d: any) => d.label === "events").content_hash);

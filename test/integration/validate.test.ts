@@ -140,7 +140,7 @@ print(json.dumps({"verdict": r.data.verdict, "seal": r.data.seal_id, "n": len(r.
     expect(got).toEqual({ verdict: "PASS", seal: v.pass.json.summary.seal.id, n: v.pass.json.summary.holdout.rows });
     const text = cardText(v.pass.json.card_path);
     expect(text.includes("Calibration (holdout)")).toBe(true);
-    expect(text.includes("VERDICT PASS")).toBe(true);
+    expect(text.includes("VERDICT: PASS")).toBe(true);
     expect(text.includes("Reliability diagram (holdout)")).toBe(true); // a Vega-Lite chart the card draws
     expect(text.includes("mean predicted probability")).toBe(true);
   });
@@ -155,7 +155,7 @@ print(json.dumps({"verdict": r.data.verdict, "seal": r.data.seal_id, "n": len(r.
     expect(served).toEqual(["serve step start", "serve card create", "serve step end"]);
     const same = (r: R) => ({ ...r.json.summary, timings: undefined, seal: { ...r.json.summary.seal, evaluations: undefined, earlier_runs: undefined } });
     expect(same(warm)).toEqual(same(fresh));
-    expect(cardText(warm.json.card_path).includes("VERDICT PASS")).toBe(true);
+    expect(cardText(warm.json.card_path).includes("VERDICT: PASS")).toBe(true);
   });
 
   const bad: [string, string[], RegExp][] = [

@@ -29,7 +29,7 @@ import time
 import traceback
 from collections import deque
 
-from loom_py.runtime import events, warm
+from loom_py.runtime import data, events, warm
 from loom_py.runtime.errors import LoomError, UsageError
 
 FLOWS_DIR = os.environ.get("LOOM_FLOWS_DIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "flows")
@@ -123,6 +123,7 @@ def run_flow(req: dict) -> dict:
         except OSError:
             proc = None
     try:
+        params = data.resolve_params(params, flow_name)  # labels, Flow/latest, run-id prefixes → pathspecs
         if req.get("prepare"):
             prep = _load(req["prepare"])(params) or {}
             params = prep.get("params", params)
@@ -132,6 +133,16 @@ def run_flow(req: dict) -> dict:
         if warmed:
             warmed.stop()
         raise
+    if prep and prep.get("reuse"):  # prepare found this very result already in the datastore (ingest)
+        _abandon(proc)
+        if warmed:
+            warmed.stop()
+        for p in prep.get("cleanup") or []:
+            try:
+                os.remove(p)
+            except OSError:
+                pass
+        return _reused(prep["reuse"], prep.get("inputs") or [], prep.get("messages") or [])
     _stderr_event({"kind": "prepared"})  # input is valid: the CLI prints its workspace-write note now
     try:
         with tempfile.TemporaryDirectory(prefix="loom-run-") as tmp:
@@ -205,6 +216,15 @@ def run_flow(req: dict) -> dict:
                     pass
 
 
+def _reused(pathspec: str, inputs: list[str], messages: list[str]) -> dict:
+    """The result of an existing run, returned instead of making an identical one."""
+    run = data.client().Run(pathspec)
+    res = dict(run.data.loom_result)
+    return {"ok": True, "pathspec": pathspec, "card_path": card_path_of(run), **res,
+            "inputs": list(dict.fromkeys(inputs + list(res.get("inputs") or []))),
+            "messages": messages + list(res.get("messages") or []), "reused": True}
+
+
 def _abandon(proc) -> None:
     """Stop a launcher that never got its arguments (prepare refused the input). It has only been
     importing Metaflow, so killing it loses nothing, and exit 2 need not wait for those imports."""
@@ -241,7 +261,7 @@ def _last_error_line(tail) -> str:
 
 
 def call(req: dict) -> dict:
-    res = _load(req["fn"])(dict(req.get("params") or {}))
+    res = _load(req["fn"])(data.resolve_params(dict(req.get("params") or {})))
     res.setdefault("exit_code", 0)
     res.setdefault("messages", [])
     res.setdefault("next", [])
@@ -250,6 +270,12 @@ def call(req: dict) -> dict:
 
 
 def main() -> int:
+    if os.environ.get("LOOM_STOP_FILE"):
+        # the CLI turns Ctrl-C into a stop request (the file LOOM_STOP_FILE names) that the flow's step finishes
+        # cleanly on; ignored here, SIGINT stays ignored in every process this one starts (inherited over exec)
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     req = json.loads(sys.stdin.read() or "{}")
     try:
         out = run_flow(req) if req.get("mode") == "flow" else call(req)

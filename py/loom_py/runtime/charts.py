@@ -94,3 +94,26 @@ def reliability_vega(rel: list[dict], title: str = "Reliability diagram (holdout
                  "encoding": {"x": {**x, "field": "mean_predicted"}, "y": {**y, "field": "observed"},
                               "tooltip": [{"field": "mean_predicted"}, {"field": "observed"}, {"field": "rows"}]}},
             ]}
+
+
+def vega_mini(s, semantic_type: str = "") -> dict:
+    """A column's small distribution chart for the eda card's per-column view: a 20-bin histogram for a
+    numeric column, the top 8 categories otherwise (Vega-Lite, drawn by the card)."""
+    import numpy as np
+    import pandas as pd
+
+    small = {"$schema": VEGA_SCHEMA, "width": 220, "height": 70, "mark": {"type": "bar", "color": "#5b8def"},
+             "config": {"axis": {"labelFontSize": 9, "titleFontSize": 9}, "view": {"stroke": None}}}
+    numeric = semantic_type in ("numeric", "identifier") or (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s))
+    if numeric and semantic_type not in ("boolean", "categorical"):
+        v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+        v = v[np.isfinite(v)]
+        counts, edges = np.histogram(v, bins=20) if len(v) else (np.array([]), np.array([0.0]))
+        return {**small, "data": {"values": [{"from": float(edges[i]), "to": float(edges[i + 1]), "rows": int(c)}
+                                             for i, c in enumerate(counts)]},
+                "encoding": {"x": {"field": "from", "type": "quantitative", "title": None, "bin": {"binned": True}},
+                             "x2": {"field": "to"}, "y": {"field": "rows", "type": "quantitative", "title": None}}}
+    vc = top_counts(s, 8)
+    return {**small, "data": {"values": [{"value": short(k, 18), "rows": int(n)} for k, n in vc.items()]},
+            "encoding": {"y": {"field": "value", "type": "nominal", "sort": "-x", "title": None},
+                         "x": {"field": "rows", "type": "quantitative", "title": None}}}

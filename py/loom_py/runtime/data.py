@@ -14,7 +14,7 @@ import io
 import os
 import re
 
-from loom_py.runtime.errors import UsageError
+from loom_py.runtime.errors import UsageError, did_you_mean
 
 DATASET_FLOWS = ("IngestDataset", "FeaturesFlow")
 PATHSPEC_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*/[A-Za-z0-9_.-]+$")
@@ -44,10 +44,145 @@ def client():
     return metaflow
 
 
+MIN_PREFIX = 4  # shorter run-id prefixes are never taken (ids are timestamps: '1' would match them all)
+
+
+def _run_ids(flow_name: str) -> list[str]:
+    """Run ids of ``flow_name`` in the local datastore, newest first (a directory listing: no Client)."""
+    fdir = os.path.join(datastore_root(), ".metaflow", flow_name)
+    try:
+        names = [n for n in os.listdir(fdir) if n not in ("data", "latest_run") and not n.startswith("_")
+                 and os.path.isdir(os.path.join(fdir, n))]
+    except OSError:
+        return []
+    return sorted(names, key=lambda n: (len(n), n), reverse=True)
+
+
+def _flow_names() -> list[str]:
+    root = os.path.join(datastore_root(), ".metaflow")
+    try:
+        return sorted(n for n in os.listdir(root) if n != "mf.cards" and not n.startswith(("_", "."))
+                      and os.path.isdir(os.path.join(root, n)))
+    except OSError:
+        return []
+
+
+def _successful(pathspec: str) -> bool:
+    try:
+        return bool(client().Run(pathspec).successful)
+    except Exception:
+        return False
+
+
+def _ambiguous(ref: str, candidates: list[str], what: str) -> UsageError:
+    shown = ", ".join(candidates[:8]) + (f" … ({len(candidates)} in all)" if len(candidates) > 8 else "")
+    return UsageError(f"'{ref}' matches more than one {what}: {shown}; pass a longer prefix or the full pathspec")
+
+
+def labelled(label: str, flows: tuple[str, ...] = DATASET_FLOWS) -> list[str]:
+    """Successful data objects whose label is ``label``, newest first."""
+    if not datastore_root() or not os.path.isdir(os.path.join(datastore_root(), ".metaflow")):
+        return []
+    mf = client()
+    found: list[tuple[str, str]] = []
+    for flow_name in flows:
+        for rid in _run_ids(flow_name):
+            try:
+                run = mf.Run(f"{flow_name}/{rid}")
+                if not run.successful:
+                    continue
+                d = run.data
+                if "label" in d and str(d.label) == label:
+                    found.append((run.created_at.isoformat() if run.created_at else "", run.pathspec))
+            except Exception:
+                continue
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def resolve_ref(ref: str, flows: tuple[str, ...] | None = None, *, what: str = "run") -> str:
+    """The one place a reference to a run becomes a pathspec ``Flow/RunId``.
+
+    Accepted: a full pathspec; ``Flow/latest`` (the latest successful run of that flow); ``Flow/PREFIX`` or a
+    bare ``PREFIX`` of a run id (unique among ``flows``, or among every flow); a data object's label (from
+    ``ingest --name`` or the file stem; the newest data object with it). Ambiguity is a UsageError that
+    lists the candidates (exit 2)."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise UsageError(f"needs a {what}: a pathspec (Flow/RunId), Flow/latest, a run-id prefix or a data object's label")
+    ref = ref.strip()
+    if "/" in ref:
+        if not PATHSPEC_RE.match(ref):
+            raise UsageError(f"'{ref}' is not a run pathspec (expected Flow/RunId, Flow/latest or a label, e.g. IngestDataset/123)")
+        flow_name, rid = ref.split("/")
+        if flows and flow_name not in flows:
+            if datastore_root() and flow_name not in _flow_names():
+                hint = "`loom datasets` lists data objects" if what == "data object" else "check the pathspec"
+                raise UsageError(f"{ref} does not exist in this workspace's datastore (no {flow_name} runs): {hint}")
+            if what == "data object":
+                raise UsageError(f"{ref} is not a data object (a {flow_name} run): pass its label, or a run of "
+                                 f"{' or '.join(flows)} (`loom datasets` lists them)")
+            raise UsageError(f"{ref} is a {flow_name} run, but this needs a {what} from {' or '.join(flows)}")
+        require_datastore()
+        ids = _run_ids(flow_name)
+        if rid == "latest":
+            for r in ids:
+                if _successful(f"{flow_name}/{r}"):
+                    return f"{flow_name}/{r}"
+            raise UsageError(f"{flow_name} has no successful run in this workspace")
+        if rid in ids or not ids:
+            return ref
+        matches = [r for r in ids if r.startswith(rid)] if len(rid) >= MIN_PREFIX else []
+        if len(matches) == 1:
+            return f"{flow_name}/{matches[0]}"
+        if len(matches) > 1:
+            raise _ambiguous(ref, [f"{flow_name}/{m}" for m in matches], what)
+        return ref  # resolve_run says it does not exist
+    require_datastore()
+    if flows is None or set(flows) & set(DATASET_FLOWS):
+        labelled_ = [p for p in labelled(ref) if not flows or p.split("/")[0] in flows]
+        if labelled_:
+            return labelled_[0]
+    if ref.isdigit() and len(ref) >= MIN_PREFIX:
+        matches = [f"{fl}/{r}" for fl in (flows or tuple(_flow_names())) for r in _run_ids(fl) if r.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise _ambiguous(ref, matches, what)
+    hint = "`loom datasets` lists data objects and their labels" if what == "data object" else "check the pathspec"
+    raise UsageError(f"no {what} '{ref}' in this workspace (not a label, a Flow/RunId pathspec, Flow/latest or a "
+                     f"run-id prefix of {MIN_PREFIX}+ digits): {hint}")
+
+
+# parameters that name a run, wherever a verb takes one: (flows it may come from, what it is called)
+REF_PARAMS: dict[str, tuple[tuple[str, ...] | None, str]] = {
+    "dataset": (DATASET_FLOWS, "data object"),
+    "from": (("EdaFlow",), "eda run"),
+    "from_run": (("EdaFlow",), "eda run"),
+    "resume": (("OptimizeFlow",), "search to resume"),
+    "run": (None, "run"),
+    "source_run": (None, "run"),
+}
+# parameters whose name means a run only in some flows (`--model` is a run for validate, an LLM for `loom run`)
+FLOW_REF_PARAMS: dict[str, dict[str, tuple[tuple[str, ...] | None, str]]] = {
+    "ValidateFlow": {"model": (("OptimizeFlow",), "solution run")},
+}
+
+
+def resolve_params(params: dict, flow_name: str | None = None) -> dict:
+    """``params`` with every run reference (REF_PARAMS, and FLOW_REF_PARAMS of ``flow_name``) replaced by its
+    resolved pathspec; the bridge calls this before a verb's prepare, so the flow, its parameters and the
+    envelope's ``inputs`` see the same run."""
+    out = dict(params)
+    for key, (flows, what) in {**REF_PARAMS, **FLOW_REF_PARAMS.get(flow_name or "", {})}.items():
+        val = out.get(key)
+        if isinstance(val, str) and val:
+            out[key] = resolve_ref(val, flows, what=what)
+    return out
+
+
 def resolve_run(pathspec: str, flows: tuple[str, ...] | None = None, *, what: str = "run", require_success: bool = True):
-    """Return the Client ``Run`` for ``pathspec`` or raise a UsageError that says what to do."""
-    if not isinstance(pathspec, str) or not PATHSPEC_RE.match(pathspec):
-        raise UsageError(f"'{pathspec}' is not a run pathspec (expected Flow/RunId, e.g. IngestDataset/123)")
+    """Return the Client ``Run`` for ``pathspec`` (or any reference resolve_ref takes) or raise a UsageError
+    that says what to do."""
+    pathspec = resolve_ref(pathspec, flows, what=what)
     flow_name, run_id = pathspec.split("/")
     if flows and flow_name not in flows:
         raise UsageError(
@@ -208,7 +343,7 @@ def check_columns(info: dict, pathspec: str, **cols) -> None:
     for flag, col in cols.items():
         if col and col not in names:
             shown = ", ".join(names[:25]) + (" …" if len(names) > 25 else "")
-            raise UsageError(f"--{flag} '{col}' is not a column of {pathspec}: columns are {shown}")
+            raise UsageError(f"--{flag} '{col}' is not a column of {pathspec}{did_you_mean(col, names)}: columns are {shown}")
 
 
 def read_column(run, column: str):

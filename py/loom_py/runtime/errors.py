@@ -21,3 +21,15 @@ class DomainError(LoomError):
     """A well-formed domain outcome that is not success (exit 1)."""
 
     exit_code = 1
+
+
+def did_you_mean(word: str, choices) -> str:
+    """' (did you mean 'x'?)' for the closest of ``choices`` to a misspelled ``word``, else ''."""
+    import difflib
+
+    names = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(word), names, n=1, cutoff=0.6)
+    if not close:  # a prefix of exactly one name ('churn' for 'churned')
+        close = [n for n in names if n.lower().startswith(str(word).lower())][:2]
+        close = close if len(close) == 1 else []
+    return f" (did you mean '{close[0]}'?)" if close else ""

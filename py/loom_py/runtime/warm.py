@@ -465,7 +465,8 @@ def _run_script(argv: list[str], cwd: str, env: dict, served: bool = False) -> N
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # with LOOM_STOP_FILE the CLI turns Ctrl-C into a stop request the step finishes on (verbs/optimize)
+        signal.signal(signal.SIGINT, signal.SIG_IGN if env.get("LOOM_STOP_FILE") else signal.default_int_handler)
         os.chdir(cwd)
         os.environ.clear()
         os.environ.update(env)

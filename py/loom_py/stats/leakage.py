@@ -57,10 +57,10 @@ def _sample(df, seed: int = 0, max_rows: int = SAMPLE_ROWS):
 
 
 def _check_target(df, target):
-    from loom_py.runtime.errors import UsageError
+    from loom_py.runtime.errors import UsageError, did_you_mean
 
     if target not in df.columns:
-        raise UsageError(f"unknown target column '{target}': columns are {', '.join(map(str, list(df.columns)[:30]))}")
+        raise UsageError(f"unknown target column '{target}'{did_you_mean(target, df.columns)}: columns are {', '.join(map(str, list(df.columns)[:30]))}")
 
 
 def _task(df, target, task):

@@ -49,4 +49,4 @@ def list_datasets(params: dict) -> dict:
                 continue  # a damaged run is reported by `loom doctor`, not here
     rows.sort(key=lambda r: r["created"] or "", reverse=True)
     return {"status": "OK", "summary": {"count": len(rows), "datasets": rows},
-            "next": ["loom eda --dataset PATHSPEC --target COL"] if rows else ["loom ingest --source FILE"]}
+            "next": [f"loom eda --dataset {rows[0]['pathspec']} --target COL"] if rows else ["loom ingest --source FILE"]}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from loom_py.stats import leakage
 from loom_py.stats.tabular import hashable_frame
 from loom_py.runtime.data import check_columns, light_info, read_column
-from loom_py.runtime.errors import UsageError
+from loom_py.runtime.errors import UsageError, did_you_mean
 
 CORR_SAMPLE = 100_000      # rows used for associations (Spearman ranks, Cramér's V, correlation ratio)
 TOP_N = 10
@@ -248,9 +248,9 @@ def validate_target(y, target: str, task: str | None = None) -> str:
 def profile(df, target: str | None = None, task: str | None = None, time_col: str | None = None, *, seed: int = 0) -> dict:
     """The eda summary for a DataFrame (without plots)."""
     if target is not None and target not in df.columns:
-        raise UsageError(f"unknown target column '{target}': columns are {', '.join(map(str, list(df.columns)[:30]))}")
+        raise UsageError(f"unknown target column '{target}'{did_you_mean(target, df.columns)}: columns are {', '.join(map(str, list(df.columns)[:30]))}")
     if time_col is not None and time_col not in df.columns:
-        raise UsageError(f"unknown time column '{time_col}': columns are {', '.join(map(str, list(df.columns)[:30]))}")
+        raise UsageError(f"unknown time column '{time_col}'{did_you_mean(time_col, df.columns)}: columns are {', '.join(map(str, list(df.columns)[:30]))}")
     if len(df) == 0:
         raise UsageError("the data object has no rows: ingest a non-empty table")
     df = hashable_frame(df)

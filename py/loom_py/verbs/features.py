@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 from loom_py.stats import leakage
-from loom_py.runtime.errors import UsageError
+from loom_py.runtime.errors import UsageError, did_you_mean
 
 RECIPES = ("minimal", "standard")
 LOW_CARDINALITY = 20
@@ -55,7 +55,7 @@ def build(df, target: str | None = None, recipe: str = "minimal", *, task: str |
     if recipe not in RECIPES:
         raise UsageError(f"--recipe must be one of {', '.join(RECIPES)}, not '{recipe}'")
     if target is not None and target not in df.columns:
-        raise UsageError(f"unknown target column '{target}': columns are {', '.join(map(str, list(df.columns)[:30]))}")
+        raise UsageError(f"unknown target column '{target}'{did_you_mean(target, df.columns)}: columns are {', '.join(map(str, list(df.columns)[:30]))}")
     from loom_py.stats.tabular import hashable_frame
 
     df = hashable_frame(df)

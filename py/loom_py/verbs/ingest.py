@@ -405,6 +405,21 @@ def default_label(source: dict) -> str:
     return source.get("kind", "dataset")
 
 
+def existing_data_object(label: str, content_hash: str) -> str | None:
+    """The newest successful IngestDataset run with this label and content hash, if any."""
+    from loom_py.runtime.data import client, labelled
+
+    mf = client()
+    for ps in labelled(label, ("IngestDataset",)):
+        try:
+            d = mf.Run(ps).data
+            if "content_hash" in d and d.content_hash == content_hash:
+                return ps
+        except Exception:
+            continue
+    return None
+
+
 def prepare(params: dict) -> dict:
     """Bridge hook: read the source now (errors → exit 2, nothing written) and stage it as Parquet."""
     import json
@@ -419,6 +434,12 @@ def prepare(params: dict) -> dict:
     # Everything about the table is computed here, once, where it is already in memory: the flow step
     # only records it (it needs no pyarrow, which keeps a small ingest close to a bare flow's cost).
     arts = dataset_artifacts(table, label=label, source=source, lineage={"verb": "ingest", "inputs": []})
+    if not params.get("new"):
+        same = existing_data_object(label, arts["content_hash"])
+        if same:
+            return {"reuse": same, "messages": [
+                f"{same} already holds this table as '{label}' (same content hash): returned it; "
+                "pass --new for a separate data object"]}
     parquet = arts.pop("data_parquet")
     arts["read"] = info
     arts["sample"] = json_safe(table.slice(0, 20).to_pylist())

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from loom_py.runtime.errors import UsageError
+from loom_py.runtime.errors import UsageError, did_you_mean
 
 # metric -> (task, higher is better, uses probabilities)
 METRICS = {
@@ -174,7 +174,7 @@ def resolve_options(df, params: dict, columns: list[str] | None = None) -> dict:
     if not target:
         raise UsageError("validate needs --target COL (the column to predict)")
     if target not in cols:
-        raise UsageError(f"unknown target column '{target}': columns are {listing}")
+        raise UsageError(f"unknown target column '{target}'{did_you_mean(target, cols)}: columns are {listing}")
     y = df[target].dropna()
     if len(y) == 0:
         raise UsageError(f"target '{target}' has no values: pick another --target")
@@ -190,7 +190,7 @@ def resolve_options(df, params: dict, columns: list[str] | None = None) -> dict:
         raise UsageError(f"--metric {metric} is for {METRICS[metric][0]}, but '{target}' is a {task} target: use {fits}")
     for flag, col in (("--time", params.get("time")), ("--group", params.get("group"))):
         if col and col not in cols:
-            raise UsageError(f"unknown {flag} column '{col}': columns are {listing}")
+            raise UsageError(f"unknown {flag} column '{col}'{did_you_mean(col, cols)}: columns are {listing}")
         if col and col == target:
             raise UsageError(f"{flag} cannot be the target column")
     _, time_col, group_col, holdout = seal_key(params)
@@ -201,7 +201,7 @@ def resolve_options(df, params: dict, columns: list[str] | None = None) -> dict:
     sensitive = _as_list(params.get("sensitive"))
     for s in sensitive:
         if s not in cols:
-            raise UsageError(f"unknown --sensitive column '{s}': columns are {listing}")
+            raise UsageError(f"unknown --sensitive column '{s}'{did_you_mean(s, cols)}: columns are {listing}")
         if s == target:
             raise UsageError("--sensitive cannot be the target column")
         if df[s].astype("string").fillna("<missing>").nunique() < 2:
@@ -280,8 +280,15 @@ def resolve_options(df, params: dict, columns: list[str] | None = None) -> dict:
 def prepare(params: dict) -> dict:
     """Bridge hook: assert the data object, check the options (UsageError → exit 2), hand the flow its params."""
     ds = params.get("dataset")
+    if params.get("model") and (not ds or not params.get("target")):
+        # `loom validate --model OptimizeFlow/N`: the data object and target come from the search
+        from loom_py.verbs.solution import solution_info
+
+        searched = solution_info(params["model"])
+        ds = ds or searched.get("dataset")
+        params = {**params, "dataset": ds, "target": params.get("target") or searched.get("target")}
     if not ds:
-        raise UsageError("validate needs --dataset PATHSPEC (e.g. IngestDataset/1; `loom datasets` lists them)")
+        raise UsageError("validate needs --dataset (a label or IngestDataset/N; `loom datasets` lists them)")
     df, columns = option_columns(ds, params)
     opts = resolve_options(df, params, columns)
     if opts["model"]:

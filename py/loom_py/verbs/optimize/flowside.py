@@ -93,7 +93,8 @@ def execute(flow, current) -> None:
         best_model = test_pred = None
         if best is not None:
             node_dir = rec.get("best_dir") or os.path.join(workdir, f"node-{best['id']:03d}")
-            if not os.path.exists(os.path.join(node_dir, "predictions.npz")):  # a resumed search's best: re-run it
+            interrupted = rec["stopped_because"] == search.INTERRUPTED
+            if not interrupted and not os.path.exists(os.path.join(node_dir, "predictions.npz")):  # a resumed search's best: re-run it
                 events.progress(f"re-running node {best['id']} (the best, from {flow.resume}) for its model")
                 sandbox.run_candidate(best["code"], node_dir, os.path.join(workdir, "data"), timeout=cfg["node_timeout"],
                                       mem_mb=cfg["mem_mb"])
@@ -147,13 +148,23 @@ def execute(flow, current) -> None:
     }
     status = "OK" if best else "NO_SOLUTION"
     msgs = data_notes + list(spec["split"].get("notes", []))
+    finished = lambda js: sum(1 for n in js if n.get("status") != "interrupted")  # noqa: E731
+    left = max(1, int(cfg["steps"]) - (finished(journal) - finished(prior)))
+    resume = f"loom run --resume {me} --steps {left} --model-provider {cfg['provider']}"
+    if rec["stopped_because"] == search.INTERRUPTED:
+        status = "INTERRUPTED"  # a finished run holding the journal so far: `--resume` continues it
+        msgs.insert(0, f"interrupted: {len(journal)} nodes recorded, best so far "
+                       + (f"node {best['id']} = {best['score']:.5g}" if best else "none")
+                       + f", spent ${rec['spend_usd']:.4f}; continue with: {resume}")
     if rec["dropped_columns"]:
         msgs.append(f"identifier/text columns the offline library drops: {', '.join(map(str, rec['dropped_columns'][:10]))}")
+    nxt = ([resume] if status == "INTERRUPTED" else []) + ([f"loom validate --model {me}"] if best else []) + [f"loom viz --run {me}"]
+    if status != "INTERRUPTED":
+        nxt.append(f"loom run --resume {me} --steps 10 --model-provider {cfg['provider']}")
     flow.loom_result = flowkit.result(
-        status, summary, exit_code=0 if best else 1, inputs=[flow.dataset] + ([flow.resume] if flow.resume else []),
-        messages=msgs,
-        next=[f"loom validate --model {me}", f"loom viz --run {me}", f"loom run --resume {me} --steps 10 --model-provider {cfg['provider']}"])
-    _card(current, me, pub_spec, summary, board, journal, flow.best_code)
+        status, summary, exit_code=0 if best and status == "OK" else 1,
+        inputs=[flow.dataset] + ([flow.resume] if flow.resume else []), messages=msgs, next=nxt)
+    _card(current, me, pub_spec, summary, board, journal, flow.best_code, status)
 
 
 def _test_frame(p: dict):
@@ -168,23 +179,31 @@ def _test_frame(p: dict):
     return df
 
 
-def _card(current, me, spec, summary, board, journal, code):
+def _card(current, me, spec, summary, board, journal, code, status="OK"):
     from metaflow.cards import Markdown
 
     from loom_py.runtime import flowkit
 
+    H = flowkit.h
     b = summary["best"]
-    current.card.append(flowkit.card_header(
-        f"{me}: search on {summary['dataset']}",
-        [f"metric: {spec['label']} ({spec['direction']}), computed by Loom; selection: {summary['selection']['why']}",
-         f"best: node {b['node']} {b['model']} = {b['score']:.5g}" if b else "best: none (every node failed)",
-         f"nodes: {json.dumps(summary['nodes'])}", f"spend: {json.dumps(summary['spend'])}",
-         f"stopped because: {summary['stopped_because']}"]))
+    best = f"node {b['node']} {b['model']} = {b['score']:.5g}" if b else "none (every node failed)"
+    reason = (f"best {spec['label']}: {best}; stopped because {summary['stopped_because']}" if b
+              else f"no candidate produced a valid solution; stopped because {summary['stopped_because']}")
+    n = summary["nodes"]
+    current.card.append(flowkit.banner(status, reason, word="STATUS", title=f"{me}: search on {summary['dataset']}", facts=[
+        ("metric", f"{spec['label']} ({spec['direction']})"), ("nodes", ", ".join(f"{k} {v}" for k, v in n.items())),
+        ("spend", f"${summary['spend']['usd']:.4f} ({summary['spend']['provider']})"),
+        ("tokens", str(summary["spend"]["tokens"]["input"] + summary["spend"]["tokens"]["output"]))]))
+    current.card.append(flowkit.items_block([
+        f"metric: {H(spec['label'])} ({H(spec['direction'])}), computed by Loom; selection: {H(summary['selection']['why'])}",
+        f"best: {H(best)}", f"stopped because: {H(summary['stopped_because'])}",
+        f"spend: ${summary['spend']['usd']:.4f} · {summary['spend']['tokens']['input']} input / "
+        f"{summary['spend']['tokens']['output']} output tokens · {summary['spend']['seconds']} s"]))
     current.card.append(Markdown("## Leaderboard"))
     current.card.append(flowkit.card_table(board, ["rank", "node", "operator", "parent", "model", "score", "seconds", "status", "error"], limit=100))
-    current.card.append(Markdown("## Search tree\n\n```\n" + tree_text(journal, summary["best"]["node"] if b else None) + "\n```"))
+    current.card.append(Markdown("## Search tree\n\n" + flowkit.fence(tree_text(journal, summary["best"]["node"] if b else None))))
     if code:
-        current.card.append(Markdown("## Best solution\n\n```python\n" + code + "\n```"))
+        current.card.append(Markdown("## Best solution\n\n" + flowkit.fence(code, "python")))
 
 
 def tree_text(journal, best_id=None) -> str:

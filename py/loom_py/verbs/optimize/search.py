@@ -108,6 +108,15 @@ def leaderboard(journal: list[dict], spec: dict, limit: int | None = None) -> li
     return rows[:limit] if limit else rows
 
 
+INTERRUPTED = "interrupted (Ctrl-C)"
+
+
+def stop_requested() -> bool:
+    """The CLI asks the search to stop (Ctrl-C in `loom run`) by creating the file LOOM_STOP_FILE names."""
+    p = os.environ.get("LOOM_STOP_FILE")
+    return bool(p) and os.path.exists(p)
+
+
 def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, prior: list[dict] | None = None) -> dict:
     """cfg: target, spec, goal, steps, provider, seed, parallel, node_timeout, mem_mb, time_limit_min,
     budget_usd, policy, proposer_url, executor (local | metaflow), cv_below, cv_folds, final_fit.
@@ -152,12 +161,15 @@ def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, pri
         preview = llm.data_preview(train, target, task)
         proposer = llm.LLMProposer(cfg["proposer_url"], goal=cfg["goal"], spec=spec, spec_key=key, preview=preview,
                                    timeout=node_timeout)
-    journal: list[dict] = [dict(n) for n in (prior or [])]
+    # an interrupted search's unfinished candidates (already proposed and paid for) run first when it resumes
+    journal: list[dict] = [dict(n) for n in (prior or []) if n.get("status") != "interrupted"]
+    requeue = [dict(n, status="pending", score=None, error=None, resumed=True) for n in (prior or [])
+               if n.get("status") == "interrupted" and n.get("code")]
     rng = random.Random(seed * 7919 + len(journal))
     steps, parallel = int(cfg["steps"]), max(1, int(cfg.get("parallel") or 1))
     budget = cfg.get("budget_usd")
     deadline = t_start + float(cfg["time_limit_min"]) * 60 if cfg.get("time_limit_min") else None
-    spend = sum(n.get("usd") or 0.0 for n in journal) + float(cfg.get("spent_before") or 0.0)  # + the metric mapping
+    spend = sum(n.get("usd") or 0.0 for n in (prior or [])) + float(cfg.get("spent_before") or 0.0)  # + the metric mapping
     done, rnd, stopped = 0, max([n.get("round", 0) for n in journal] or [0]), None
     best_id = _best_id(journal, key)
     executor = cfg.get("executor") or "local"
@@ -165,7 +177,7 @@ def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, pri
     try:
         rec = _loop(locals())
         rec["selection"] = selection
-        if full_dir and rec["best_id"] is not None and cfg.get("final_fit", True):
+        if full_dir and rec["best_id"] is not None and cfg.get("final_fit", True) and rec["stopped_because"] != INTERRUPTED:
             rec["best_dir"] = _final_fit(rec, folds, full_dir, workdir, zygote, cfg, emit, no_unlabeled=test_source.startswith("out-of-fold"))
         for n in rec["journal"]:
             n.pop("oof", None)
@@ -222,8 +234,17 @@ def _run_local(to_run, folds, workdir, zygote, cfg, deadline, node_timeout):
                                                         mem_mb=int(cfg.get("mem_mb") or 4096), zygote=zygote)))
     out: dict = {}
     for nid, proc in running:
+        stopped = False
+        while not proc.poll():  # Ctrl-C stops the running candidates (their node is recorded as interrupted)
+            if stop_requested():
+                proc._kill()
+                stopped = True
+                break
+            time.sleep(0.005)
         res = proc.wait()
         res["preds"] = None
+        if stopped:
+            res["error"], res["interrupted"] = "interrupted (Ctrl-C) before it finished", True
         if not res["error"]:
             try:
                 res["preds"] = sandbox.load_predictions(proc.workdir)
@@ -253,7 +274,9 @@ def _record_result(node, results, folds, spec):
     if node["model"] is None:
         node["model"] = runs[0].get("model_class")
     ts = time.perf_counter()
-    if bad:
+    if any(r.get("interrupted") for r in results):
+        node["status"], node["error"] = "interrupted", "interrupted (Ctrl-C) before it finished: resuming runs it again"
+    elif bad:
         node["status"] = "timeout" if bad["error"].startswith("timed out") else "failed"
         node["error"] = bad["error"] if len(results) == 1 else f"{bad['error']}"
     else:
@@ -302,15 +325,18 @@ def _oof(folds, results):
 def _loop(v: dict) -> dict:
     (df, cfg, workdir, emit, prior, t_start, spec, target, seed, task, train, test_X, test_source, folds,
      drop, key, node_timeout, proposer, journal, rng, steps, parallel, budget, deadline, spend, done, rnd, stopped, best_id,
-     zygote, selection, val_rows, executor) = (v[k] for k in (
+     zygote, selection, val_rows, executor, requeue) = (v[k] for k in (
         "df", "cfg", "workdir", "emit", "prior", "t_start", "spec", "target", "seed", "task", "train", "test_X",
         "test_source", "folds", "drop", "key", "node_timeout", "proposer", "journal", "rng", "steps", "parallel", "budget",
-        "deadline", "spend", "done", "rnd", "stopped", "best_id", "zygote", "selection", "val_rows", "executor"))
+        "deadline", "spend", "done", "rnd", "stopped", "best_id", "zygote", "selection", "val_rows", "executor", "requeue"))
     how = (f"{len(train)} labeled rows, {selection['folds']}-fold cross-validation" if selection["kind"] == "cv"
            else f"{len(train)} train / {val_rows} held-out rows")
     emit("progress", message=f"search: {steps} steps, {task}, {spec['label']} ({spec['direction']}), "
                              f"{how}, proposer {cfg['provider']}, executor {executor}")
     while done < steps:
+        if stop_requested():
+            stopped = INTERRUPTED
+            break
         if budget is not None:
             per = spend / max(1, sum(1 for n in journal if n.get("usd"))) if spend else 0.0
             if spend >= budget or (per and spend + per > budget):
@@ -323,6 +349,11 @@ def _loop(v: dict) -> dict:
         k = min(parallel, steps - done)
         pending: list[dict] = []
         for i in range(k):
+            if requeue:  # proposed (and paid for) before the interruption: run, not propose again
+                node = requeue.pop(0)
+                node.update(id=len(journal) + len(pending) + 1, round=rnd, timings={"propose": 0.0})
+                pending.append(node)
+                continue
             op, parent = policy.choose(journal, key, rng, policy=cfg.get("policy") or "aide", pending=pending,
                                        num_drafts=int(cfg.get("num_drafts", 5)))
             nid = len(journal) + len(pending) + 1
@@ -346,7 +377,8 @@ def _loop(v: dict) -> dict:
             break
         to_run = []
         for node in pending:
-            spend += node["usd"]
+            if not node.get("resumed"):
+                spend += node["usd"]
             if node["code"] is None:
                 node["status"] = "invalid"
             else:
@@ -362,7 +394,7 @@ def _loop(v: dict) -> dict:
         for node in pending:
             tr = time.perf_counter()
             journal.append(node)
-            done += 1
+            done += node["status"] != "interrupted"
             if node["status"] == "ok" and metric_spec.is_better(spec, node["score"], _score_of(journal, best_id)):
                 best_id = node["id"]
             node["timings"]["record"] = time.perf_counter() - tr
@@ -378,6 +410,9 @@ def _loop(v: dict) -> dict:
              last=[{"node": n["id"], "operator": n["operator"], "status": n["status"], "score": n["score"],
                     "error": n.get("error")} for n in pending])
         if stopped:
+            break
+        if stop_requested():
+            stopped = INTERRUPTED
             break
     if stopped is None:
         stopped = f"steps: {done} of {steps} done"
