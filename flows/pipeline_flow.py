@@ -1,0 +1,128 @@
+"""PipelineFlow (`loom pipeline`): the whole lifecycle as one gated run.
+
+One step per stage (eda → features → optimize → validate → report); each starts the verb's own run (its
+prepare and its flow) tagged ``pipeline:<id>`` / ``stage:<name>`` and persists the stage records, so a killed
+pipeline keeps the stages that finished and ``--resume PipelineFlow/N`` reuses them. The first stage that
+fails stops the chain (later steps record SKIPPED); ``end`` builds the result and the card. See
+``loom_py/verbs/pipeline.py`` and decision 0500."""
+
+from metaflow import FlowSpec, Parameter, card, current, step
+
+from loom_py.runtime.flowkit import final_cards_only
+
+final_cards_only()
+
+LOOM_WARM = ("loom_py.verbs.pipeline", "loom_py.runtime.bridge")
+
+
+class PipelineFlow(FlowSpec):
+    options = Parameter("options", required=True, help="the pipeline's options (JSON, from loom_py.verbs.pipeline.prepare)")
+    resume = Parameter("resume", default="", help="PipelineFlow/N whose finished stages are reused")
+
+    @step
+    def start(self):
+        import json
+
+        from loom_py.runtime import flowkit
+        from loom_py.verbs import pipeline
+
+        with flowkit.relay_errors():
+            self.opts = json.loads(self.options)  # the parsed options (what --resume reads back)
+            self.reuse = pipeline.reusable(pipeline.previous(self.resume)[1]) if self.resume else {}
+        self.stages = []
+        self.next(self.eda)
+
+    def _stage(self, name):
+        from loom_py.runtime import events
+        from loom_py.verbs import pipeline
+
+        self.stages = pipeline.run_stage(name, self.opts, list(self.stages), str(current.run_id), self.reuse,
+                                         events.emit)
+
+    @step
+    def eda(self):
+        self._stage("eda")
+        self.next(self.features)
+
+    @step
+    def features(self):
+        self._stage("features")
+        self.next(self.optimize)
+
+    @step
+    def optimize(self):
+        self._stage("optimize")
+        self.next(self.validate)
+
+    @step
+    def validate(self):
+        self._stage("validate")
+        self.next(self.report)
+
+    @step
+    def report(self):
+        self._stage("report")
+        self.next(self.end)
+
+    @card(type="blank", id="pipeline")
+    @step
+    def end(self):
+        from loom_py.runtime import flowkit
+        from loom_py.verbs import pipeline
+
+        me = f"PipelineFlow/{current.run_id}"
+        s = pipeline.outcome(self.stages, self.opts)
+        self.verdict = s["verdict"]
+        self.stage_runs = {r["name"]: r["pathspec"] for r in s["stages"]}
+        by = {r["name"]: r["pathspec"] for r in s["stages"]}
+        inputs = [self.opts["dataset"]] + ([self.resume] if self.resume else []) + [p for p in by.values() if p]
+        msgs = [s["reason"]] if s["reason"] else []
+        if s["reused"]:
+            msgs.append(f"reused from {self.resume}: {', '.join(s['reused'])}")
+        nxt = []
+        if s["failed_stage"]:
+            nxt.append(f"loom pipeline --resume {me}")
+        elif by.get("validate"):
+            nxt.append(f"loom deploy --validate {by['validate']}")
+        if by.get("optimize"):
+            nxt.append(f"loom viz --run {by['optimize']}")
+        exit_code = 0 if s["verdict"] == "PASS" else 1
+        status = "OK" if exit_code == 0 else "FAIL"
+        self.loom_result = flowkit.result(status, s, verdict=s["verdict"], exit_code=exit_code, inputs=inputs,
+                                          messages=msgs, next=nxt)
+        render_card(current.card, me, s)
+
+
+def render_card(card, me: str, s: dict) -> None:
+    import os
+
+    from metaflow.cards import Markdown
+
+    from loom_py.runtime import flowkit
+
+    card.append(flowkit.card_header(f"{me}: VERDICT {s['verdict'] or 'n/a'}", [
+        f"data: {s['dataset']} → target `{s['target']}`",
+        " → ".join(f"{r['name']} ({r['status']})" for r in s["stages"]),
+        f"total {s['seconds']:.1f} s" + (f"; reused: {', '.join(s['reused'])}" if s["reused"] else ""),
+    ] + ([f"stopped at: {s['reason']}"] if s["reason"] else [])))
+    rows = []
+    for r in s["stages"]:
+        card_link = ""
+        if r.get("card_path"):
+            card_link = os.path.relpath(r["card_path"], os.environ.get("METAFLOW_DATASTORE_SYSROOT_LOCAL") or "/")
+        rows.append({"stage": r["name"], "run": r["pathspec"] or "", "status": r["status"], "verdict": r["verdict"] or "",
+                     "seconds": r["seconds"], "reused": r["reused_from"] or "", "card": card_link,
+                     "note": r["reason"] or ""})
+    card.append(Markdown("## Stages"))
+    card.append(flowkit.card_table(rows))
+    v = s.get("validation") or {}
+    if v:
+        ho = v.get("holdout") or {}
+        card.append(Markdown(f"## Validation\n\nholdout {ho.get('metric')}: {ho.get('value')} on {ho.get('rows')} sealed rows "
+                             f"(seal {v.get('seal')}; untouched by the search: {v.get('seal_untouched')})"))
+
+
+if __name__ == "__main__":
+    from loom_py.runtime.flowkit import main
+
+    main(PipelineFlow)
