@@ -30,6 +30,10 @@ class PipelineFlow(FlowSpec):
             self.opts = json.loads(self.options)  # the parsed options (what --resume reads back)
             self.reuse = pipeline.reusable(pipeline.previous(self.resume)[1]) if self.resume else {}
         self.stages = []
+        from loom_py.runtime import events
+
+        events.emit("stage", stage="pipeline", event="begin", pathspec=f"PipelineFlow/{current.run_id}",
+                    reuse=list(self.reuse))
         self.next(self.eda)
 
     def _stage(self, name):

@@ -137,7 +137,8 @@ export default defineVerb({
   onEvent(ev, ui) {
     if (ev.kind === "stage") {
       const e = ev as unknown as { stage: string; event: string; pathspec?: string; status?: string; verdict?: string; seconds?: number; reason?: string };
-      if (e.event === "start") ui.progress(`stage ${e.stage}: started`);
+      if (e.event === "begin") ui.progress(`pipeline ${e.pathspec} (if it is interrupted: loom pipeline --resume ${e.pathspec})`);
+      else if (e.event === "start") ui.progress(`stage ${e.stage}: started`);
       else if (e.event === "reused") ui.progress(`stage ${e.stage}: reused ${e.pathspec} (${e.verdict ?? e.status})`);
       else {
         lastBoardLines = 0;
