@@ -157,6 +157,7 @@ export default defineVerb({
         kv(r.name, `${(r.pathspec ?? "—").padEnd(30)} ${(r.verdict ?? r.status).padEnd(8)} ${r.seconds.toFixed(1).padStart(6)} s${r.reused_from ? " (reused)" : ""}${r.reason && r.status !== "SKIPPED" ? ` — ${r.reason}` : ""}`),
       ),
       kv("total", `${s.seconds.toFixed(1)} s`),
+      ...((s as { model_card?: string | null }).model_card ? [kv("model card", (s as { model_card?: string }).model_card!)] : []),
     ];
   },
   async run(input, ctx): Promise<Outcome> {

@@ -240,7 +240,7 @@ def key_facts(name: str, reply: dict) -> dict:
         return {"holdout": s.get("holdout"), "seal": (s.get("seal") or {}).get("id"),
                 "seal_untouched": (s.get("seal") or {}).get("untouched"), "reasons": s.get("reasons") or [],
                 "cv_mean": (s.get("cv") or {}).get("mean")}
-    return {"paths": s.get("paths") or s.get("files") or None}
+    return {"html_path": s.get("html_path"), "markdown_path": s.get("markdown_path")}
 
 
 def record_of(name: str, reply: dict, seconds: float, reused_from: str | None = None) -> dict:
@@ -321,5 +321,6 @@ def outcome(records: list[dict], opts: dict) -> dict:
                "seconds": round(sum(r["seconds"] for r in records), 3),
                "reused": [r["name"] for r in records if r.get("reused_from")],
                "search": (next((r for r in records if r["name"] == "optimize"), {}) or {}).get("key"),
-               "validation": (val or {}).get("key"), "options": opts}
+               "validation": (val or {}).get("key"), "options": opts,
+               "model_card": (next((r for r in records if r["name"] == "report"), {}) or {}).get("key", {}).get("html_path")}
     return summary
