@@ -12,7 +12,12 @@ from loom_py.runtime.flowkit import final_cards_only
 
 final_cards_only()
 
-LOOM_WARM = ("loom_py.verbs.pipeline", "loom_py.runtime.bridge")
+# one process tree: the image imports once what every stage's prepare, warm image and tasks import (scikit-learn
+# above all); each stage's run is forked from a stage task that already has them (decision 0500)
+LOOM_WARM = ("loom_py.verbs.pipeline", "loom_py.runtime.bridge", "loom_py.runtime.sidecar",
+             "loom_py.verbs.validate:data_imports", "loom_py.verbs.validate:warm_imports", "loom_py.verbs.eda",
+             "loom_py.verbs.features", "loom_py.verbs.optimize.search", "loom_py.verbs.optimize.flowside",
+             "loom_py.verbs.report", "loom_py.verbs.solution", "loom_py.stats.leakage", "loom_py.stats.tabular")
 
 
 class PipelineFlow(FlowSpec):
