@@ -1,9 +1,9 @@
 """PipelineFlow (`loom pipeline`): the whole lifecycle as one gated run.
 
-One step per stage (eda → features → optimize → validate → report); each starts the verb's own run (its
-prepare and its flow) tagged ``pipeline:<id>`` / ``stage:<name>`` and persists the stage records, so a killed
-pipeline keeps the stages that finished and ``--resume PipelineFlow/N`` reuses them. The first stage that
-fails stops the chain (later steps record SKIPPED); ``end`` builds the result and the card. See
+``start`` runs the stages in order (eda → features → optimize → validate → report); each is the verb's own run
+(its prepare and its flow) tagged ``pipeline:<id>`` / ``stage:<name>``, so a killed pipeline keeps the stage runs
+that finished and ``--resume PipelineFlow/N`` finds and reuses them by tag. The first stage that fails stops
+the chain (the rest are recorded SKIPPED); ``end`` builds the result and the card. See
 ``loom_py/verbs/pipeline.py`` and decision 0500."""
 
 from metaflow import FlowSpec, Parameter, card, current, step
@@ -28,49 +28,19 @@ class PipelineFlow(FlowSpec):
     def start(self):
         import json
 
-        from loom_py.runtime import flowkit
+        from loom_py.runtime import events, flowkit
         from loom_py.verbs import pipeline
 
+        me = f"PipelineFlow/{current.run_id}"
         with flowkit.relay_errors():
-            self.opts = json.loads(self.options)  # the parsed options (what --resume reads back)
+            self.opts = json.loads(self.options)
             self.reuse = pipeline.reusable(pipeline.previous(self.resume)[1]) if self.resume else {}
-        self.stages = []
-        from loom_py.runtime import events
-
-        events.emit("stage", stage="pipeline", event="begin", pathspec=f"PipelineFlow/{current.run_id}",
-                    reuse=list(self.reuse))
-        self.next(self.eda)
-
-    def _stage(self, name):
-        from loom_py.runtime import events
-        from loom_py.verbs import pipeline
-
-        self.stages = pipeline.run_stage(name, self.opts, list(self.stages), str(current.run_id), self.reuse,
-                                         events.emit)
-
-    @step
-    def eda(self):
-        self._stage("eda")
-        self.next(self.features)
-
-    @step
-    def features(self):
-        self._stage("features")
-        self.next(self.optimize)
-
-    @step
-    def optimize(self):
-        self._stage("optimize")
-        self.next(self.validate)
-
-    @step
-    def validate(self):
-        self._stage("validate")
-        self.next(self.report)
-
-    @step
-    def report(self):
-        self._stage("report")
+        events.emit("stage", stage="pipeline", event="begin", pathspec=me, reuse=list(self.reuse))
+        stages = []
+        for name in pipeline.STAGES:  # each stage is the verb's own run, tagged pipeline:<id> stage:<name>
+            stages = pipeline.run_stage(name, self.opts, stages, str(current.run_id), self.reuse, events.emit,
+                                        reuse_from=self.resume or None)
+        self.stages = stages
         self.next(self.end)
 
     @card(type="blank", id="pipeline")

@@ -162,7 +162,8 @@ export default defineVerb({
   },
   async run(input, ctx): Promise<Outcome> {
     const p = proposerOf(described!);
-    const req = { flow: "pipeline_flow.py", flowName: "PipelineFlow", prepare: "loom_py.verbs.pipeline:prepare", params: params(input) };
+    // describe (the preflight) made every input check moments ago: prepare skips the second data load
+    const req = { flow: "pipeline_flow.py", flowName: "PipelineFlow", prepare: "loom_py.verbs.pipeline:prepare", params: { ...params(input), checked: true } };
     if (!p.remote || described!.reuse.includes("optimize")) return ctx.flow(req);
     const complete =
       p.provider === "anthropic"

@@ -185,5 +185,14 @@ print(json.dumps({"flags": [x["column"] for x in e.data.leakage_flags],
     expect(r.stderr).toMatch(/stage eda: reused/);
     expect(r.json.inputs).toContain(first);
     expect(existsSync(r.json.card_path)).toBe(true);
+    // the reused runs are this pipeline's stages too: a resume of it finds them by tag the same way
+    const id = r.json.pathspec.split("/")[1];
+    const tags = plainMetaflow(ws, `
+import json
+from metaflow import Run, namespace
+namespace(None)
+print(json.dumps([sorted(Run(p).user_tags) for p in ["${eda}", "${feat}"]]))
+`);
+    for (const t of tags) expect(t).toEqual(expect.arrayContaining([`pipeline:${first.split("/")[1]}`, `pipeline:${id}`]));
   }, 240_000);
 });

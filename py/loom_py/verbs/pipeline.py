@@ -117,27 +117,43 @@ def validate_metric(spec: dict) -> str | None:
 
 
 def previous(pathspec: str) -> tuple[dict, list[dict]]:
-    """(options, stage records) of an earlier pipeline, finished or not: the records are those its last
-    finished step persisted (a killed pipeline keeps the stages that had finished)."""
+    """(options, stage records) of an earlier pipeline, finished or not. The options are its parameters (the
+    ``_parameters`` task is stored before any stage runs); the records are rebuilt from its stage runs, found by
+    their tags ``pipeline:<id>`` + ``stage:<name>`` (a killed pipeline keeps every stage run that finished)."""
     from loom_py.runtime.data import client, resolve_run
 
     run = resolve_run(pathspec, ("PipelineFlow",), what="pipeline to resume", require_success=False)
     mf = client()
-    opts, records = None, []
-    for name in ("start",) + STAGES + ("end",):
-        try:
-            task = mf.Step(f"{run.pathspec}/{name}").task
-            if task is None or not task.finished:
-                break
-            d = task.data
-            if name == "start":
-                opts = d.opts
-            records = list(d.stages)
-        except Exception:
+    try:
+        opts = json.loads(mf.Step(f"{run.pathspec}/_parameters").task.data.options)
+    except Exception:
+        raise UsageError(f"{pathspec} has no stored options: run `loom pipeline` again without --resume")
+    records = []
+    for name in STAGES:
+        r = stage_run(mf, FLOW_OF[name][1], run.id, name)
+        if r is None:
             break
-    if opts is None:
-        raise UsageError(f"{pathspec} never got past its start: run `loom pipeline` again without --resume")
+        records.append(record_of(name, {"ok": True, "pathspec": r.pathspec, "card_path": _card_path(r),
+                                        **r.data.loom_result}, 0.0))
     return opts, records
+
+
+def stage_run(mf, flow: str, pipeline_id: str, name: str):
+    """The latest successful run of ``flow`` tagged as stage ``name`` of pipeline ``pipeline_id``, or None."""
+    try:
+        runs = [r for r in mf.Flow(flow).runs(f"pipeline:{pipeline_id}", f"stage:{name}") if r.successful]
+    except Exception:
+        return None
+    return max(runs, key=lambda r: r.created_at) if runs else None
+
+
+def _card_path(run):
+    from loom_py.runtime.bridge import card_path_of
+
+    try:
+        return card_path_of(run)
+    except Exception:
+        return None
 
 
 def reusable(records: list[dict]) -> dict:
@@ -158,7 +174,8 @@ def prepare(params: dict) -> dict:
         reuse = list(reusable(records))
     else:
         opts, reuse = options_of(params), []
-    check(opts)
+    if not params.get("checked"):  # the CLI's preflight (describe) already made these checks on this input
+        check(opts)
     return {"params": {"options": json.dumps(opts), "resume": params.get("resume") or ""},
             "inputs": [opts["dataset"]] + ([params["resume"]] if params.get("resume") else []), "reuse": reuse}
 
@@ -260,7 +277,8 @@ def stage_ok(r: dict) -> bool:
     return r["status"] in ("OK", "WARN", "PASS") and r["exit_code"] == 0
 
 
-def run_stage(name: str, opts: dict, records: list[dict], pipeline_id: str, reuse: dict, emit) -> list[dict]:
+def run_stage(name: str, opts: dict, records: list[dict], pipeline_id: str, reuse: dict, emit,
+              reuse_from: str | None = None) -> list[dict]:
     """Run (or reuse, or skip) one stage; returns the records with this stage's appended."""
     from loom_py.runtime import bridge
 
@@ -270,9 +288,9 @@ def run_stage(name: str, opts: dict, records: list[dict], pipeline_id: str, reus
                            "seconds": 0.0, "card_path": None, "reused_from": None, "key": {},
                            "reason": "an earlier stage failed"}]
     t0 = time.perf_counter()
-    if name in reuse and _still_there(reuse[name]["pathspec"]):
+    if name in reuse and _tag_reused(reuse[name]["pathspec"], pipeline_id, name):
         r = dict(reuse[name])
-        r["reused_from"] = r.get("reused_from") or "resume"
+        r["reused_from"] = reuse_from
         r["seconds"] = 0.0
         emit("stage", stage=name, event="reused", pathspec=r["pathspec"], status=r["status"], verdict=r.get("verdict"))
         return records + [r]
@@ -299,11 +317,17 @@ def run_stage(name: str, opts: dict, records: list[dict], pipeline_id: str, reus
     return records + [r]
 
 
-def _still_there(pathspec: str | None) -> bool:
+def _tag_reused(pathspec: str | None, pipeline_id: str, name: str) -> bool:
+    """A reused stage run is still there and successful; it is tagged as this pipeline's stage too (so a resume of
+    this pipeline finds it the same way)."""
     from loom_py.runtime.data import client
 
     try:
-        return bool(pathspec) and client().Run(pathspec).successful
+        run = client().Run(pathspec)
+        if not run.successful:
+            return False
+        run.add_tags([f"pipeline:{pipeline_id}", f"stage:{name}"])
+        return True
     except Exception:
         return False
 
