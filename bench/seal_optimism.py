@@ -98,8 +98,9 @@ def main():
         for label, excl in (("before", False), ("after", True)):
             rs = [one(df, target, mtext, metric, s, steps, excl) for s in range(seeds)]
             med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
+            gaps = " ".join("%+.4f" % r["gap"] for r in rs)
             print(f"{name:<16} {label:<7} {rs[0]['sealed_rows_seen']:>7} of {rs[0]['sealed']:<6} {med('search'):>11.4f} "
-                  f"{med('holdout'):>8.4f} {med('gap'):>+8.4f}  {' '.join(f'{r['gap']:+.4f}' for r in rs)}")
+                  f"{med('holdout'):>8.4f} {med('gap'):>+8.4f}  {gaps}", flush=True)
 
 
 if __name__ == "__main__":

@@ -183,6 +183,7 @@ export default defineVerb({
       kv("nodes", Object.entries(s.nodes).map(([k, n]) => `${k} ${n}`).join(", ")),
       kv("spend", `$${s.spend.usd.toFixed(4)} (${s.spend.tokens.input + s.spend.tokens.output} tokens, ${s.spend.provider})`),
       kv("stopped", s.stopped_because),
+      ...sealLine(s),
       "",
       ...renderBoard({ step: 0, steps: 0, metric: s.metric_spec.label, best: { node: null, score: null }, spend_usd: s.spend.usd, rows: s.leaderboard as any }).slice(0, -1),
     ];
@@ -200,6 +201,12 @@ export default defineVerb({
     }
   },
 });
+
+/** The seal validate will hold out, left out of the search (verbs/optimize/seal.py). */
+function sealLine(s: Summary): string[] {
+  const seal = (s as { seal?: { id: string; rows_excluded: number } }).seal;
+  return seal ? [kv("seal", `${seal.rows_excluded} rows left out for validate (${seal.id})`)] : [];
+}
 
 function selectionText(s: Summary): string {
   const sel = (s as { selection?: { kind?: string; folds?: number } }).selection;

@@ -7,6 +7,7 @@
 import type { ArgDef } from "citty";
 import * as v from "valibot";
 import { defineVerb, type Outcome } from "../core/define";
+import { UsageError } from "../core/errors";
 import { Column, DatasetPathspec, Num, Pathspec, PositiveInt, Repeated } from "../core/schemas";
 import { kv } from "../core/ui";
 import { EST_TOKENS_PER_NODE, priceOf, usd } from "../optimize/pricing";
@@ -99,6 +100,10 @@ export default defineVerb({
   summary: Summary,
   async preflight(input, ctx) {
     described = undefined;
+    if (input.resume) {
+      const mixed = (["dataset", "target", "goal", "metric", "threshold", "sensitive", "time", "group", "model-provider", "model", "budget-usd"] as const).filter((k) => input[k] !== undefined);
+      if (mixed.length) throw new UsageError(`--resume continues ${input.resume} with its own options: drop ${mixed.map((k) => `--${k}`).join(", ")}`);
+    }
     const d = await ctx.call("loom_py.verbs.pipeline:describe", params(input));
     described = d.summary as Described;
     proposerOf(described); // a missing key is refused (exit 2) before the gate
