@@ -121,6 +121,18 @@ print(json.dumps({"flags": [x["column"] for x in e.data.leakage_flags],
     expect(back.columns).not.toContain("refund_flag");
   }, 240_000);
 
+  test("the seal: a search that left out another seal keeps validate's caveat", async () => {
+    const o = await loom(["run", "--dataset", ds, "--target", "churned", "--metric", METRIC, "--steps", "1", "--model-provider", "offline", "--holdout", "0.3", "--json"], { cwd: ws });
+    expect(o.code).toBe(0);
+    expect(o.json.summary.seal).toMatchObject({ fraction: 0.3, rows_excluded: 600, rows_searched: 1400 });
+    expect(o.json.summary.rows.train + o.json.summary.rows.held_out).toBe(1400);
+    const v = await loom(["validate", "--dataset", ds, "--target", "churned", "--model", o.json.pathspec, "--json"], { cwd: ws });
+    expectNoTraceback(v);
+    expect(v.json.summary.seal.id).not.toBe(o.json.summary.seal.id);
+    expect(v.json.summary.seal.untouched).toBe(false);
+    expect(v.json.messages.join(" ")).toMatch(/left out seal seal-\w+, not this one .* so the holdout is optimistic for it/);
+  }, 120_000);
+
   test("bad input: exit 2 with one line, no run", async () => {
     const before = runsOf(ws, "PipelineFlow");
     const r = await loom(["pipeline", "--dataset", ds, "--target", "nope", "--metric", METRIC, "--model-provider", "offline"], { cwd: ws });
