@@ -8,6 +8,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fakeAnthropic } from "../fixtures/llm-servers";
 import { LOOM, ROOT, expectNoTraceback, loom, loomPython, plainMetaflow, runsOf, tempWorkspace } from "../helpers";
 
 /** The card's content: Metaflow embeds it as base64 JSON in the HTML. */
@@ -132,6 +133,31 @@ print(json.dumps({"flags": [x["column"] for x in e.data.leakage_flags],
     expect(v.json.summary.seal.untouched).toBe(false);
     expect(v.json.messages.join(" ")).toMatch(/left out seal seal-\w+, not this one .* so the holdout is optimistic for it/);
   }, 120_000);
+
+  test("a model proposer: the CLI hosts it for the search stage (the key stays in the TypeScript process)", async () => {
+    const server = fakeAnthropic([]);
+    try {
+      const r = await loom(
+        ["pipeline", "--dataset", ds, "--target", "churned", "--metric", METRIC, "--steps", "2", "--yes", "--json"],
+        { cwd: ws, env: { ANTHROPIC_API_KEY: "test-key", ANTHROPIC_BASE_URL: server.url } },
+      );
+      expectNoTraceback(r);
+      expect(r.stderr).toMatch(/optimize stage: 2 steps × ~\d+ tokens × .* ≈ \$/);
+      const opt = r.json.summary.stages[2];
+      expect(opt.status).toBe("OK");
+      expect(server.requests.length).toBe(2);
+      const spend = plainMetaflow(ws, `
+import json
+from metaflow import Run, namespace
+namespace(None)
+print(json.dumps(Run("${opt.pathspec}").data.loom_result["summary"]["spend"]))
+`);
+      expect(spend.provider).toBe("anthropic");
+      expect(spend.tokens.input).toBe(2000);
+    } finally {
+      server.stop();
+    }
+  }, 180_000);
 
   test("bad input: exit 2 with one line, no run", async () => {
     const before = runsOf(ws, "PipelineFlow");
