@@ -26,6 +26,9 @@ class OptimizeFlow(FlowSpec):
     node_timeout = Parameter("node_timeout", default=120.0, type=float, help="wall-clock seconds per candidate")
     memory_mb = Parameter("memory_mb", default=4096, type=int, help="address-space limit per candidate")
     policy = Parameter("policy", default="aide", help="aide (default, AIDE's published policy) or topk")
+    time = Parameter("time", default="", help="time column of the seal (as validate --time): the latest rows are left out")
+    group = Parameter("group", default="", help="entity column of the seal (as validate --group): whole groups are left out")
+    holdout = Parameter("holdout", default=0.2, type=float, help="share of rows sealed for validate (left out of the search)")
     executor = Parameter("executor", default="local",
                          help="local (a sandboxed process pool, default) or metaflow (each round's candidates as a foreach)")
 

@@ -92,14 +92,18 @@ class ValidateFlow(FlowSpec):
         s["dataset"] = {"pathspec": self.dataset, "label": info.get("label"), "rows": info.get("rows"),
                         "content_hash": info.get("content_hash")}
         s["seal"]["earlier_runs"] = earlier[-20:]
+        s["seal"]["untouched"] = True  # no search chose the default model
         if opts["model"]:
             from loom_py.verbs.solution import solution_info
 
-            searched_on = solution_info(opts["model"]).get("dataset")
+            sol = solution_info(opts["model"])
+            searched_on, searched_seal = sol.get("dataset"), (sol.get("seal") or {})
             s["model"]["searched_on"] = searched_on
-            if searched_on == self.dataset:
-                s["notes"].append(f"{opts['model']} chose its solution by scoring on its own split of {self.dataset}: "
-                                  "the sealed rows were not hidden from that search, so the holdout is optimistic for it")
+            s["model"]["search_seal"] = searched_seal.get("id")
+            s["seal"]["untouched"], note = seal_note(opts["model"], self.dataset, self.seal_id, searched_on,
+                                                     searched_seal, int(len(out["seal"].holdout)))
+            if note:
+                s["notes"].append(note)
         self.seal_rows_hash = out["seal"].rows_hash
         self.holdout_positions = out["seal"].holdout.tolist()
         self.verdict = s["verdict"]
@@ -120,6 +124,21 @@ class ValidateFlow(FlowSpec):
     @step
     def end(self):
         pass
+
+
+def seal_note(model: str, dataset: str, seal_id: str, searched_on, searched_seal: dict, rows: int):
+    """(is the holdout untouched by the search that chose the model?, the note saying so). True when the
+    search left out this very seal; False when it scored on its own split of these rows; None when it searched
+    another data object (Loom cannot tell which of these rows it saw)."""
+    if searched_on == dataset and searched_seal.get("id") == seal_id:
+        return True, (f"{model} searched without the {rows} sealed rows (seal {seal_id}): the holdout is untouched "
+                      "by the search that chose the model")
+    if searched_on == dataset:
+        why = (f"its search left out seal {searched_seal['id']}, not this one (pass the same --time/--group/--holdout "
+               "to `loom run` and `loom validate`)" if searched_seal.get("id") else "the sealed rows were not hidden from that search")
+        return False, (f"{model} chose its solution by scoring on its own split of {dataset}: {why}, "
+                       "so the holdout is optimistic for it")
+    return None, None
 
 
 def tag_run(pathspec: str, tag: str) -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the bundled example (examples/churn.csv), in a fresh workspace under examples/demo/:
-# ingest → datasets → eda → features (asserting eda's leakage flags) → the AIDE search (offline,
-# keyless) → validate the best solution (VERDICT) → report (model card).
+# ingest → datasets → `loom pipeline` (eda → features asserting eda's leakage flags → the AIDE search,
+# offline and keyless → validate the best solution, the VERDICT → report, the model card) → PipelineFlow/N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # LOOM_BIN: run the main job with an installed binary instead (no npm, no build; `loom setup` done)
@@ -23,11 +23,9 @@ step() {
 
 DS=$(step ingest --source "$EXAMPLE" --name churn)
 step datasets >/dev/null
-EDA=$(step eda --dataset "$DS" --target churned)
-FEAT=$(step features --dataset "$DS" --target churned --from "$EDA" --recipe standard)
-OPT=$(step run --dataset "$FEAT" --target churned --goal "Predict which customers churn." \
-  --metric "Maximize ROC-AUC on a held-out split." --steps 10 --model-provider offline)
-VAL=$(step validate --dataset "$FEAT" --target churned --model "$OPT")
-step report --run "$VAL" >/dev/null
+# the whole lifecycle as one gated run: eda → features (dropping eda's leakage flags) → the AIDE search
+# (offline, keyless; the rows validate seals are left out) → validate the best solution (VERDICT) → report
+PIPE=$(step pipeline --dataset "$DS" --target churned --goal "Predict which customers churn." \
+  --metric "Maximize ROC-AUC on a held-out split." --steps 10 --recipe standard --model-provider offline)
 echo >&2
-echo "== done. Runs live in $WS/.loom; plain Metaflow reads them with METAFLOW_DATASTORE_SYSROOT_LOCAL=$WS/.loom" >&2
+echo "== done: $PIPE. Runs live in $WS/.loom; plain Metaflow reads them with METAFLOW_DATASTORE_SYSROOT_LOCAL=$WS/.loom" >&2

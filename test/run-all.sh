@@ -35,6 +35,14 @@ line=$(grep -E '[0-9]+ (passed|failed)' "$LOG/py.txt" | tail -1)
 p=$(echo "$line" | grep -oE '[0-9]+ passed' | tr -dc 0-9); f=$(echo "$line" | grep -oE '[0-9]+ (failed|error|errors)' | tr -dc 0-9 | head -c 6)
 passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
 
+echo "== examples eval bed (examples/*/assertions.json through build/loom)" >&2
+node_modules/.bin/bun test/evalbed.ts 2>&1 | tee "$LOG/evalbed.txt"
+[ "${PIPESTATUS[0]}" = 0 ] || rc=1
+line=$(grep -E '^evalbed: [0-9]+ passed, [0-9]+ failed' "$LOG/evalbed.txt" | tail -1)
+p=$(echo "$line" | grep -oE '[0-9]+ passed' | tr -dc 0-9); f=$(echo "$line" | grep -oE '[0-9]+ failed' | tr -dc 0-9)
+[ -n "$line" ] || f=1
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+
 [ "$failed" = 0 ] || rc=1
 echo "$passed passed, $failed failed"
 exit $rc

@@ -59,6 +59,9 @@ const Input = v.object({
   "memory-mb": v.optional(PositiveInt("--memory-mb")),
   policy: v.optional(v.picklist(["aide", "topk"], "must be aide or topk"), "aide"),
   executor: v.optional(v.picklist(["local", "metaflow"], "must be local or metaflow"), "local"),
+  time: v.optional(v.string()),
+  group: v.optional(v.string()),
+  holdout: OptPositive("--holdout"),
 });
 type Input = v.InferOutput<typeof Input>;
 
@@ -162,6 +165,10 @@ export default defineVerb({
     "memory-mb": { type: "string", description: "memory limit per candidate in MiB (default 4096)" },
     policy: { type: "enum", options: ["aide", "topk"], description: "search policy: aide (default; AIDE's published policy) or topk (improve among the top 3 families)" },
     executor: { type: "enum", options: ["local", "metaflow"], description: "local (default: a sandboxed process pool) or metaflow (each round's candidates as a Metaflow foreach; LOOM_OPTIMIZE_WITH=kubernetes fans them out)" },
+
+    time: { type: "string", description: "time column, as you will pass it to validate: the seal (the latest rows) is left out of the search" },
+    group: { type: "string", description: "entity column, as you will pass it to validate: the sealed groups are left out of the search" },
+    holdout: { type: "string", description: "the share validate seals (default 0.2): those rows are left out of the search" },
   },
   input: Input,
   summary: Summary,
@@ -233,6 +240,7 @@ export default defineVerb({
       kv("nodes", Object.entries(s.nodes).map(([k, n]) => `${k} ${n}`).join(", ")),
       kv("spend", `$${s.spend.usd.toFixed(4)} (${s.spend.tokens.input + s.spend.tokens.output} tokens, ${s.spend.provider})`),
       kv("stopped", s.stopped_because),
+      ...sealLine(s),
       "",
       ...renderBoard({ step: 0, steps: 0, metric: s.metric_spec.label, best: { node: null, score: null }, spend_usd: s.spend.usd, rows: s.leaderboard as any }).slice(0, -1),
     ];
@@ -257,6 +265,12 @@ export default defineVerb({
     }
   },
 });
+
+/** The seal validate will hold out, left out of the search (verbs/optimize/seal.py). */
+function sealLine(s: Summary): string[] {
+  const seal = (s as { seal?: { id: string; rows_excluded: number } }).seal;
+  return seal ? [kv("seal", `${seal.rows_excluded} rows left out for validate (${seal.id})`)] : [];
+}
 
 function selectionText(s: Summary): string {
   const sel = (s as { selection?: { kind?: string; folds?: number } }).selection;
@@ -284,6 +298,9 @@ function flowParams(input: Input, model?: string): Record<string, unknown> {
     memory_mb: input["memory-mb"],
     policy: input.policy,
     executor: input.executor,
+    time: input.time,
+    group: input.group,
+    holdout: input.holdout,
   };
 }
 

@@ -60,7 +60,11 @@ describe("report", () => {
     expect(s.model.name).toContain(`best solution of ${optimize.json.pathspec}`);
     expect(s.seal.id).toBe(validate.json.summary.seal.id);
     expect(s.seal.evaluations).toBe(2);
-    expect(withModel.json.messages.join(" ")).toContain("not hidden from that search");
+    // the search left out this very seal (verbs/optimize/seal.py): the holdout is untouched, no "optimistic" caveat
+    expect(optimize.json.summary.seal.id).toBe(s.seal.id);
+    expect(s.seal.untouched).toBe(true);
+    expect(withModel.json.messages.join(" ")).toContain("searched without the");
+    expect(withModel.json.messages.join(" ")).not.toContain("optimistic");
   });
 
   test("--run: lineage walked back to the ingest boundary, read-only, exit 0", () => {

@@ -102,7 +102,10 @@ def _prewarm_enabled() -> bool:
     return os.environ.get("LOOM_PREWARM", "1") not in ("0", "false", "no")
 
 
-def run_flow(req: dict) -> dict:
+def run_flow(req: dict, emit=None) -> dict:
+    """``emit``: where the flow's events go (default: this process's stderr, for the CLI); a pipeline stage
+    passes its own, to tag and relay them."""
+    emit = emit or _stderr_event
     params = dict(req.get("params") or {})
     inputs: list[str] = []
     prep = None
@@ -143,7 +146,7 @@ def run_flow(req: dict) -> dict:
             except OSError:
                 pass
         return _reused(prep["reuse"], prep.get("inputs") or [], prep.get("messages") or [])
-    _stderr_event({"kind": "prepared"})  # input is valid: the CLI prints its workspace-write note now
+    emit({"kind": "prepared"})  # input is valid: the CLI prints its workspace-write note now
     try:
         with tempfile.TemporaryDirectory(prefix="loom-run-") as tmp:
             rid_file = os.path.join(tmp, "run-id")
@@ -177,7 +180,7 @@ def run_flow(req: dict) -> dict:
                     if ev.get("kind") == "error":
                         error_event = ev
                     else:
-                        _stderr_event(ev)
+                        emit(ev)
                     continue
                 tail.append(line.rstrip("\n"))
                 if debug:

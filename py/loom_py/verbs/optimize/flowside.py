@@ -27,6 +27,10 @@ def prepare(params: dict) -> dict:
         for k in ("dataset", "metric", "metric_mapping", "goal", "target", "seed"):
             if p.get(k) in (None, "") and cfg.get(k) not in (None, ""):
                 p[k] = cfg[k]
+        prev_seal = cfg.get("seal") or {}
+        for k, sk in (("time", "time"), ("group", "group"), ("holdout", "fraction")):
+            if p.get(k) in (None, "") and prev_seal.get(sk) not in (None, ""):
+                p[k] = prev_seal[sk]
         if p.get("dataset") != cfg.get("dataset") or p.get("target") != cfg.get("target") or \
                 int(p.get("seed") or 0) != int(cfg.get("seed") or 0):
             raise UsageError(f"--resume {p['resume']} continues a search on {cfg.get('dataset')} (target {cfg.get('target')}, "
@@ -44,6 +48,9 @@ def prepare(params: dict) -> dict:
     p["target"] = target
     df, _notes = model_frame(df, target)  # refuses a nested or empty target before any run exists
     metric_spec.check_task(spec, infer_task(df[target].dropna()))
+    from loom_py.verbs.optimize.seal import check_options
+
+    check_options(df.columns, target, p.get("time") or None, p.get("group") or None, p.get("holdout"))
     if (p.get("executor") or "local") not in ("local", "metaflow"):
         raise UsageError(f"--executor {p.get('executor')} is unknown: pick local (default) or metaflow")
     steps = int(p.get("steps") or 10)
@@ -85,6 +92,14 @@ def execute(flow, current) -> None:
     df, data_notes = model_frame(df, cfg["target"])  # nested columns left out, ±inf as missing (named in notes)
     for n in data_notes:
         events.progress(n)
+    # the rows validate will seal for this data object and target never reach a candidate (seal.py)
+    from loom_py.stats.tabular import infer_task
+    from loom_py.verbs.optimize.seal import exclude
+
+    df, cfg["seal"] = exclude(df, cfg["target"], infer_task(df[cfg["target"]]), info["content_hash"],
+                              time_col=getattr(flow, "time", "") or None, group_col=getattr(flow, "group", "") or None,
+                              holdout=getattr(flow, "holdout", None))
+    events.progress(f"seal {cfg['seal']['id']}: {cfg['seal']['rows_excluded']} rows validate will hold out are left out of the search")
     workdir = tempfile.mkdtemp(prefix="loom-opt-", dir=os.environ.get("LOOM_TMP") or None)
     try:
         rec = search.run_search(df, cfg, workdir=workdir, emit=lambda kind, **kw: events.emit(kind, **kw), prior=prior)
@@ -143,6 +158,7 @@ def execute(flow, current) -> None:
         "target": rec["target"], "task": rec["task"], "dataset": flow.dataset,
         "rows": {"train": rec["train_rows"], "held_out": rec["val_rows"], "test": rec["test_rows"], "test_source": rec["test_source"]},
         "selection": {k: v for k, v in rec["selection"].items()},
+        "seal": cfg["seal"],
         "overhead_seconds_per_node": round(sum(overhead) / len(overhead), 3) if overhead else None,
         "data_notes": data_notes,
     }
