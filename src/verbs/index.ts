@@ -11,6 +11,7 @@ import optimize from "./optimize";
 import setup from "./setup";
 import train from "./train";
 import validate from "./validate";
+import deploy from "./deploy";
 import report from "./report";
 
 export const VERBS: VerbDef[] = [
@@ -25,6 +26,7 @@ export const VERBS: VerbDef[] = [
   optimize,
   train,
   validate,
+  deploy,
   report,
 ];
 
