@@ -90,7 +90,7 @@ export default defineVerb({
       lines.push(kv("validate", `${s.validate} · holdout ${s.holdout?.metric} ${s.holdout?.value?.toFixed(4) ?? "n/a"} · seal ${s.seal_id}`));
       if (s.model) lines.push(kv("model", `${s.model.name}${s.model.model_written_code ? " (model-written code)" : ""}`));
       lines.push(kv("staged", `${s.stage_dir} (${s.files} files, manifest ${s.manifest_sha256?.slice(0, 19)}…)`));
-      lines.push(kv("--apply will", `register a new version of ${s.apply_will.model_name} and move @${s.apply_will.alias} from ${s.apply_will.alias_from ?? "nobody"} to it`));
+      lines.push(kv("on --apply", `register a new version of ${s.apply_will.model_name} and move @${s.apply_will.alias} from ${s.apply_will.alias_from ?? "nobody"} to it`));
       lines.push(kv("registry", s.apply_will.registry));
       if (s.rollback) lines.push(kv("rollback", s.rollback));
     } else if (s.alias_move) {

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { defineVerb } from "../core/define";
 import { requirementsHash } from "../core/assets";
 import { scanDatastore } from "../core/datastore-scan";
+import { interruptedLines, readJournal } from "../core/deploy-journal";
 import { loomHome, venvPython } from "../core/home";
 import { choosePython, findSystemPython, readSetupRecord } from "../core/pyenv";
 import { datastoreExists, locateWorkspace } from "../core/workspace";
@@ -106,6 +107,12 @@ export default defineVerb({
       else if (moved.length)
         add("datastore", "FAIL", `runs recorded the root ${moved[0]} but the datastore is now at ${mfDir} (moved)`, `move the workspace back to ${moved[0]!.replace(/\/\.loom\/\.metaflow$/, "")}, or re-ingest here`);
       else add("datastore", "PASS", `${scan.runs} runs, ${scan.tasks} tasks, ${scan.artifacts} artifacts: metadata parses, artifacts present`);
+    }
+
+    if (ws.exists) {
+      const cut = interruptedLines(readJournal(ws.dir));
+      if (cut.length)
+        add("deploy", "WARN", `${cut.length} interrupted apply(s): ${cut.join("; ")}`, "rerun the apply (`loom deploy --validate ValidateFlow/N --apply`); the alias never points at nothing");
     }
 
     const user = process.env.METAFLOW_USER || process.env.USER || process.env.LOGNAME;

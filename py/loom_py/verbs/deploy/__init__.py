@@ -595,7 +595,13 @@ def check(params: dict) -> dict:
 
 
 def serve_command(name: str, alias: str, uri: str) -> str:
-    env = f"MLFLOW_TRACKING_URI={uri} " if not os.environ.get("MLFLOW_TRACKING_URI") else ""
+    """MLflow's own serving command for the alias, with Loom's environment first on PATH (MLflow starts
+    uvicorn by name) and the workspace registry when MLFLOW_TRACKING_URI is not set."""
+    import sys
+
+    env = f"PATH={os.path.dirname(sys.executable)}:$PATH "
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        env += f"MLFLOW_TRACKING_URI={uri} "
     return f"{env}mlflow models serve -m models:/{name}@{alias} --env-manager local -p 5000"
 
 
