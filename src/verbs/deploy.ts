@@ -41,6 +41,21 @@ const Input = v.object({
 });
 type Input = v.InferOutput<typeof Input>;
 
+interface Checked {
+  mode: string;
+  name: string;
+  alias: string;
+  registry: string;
+  plan?: string;
+  alias_from?: number | null;
+  model_written_code?: boolean;
+  model?: string;
+  from?: number;
+  to?: number;
+}
+/** what the --apply preflight verified (one verb per process), shown at the gate */
+let checked: Checked | null = null;
+
 function mode(input: Input): "plan" | "apply" | "rollback" | "rollback_apply" {
   if (input.rollback !== undefined && input.validate !== undefined)
     throw new UsageError("pass either --validate ValidateFlow/N (promote) or --rollback NAME (move the alias back), not both");
@@ -82,6 +97,22 @@ export default defineVerb({
     // version to roll back to (none → refused, exit 1)
     const out = await ctx.call("loom_py.verbs.deploy:check", params(input));
     if (out.exit_code !== 0) return out;
+    checked = out.summary as Checked;
+  },
+  // shown at the gate, before the y/N: what the apply changes, and whose code the registry will serve
+  cost: (input) => {
+    const c = checked;
+    if (!input.apply || !c) return { lines: [] };
+    if (c.mode === "rollback_apply")
+      return { lines: [`moves ${c.name}@${c.alias} in ${c.registry} from version ${c.from} back to ${c.to}`] };
+    return {
+      lines: [
+        `registers a new version of ${c.name} in ${c.registry} and moves @${c.alias} from ${c.alias_from ?? "nobody"} to it (plan ${c.plan})`,
+        c.model_written_code
+          ? `the model is model-written code (${c.model}): MLflow's serving and loading processes will run it`
+          : `the model is Loom's default estimator (${c.model})`,
+      ],
+    };
   },
   human: (out) => {
     const s = out.summary as S;

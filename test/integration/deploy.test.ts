@@ -1,5 +1,6 @@
 /**
- * deploy end to end through build/loom, one chain on one validate run: validate FAIL → refused; wrong or
+ * deploy end to end through build/loom, one chain on one validate run of an offline search's best solution
+ * (model-written code, served only by MLflow's processes): validate FAIL → refused; wrong or
  * unknown pathspec → exit 2, nothing written; PLAN stages a pyfunc model + manifest whose hashes check;
  * --apply denied without a terminal and declined at a real pty's "n" (nothing registered); a tampered
  * staged file or manifest refused (exit 2); "y" in a pty registers version 1 under @champion; MLflow's own
@@ -68,10 +69,13 @@ describe("deploy", () => {
     const ing = await loom(["ingest", "--source", "clean.csv", "--json"], { cwd: ws });
     if (ing.code !== 0) throw new Error(ing.stdout + ing.stderr);
     const ds = ing.json.pathspec;
-    const [p, f] = await Promise.all([
-      loom(["validate", "--dataset", ds, "--target", "y", "--threshold", "0.7", "--json"], { cwd: ws }),
+    // the model promoted is an offline search's best solution: model-written code (the FAIL is the default model)
+    const [o, f] = await Promise.all([
+      loom(["run", "--dataset", ds, "--target", "y", "--metric", "Maximize ROC-AUC on a held-out split.", "--steps", "2", "--model-provider", "offline", "--json"], { cwd: ws }),
       loom(["validate", "--dataset", ds, "--target", "y", "--threshold", "0.99", "--json"], { cwd: ws }),
     ]);
+    if (o.code !== 0) throw new Error(o.stdout + o.stderr);
+    const p = await loom(["validate", "--dataset", ds, "--target", "y", "--threshold", "0.7", "--max-ece", "0.2", "--model", o.json.pathspec, "--json"], { cwd: ws });
     if (p.json?.verdict !== "PASS" || f.json?.verdict !== "FAIL") throw new Error(p.stdout + p.stderr + f.stdout);
     pass = p.json.pathspec;
     fail = f.json.pathspec;
@@ -113,7 +117,11 @@ describe("deploy", () => {
     expect(m.holdout.metric).toBe("roc_auc");
     expect(m.threshold).toBe(0.7);
     expect(m.seal_id).toMatch(/^seal-/);
-    expect(m.model.model_written_code).toBe(false);
+    expect(m.model.model_written_code).toBe(true); // said in the manifest and the plan's notes
+    expect(m.model.source).toMatch(/^OptimizeFlow\//);
+    expect(m.files["model/artifacts/solution.py"]).toMatch(/^sha256:/);
+    expect(readFileSync(join(s.stage_dir, "model", "artifacts", "solution.py"), "utf8")).toContain("def make_model");
+    expect(plan.messages[0]).toContain("code a language model wrote");
     expect(m.lineage.slice(0, 2)).toEqual([pass, m.dataset.pathspec]);
     expect(m.apply_will).toMatchObject({ model_name: "m", alias: "champion", alias_from: null });
     const mlmodel = readFileSync(join(s.stage_dir, "model", "MLmodel"), "utf8").replace(/\n\s+/g, " ");
@@ -162,6 +170,9 @@ describe("deploy", () => {
     expect(tags["loom.validate"]).toBe(pass);
     expect(tags["loom.manifest_sha256"]).toBe(plan.summary.manifest_sha256);
     expect(tags["loom.previous_alias_holder"]).toBe("none");
+    expect(tags["loom.model_written_code"]).toBe("true");
+    expect(yes.output).toContain("the model is model-written code"); // said at the gate, before the y/N
+    expect(yes.output.indexOf("model-written code")).toBeLessThan(yes.output.indexOf("Proceed?"));
 
     const p = Bun.spawnSync([loomPython(), join(ROOT, "test", "fixtures", "deploy_serve.py"), ws, pass, "models:/m@champion"], {
       env: { ...process.env, MLFLOW_TRACKING_URI: `sqlite:///${db}` },

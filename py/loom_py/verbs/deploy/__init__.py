@@ -81,6 +81,20 @@ def warm_imports() -> None:
     import mlflow  # noqa: F401
     import mlflow.pyfunc  # noqa: F401
     from mlflow import MlflowClient  # noqa: F401
+    from mlflow.models import ModelSignature  # noqa: F401
+
+    # the SQLite stores (SQLAlchemy, Alembic's schema check): ~2 s of imports the first client pays
+    import mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+
+    # MLflow maps modules to distributions (a scan of every installed package's metadata, ~2 s here) when
+    # it checks pip requirements in save_model; built once in the image, the forked task inherits it
+    try:
+        from mlflow.utils import requirements_utils
+
+        requirements_utils._init_modules_to_packages_map()
+    except Exception:  # an MLflow without it: save_model builds it itself
+        pass
 
 
 def client(uri: str):
@@ -590,8 +604,16 @@ def check(params: dict) -> dict:
     if mode == "rollback_apply":
         pp = prep["params"]
         t = rollback_target(pp["registry"], pp["name"], pp["alias"])
-        return {"status": "CHECKED", "summary": {"mode": mode, **t}}
-    return {"status": "CHECKED", "summary": {"mode": mode, "plan": prep["params"].get("plan")}}
+        return {"status": "CHECKED", "summary": {"mode": mode, "name": pp["name"], "alias": pp["alias"],
+                                                 "registry": pp["registry"], **t}}
+    pp = prep["params"]
+    from loom_py.runtime.data import resolve_run
+
+    m = resolve_run(pp["plan"], ("DeployFlow",)).data.staged_plan["manifest"]
+    return {"status": "CHECKED", "summary": {
+        "mode": mode, "plan": pp["plan"], "name": pp["name"], "alias": pp["alias"], "registry": pp["registry"],
+        "alias_from": current_holder(pp["registry"], pp["name"], pp["alias"], create=False),
+        "model_written_code": bool(m["model"]["model_written_code"]), "model": m["model"]["name"]}}
 
 
 def serve_command(name: str, alias: str, uri: str) -> str:
