@@ -80,7 +80,7 @@ describe("deploy", () => {
     pass = p.json.pathspec;
     fail = f.json.pathspec;
     expect(p.json.next[0]).toBe(`loom deploy --validate ${pass}`); // validate PASS suggests deploy
-  }, 300_000); // generous: a loaded CI box; the chain took 70-130 s of wall time
+  }, 300_000); // generous: on a loaded 2-core box one step of the chain took up to 135 s
 
   test("validate FAIL: refused with its reasons (exit 1); wrong flow / unknown run: exit 2; nothing written", async () => {
     const r = await loom(["deploy", "--validate", fail, "--json"], { cwd: ws });
@@ -97,7 +97,7 @@ describe("deploy", () => {
     expect(unknown.stderr).toContain("ValidateFlow/999999 does not exist");
     expect(runsOf(ws, "DeployFlow")).toBe(0);
     expect(existsSync(join(ws, ".loom", "artifacts", "deploy"))).toBe(false);
-  }, 300_000); // generous: a loaded CI box; the chain took 70-130 s of wall time
+  }, 300_000); // generous: on a loaded 2-core box one step of the chain took up to 135 s
 
   test("PLAN stages a pyfunc model and a manifest whose hashes check; the registry is untouched", async () => {
     const r = await loom(["deploy", "--validate", pass, "--name", "m", "--json"], { cwd: ws });
@@ -132,7 +132,7 @@ describe("deploy", () => {
     const ex = JSON.parse(readFileSync(join(s.stage_dir, "model", "input_example.json"), "utf8"));
     expect(ex.data).toEqual([[0, 0, 0, 0, ""]]);
     expect(existsSync(db)).toBe(false);
-  }, 300_000); // generous: a loaded CI box; the chain took 70-130 s of wall time
+  }, 300_000); // generous: on a loaded 2-core box one step of the chain took up to 135 s
 
   test("--apply: denied without a terminal, declined at a pty's n, tampered staging refused; nothing registered", async () => {
     const denied = await loom(["deploy", "--validate", pass, "--name", "m", "--apply", "--json"], { cwd: ws });
@@ -156,7 +156,7 @@ describe("deploy", () => {
       expect(t.stderr).toMatch(rel === "manifest.json" ? /staged manifest .* changed since the plan/ : /staged file model\/artifacts\/model.pkl .* changed since the plan/);
     }
     expect(existsSync(db)).toBe(false);
-  }, 300_000); // generous: a loaded CI box; the chain took 70-130 s of wall time
+  }, 300_000); // generous: on a loaded 2-core box one step of the chain took up to 135 s
 
   test("y in a pty: version 1 registered under @champion; served and loaded predictions equal validate's", async () => {
     const yes = await inPty("y", ["deploy", "--validate", pass, "--name", "m", "--apply", "--json"], ws);
@@ -186,7 +186,7 @@ describe("deploy", () => {
     const first = await loom(["deploy", "--rollback", "m", "--json"], { cwd: ws });
     expect(first.code).toBe(1);
     expect(first.json.messages[0]).toMatch(/rollback refused: m@champion is at version 1, the first version/);
-  }, 300_000); // generous: a loaded CI box; the chain took 70-130 s of wall time
+  }, 300_000); // generous: on a loaded 2-core box one step of the chain took up to 135 s
 
   test("kill -9 mid-apply: the alias stays at the old version and doctor names the interrupted apply", async () => {
     const k = await inPty("y", ["deploy", "--validate", pass, "--name", "m", "--apply"], ws, [join(ws, ".loom", "deploy", "journal", "*.json"), '"state": "registered"']);
@@ -199,7 +199,7 @@ describe("deploy", () => {
     const c = d.json.summary.checks.find((x: any) => x.name === "deploy");
     expect(c.status).toBe("WARN");
     expect(c.detail).toContain("registered m version 2 but was stopped before moving the alias: m@champion still points at version 1");
-  }, 300_000); // generous: a loaded CI box; the chain took 70-130 s of wall time
+  }, 300_000); // generous: on a loaded 2-core box one step of the chain took up to 135 s
 
   test("two racing applies: one holder, both moves recorded in order; rollback moves the alias back", async () => {
     const [a, b] = await Promise.all([
@@ -228,5 +228,5 @@ describe("deploy", () => {
     expect(aliasOf(ws)).toBe(moves[1].to);
     const d = await loom(["doctor", "--json"], { cwd: ws });
     expect(d.json.summary.checks.find((x: any) => x.name === "deploy")).toBeUndefined(); // later moves settled it
-  }, 300_000); // generous: a loaded CI box; the chain took 70-130 s of wall time
+  }, 300_000); // generous: on a loaded 2-core box one step of the chain took up to 135 s
 });
