@@ -621,7 +621,7 @@ def serve_command(name: str, alias: str, uri: str) -> str:
     uvicorn by name) and the workspace registry when MLFLOW_TRACKING_URI is not set."""
     import sys
 
-    env = f"PATH={os.path.dirname(sys.executable)}:$PATH "
+    env = f"PATH={os.path.dirname(sys.executable)}:$PATH MLFLOW_DISABLE_TELEMETRY=true "
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         env += f"MLFLOW_TRACKING_URI={uri} "
     return f"{env}mlflow models serve -m models:/{name}@{alias} --env-manager local -p 5000"
