@@ -105,6 +105,7 @@ describe("deploy", () => {
     plan = r.json;
     expect(plan.tier).toBe("workspace-write");
     expect(plan.status).toBe("PLANNED");
+    expect(existsSync(plan.card_path)).toBe(true);
     expect(plan.next[0]).toBe(`loom deploy --validate ${pass} --name m --alias champion --apply`);
     const s = plan.summary;
     expect(s.stage_dir).toBe(join(ws, ".loom", "artifacts", "deploy", plan.pathspec.split("/")[1]));
