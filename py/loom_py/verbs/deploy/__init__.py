@@ -246,8 +246,6 @@ def _requirements(code: str | None) -> list[str]:
 
 def stage(run_id, params: dict) -> dict:
     """Write the staged model, code and manifest; return the plan (the DeployFlow run's record)."""
-    import pickle  # noqa: F401  (never used to load: the bytes are copied as they are)
-
     from loom_py.runtime.data import dataset_info, load_frame, resolve_run
 
     v = params["validate"]
