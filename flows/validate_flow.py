@@ -106,6 +106,7 @@ class ValidateFlow(FlowSpec):
                 s["notes"].append(note)
         self.seal_rows_hash = out["seal"].rows_hash
         self.holdout_positions = out["seal"].holdout.tolist()
+        keep_scored_model(self, out)
         self.verdict = s["verdict"]
         self.validation = flowkit.json_safe(s)
         me = f"ValidateFlow/{current.run_id}"
@@ -139,6 +140,24 @@ def seal_note(model: str, dataset: str, seal_id: str, searched_on, searched_seal
         return False, (f"{model} chose its solution by scoring on its own split of {dataset}: {why}, "
                        "so the holdout is optimistic for it")
     return None, None
+
+
+def keep_scored_model(flow, out: dict) -> None:
+    """The estimator the holdout was scored with, pickled, and what it predicted on the sealed rows, so
+    ``loom deploy`` packages exactly the validated model and its serving test can compare predictions.
+    A model that cannot be pickled is kept as None (deploy then refuses with a line saying so)."""
+    import pickle
+
+    import numpy as np
+
+    try:
+        flow.scored_model = pickle.dumps(out["holdout_model"], protocol=pickle.HIGHEST_PROTOCOL)
+        flow.scored_model_error = None
+    except Exception as e:
+        flow.scored_model = None
+        flow.scored_model_error = f"{type(e).__name__}: {e}"[:300]
+    flow.holdout_scored = {"pred": np.asarray(out["pred_holdout"]).tolist(),
+                           "proba": None if out["proba_holdout"] is None else np.asarray(out["proba_holdout"]).tolist()}
 
 
 def tag_run(pathspec: str, tag: str) -> None:

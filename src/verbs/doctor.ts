@@ -6,6 +6,7 @@ import { materialize, requirementsHash, requirementsText } from "../core/assets"
 import { bridgeEnv } from "../core/bridge";
 import { scanDatastore } from "../core/datastore-scan";
 import { cleanupCommand, unfinishedRuns } from "../core/unfinished-runs";
+import { interruptedLines, readJournal } from "../core/deploy-journal";
 import { loomHome, venvPython } from "../core/home";
 import { choosePython, findSystemPython, readSetupRecord } from "../core/pyenv";
 import { datastoreExists, locateWorkspace } from "../core/workspace";
@@ -160,6 +161,12 @@ export default defineVerb({
         add("leftover staging", "WARN", `${res.leftovers.length} staging file(s) or folder(s) left by runs that were killed (${mb.toFixed(1)} MiB) in ${join(ws.dir, "tmp")}`,
           `rm -rf ${res.leftovers.slice(0, 5).map((l) => JSON.stringify(l.path)).join(" ")}${res.leftovers.length > 5 ? " …" : ""}`);
       }
+    }
+
+    if (ws.exists) {
+      const cut = interruptedLines(readJournal(ws.dir));
+      if (cut.length)
+        add("deploy", "WARN", `${cut.length} interrupted apply(s): ${cut.join("; ")}`, "rerun the apply (`loom deploy --validate ValidateFlow/N --apply`); the alias never points at nothing");
     }
 
     const user = process.env.METAFLOW_USER || process.env.USER || process.env.LOGNAME;

@@ -11,6 +11,7 @@ import optimize from "./optimize";
 import setup from "./setup";
 import train from "./train";
 import validate from "./validate";
+import deploy from "./deploy";
 import report from "./report";
 import pipeline from "./pipeline";
 
@@ -26,6 +27,7 @@ export const VERBS: VerbDef[] = [
   optimize,
   train,
   validate,
+  deploy,
   report,
   pipeline,
 ];

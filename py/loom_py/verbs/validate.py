@@ -391,6 +391,7 @@ def model_factory(model: str | None, target: str | None = None):
 class _Clock:
     def __init__(self):
         self.fit = 0.0
+        self.holdout_model = None  # the estimator the holdout was scored with (deploy packages it)
 
     def timed(self, fn, *a):
         t = time.perf_counter()
@@ -399,9 +400,11 @@ class _Clock:
         return out
 
 
-def _fit_predict(clock, factory, task, X_tr, y_tr, X_te, seed, classes):
+def _fit_predict(clock, factory, task, X_tr, y_tr, X_te, seed, classes, keep: bool = False):
     est = factory(task, X_tr, seed)
     clock.timed(est.fit, X_tr, y_tr)
+    if keep:
+        clock.holdout_model = est
     if task == "classification":
         if not hasattr(est, "predict_proba"):  # a label-only model: its probabilities are 0/1
             labels = np.asarray(clock.timed(est.predict, X_te), dtype=object)
@@ -537,7 +540,7 @@ def _evaluate_models(df, opts, seal, cv_rows, *, factory, say, clock):
     # ---- holdout ----------------------------------------------------------------------------
     say(f"holdout: fitting on {len(cv_pos)} CV rows, scoring {len(seal.holdout)} sealed rows")
     X_h, y_h = X_all.iloc[seal.holdout].reset_index(drop=True), y_all[seal.holdout]
-    proba_h, pred_h = _fit_predict(clock, factory, task, X_cv, y_cv, X_h, seed, classes)
+    proba_h, pred_h = _fit_predict(clock, factory, task, X_cv, y_cv, X_h, seed, classes, keep=True)
     hold_value = _metric_of(metric, y_h, proba_h, pred_h, classes)
     holdout = {"metric": metric, "value": hold_value, "rows": int(len(seal.holdout))}
 
@@ -748,4 +751,5 @@ def evaluate(df, opts: dict, *, content_hash: str, factory=None, model_name: str
                     "leakage_s": round(side.seconds[-1], 3), "leakage_wait_s": round(leak_wait, 3),
                     "leakage_on_spare_core": side.forked, "loom_own_s": round(total - clock.fit, 3)},
     }
-    return {"summary": summary, "seal": seal, "proba_holdout": proba_h, "pred_holdout": pred_h}
+    return {"summary": summary, "seal": seal, "proba_holdout": proba_h, "pred_holdout": pred_h,
+            "holdout_model": clock.holdout_model}
