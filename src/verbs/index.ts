@@ -12,6 +12,7 @@ import setup from "./setup";
 import train from "./train";
 import validate from "./validate";
 import report from "./report";
+import ops from "./ops";
 
 export const VERBS: VerbDef[] = [
   setup,
@@ -26,6 +27,7 @@ export const VERBS: VerbDef[] = [
   train,
   validate,
   report,
+  ops,
 ];
 
 export function findVerb(name: string): VerbDef | undefined {
