@@ -13,6 +13,7 @@ import train from "./train";
 import validate from "./validate";
 import report from "./report";
 import ops from "./ops";
+import collab from "./collab";
 
 export const VERBS: VerbDef[] = [
   setup,
@@ -28,6 +29,7 @@ export const VERBS: VerbDef[] = [
   validate,
   report,
   ops,
+  collab,
 ];
 
 export function findVerb(name: string): VerbDef | undefined {
