@@ -79,13 +79,14 @@ def _one_line(task) -> str:
     except Exception:
         pass
     try:
-        exc = task["_exception"].data
+        exc = task["_exception"].data  # a MetaflowExceptionWrapper: type, exception (str), stacktrace
         if isinstance(exc, dict):
-            t, m = exc.get("type"), exc.get("message") or exc.get("msg")
+            t, m = exc.get("type"), exc.get("exception") or exc.get("message")
         else:
-            t, m = getattr(exc, "type", None), getattr(exc, "message", None) or str(exc)
+            t, m = getattr(exc, "type", None), getattr(exc, "exception", None)
         if t or m:
             t = str(t or "").rsplit(".", 1)[-1]
+            m = next((l.strip() for l in str(m or "").splitlines() if l.strip()), "")
             return f"{t}: {m}".strip(": ")[:300]
     except Exception:
         pass
