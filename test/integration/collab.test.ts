@@ -132,7 +132,7 @@ describe("collab", () => {
 
     // the planted values: none in any file
     const all = files.map((f) => readFileSync(join(out, f), "utf8")).join("\n");
-    for (const planted of [RAW, TOKEN_COL, DB_PASS, SVC_TOKEN, ws, tempDir.name]) if (planted) expect(all).not.toContain(planted);
+    for (const planted of [RAW, TOKEN_COL, DB_PASS, SVC_TOKEN, ws]) expect(all).not.toContain(planted);
     expect(all).not.toMatch(/\/tmp\/loom-ws-/);
     expect(all).toContain("<workspace>");
   });
@@ -202,6 +202,23 @@ describe("collab", () => {
     const rec = readFileSync(join(bundle.json.summary.bundle_path, "..", "sent.json"), "utf8");
     expect(rec).toContain(`http://127.0.0.1:${http.port}/upload/bundle.tgz`);
     expect(rec).not.toContain("planted-signature");
+  }, 60_000);
+
+  test("a drift run's card (category values, Vega-Lite data) is bundled without the planted values", async () => {
+    const later = csv(400).replace(/,pro,/g, ",enterprise,") + `cust-99999,1.5,Quasimodo-Planted-771,1,0\n`;
+    writeFileSync(join(ws, "later.csv"), later);
+    const ing2 = await loom(["ingest", "--source", "later.csv", "--json"], { cwd: ws });
+    const first = bundle.json.summary.runs[0];
+    const ops = await loom(["ops", "--dataset", ing2.json.pathspec, "--reference", first, "--json"], { cwd: ws });
+    expect(ops.json.summary.columns.find((c: any) => c.column === "plan").new_categories.values).toContain("Quasimodo-Planted-771");
+    const b = await loom(["collab", "--run", ops.json.pathspec, "--include-lineage", "--json"], { cwd: ws, env });
+    expect(b.code).toBe(0);
+    const out = tempDir("loom-bundle-");
+    Bun.spawnSync(["tar", "-xzf", b.json.summary.bundle_path, "-C", out]);
+    const all = walk(out).map((f) => readFileSync(f, "utf8")).join("\n");
+    expect(all).toContain("enterprise"); // an aggregate (a new category of 130 rows) stays
+    expect(all).toContain("vega-lite");
+    for (const planted of [RAW, "Quasimodo-Planted-771", TOKEN_COL, ws]) expect(all).not.toContain(planted);
   }, 60_000);
 
   test("bad input exits 2 with one line", async () => {

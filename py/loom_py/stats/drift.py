@@ -102,7 +102,7 @@ def choose_test(ref, cur, kind: str, ref_rows: int) -> str:
             if _n_unique_at_most(ref, cur, 5):
                 return "z" if _n_unique_at_most(ref, cur, 2) else "chisquare"
             return "ks"
-        return "z" if _n_unique_at_most(ref, cur, 2) else "chisquare"
+        return "z" if len(_counts(ref, cur)[0]) <= 2 else "chisquare"
     if kind == "numeric" and not _n_unique_at_most(ref, cur, 5):
         return "wasserstein"
     return "jensenshannon"
@@ -110,14 +110,23 @@ def choose_test(ref, cur, kind: str, ref_rows: int) -> str:
 
 # ---- the statistics -------------------------------------------------------------------------------
 
+_COUNTS: dict = {}  # one column's counts while column_drift runs (the test, PSI and new categories share them)
+
+
 def _counts(ref, cur):
     """Aligned value counts (keys = the union of values) of two cleaned columns."""
     import pandas as pd
 
+    key = (id(ref), id(cur))
+    if key in _COUNTS:
+        return _COUNTS[key]
     rc = pd.Series(ref).value_counts(dropna=True)
     cc = pd.Series(cur).value_counts(dropna=True)
     keys = rc.index.union(cc.index)
-    return keys, rc.reindex(keys, fill_value=0).to_numpy(float), cc.reindex(keys, fill_value=0).to_numpy(float)
+    out = keys, rc.reindex(keys, fill_value=0).to_numpy(float), cc.reindex(keys, fill_value=0).to_numpy(float)
+    _COUNTS.clear()
+    _COUNTS[key] = out
+    return out
 
 
 def ks_pvalue(ref, cur) -> float:
@@ -245,6 +254,13 @@ def column_drift(ref_s, cur_s, kind: str | None = None, *, plot_values: bool = F
         out["skipped"] = "numeric in one table, not in the other"
         return out
     ref, cur = _clean(ref_s), _clean(cur_s)
+    try:
+        return _tested(out, ref, cur, kind)
+    finally:
+        _COUNTS.clear()
+
+
+def _tested(out: dict, ref, cur, kind: str) -> dict:
     if len(ref) == 0 or len(cur) == 0:
         out["skipped"] = f"no values in the {'reference' if len(ref) == 0 else 'current'} table"
         return out
