@@ -92,6 +92,7 @@ const Input = v.pipe(
 );
 type I = v.InferOutput<typeof Input>;
 
+const secs = (x: number | null) => (x === null ? "-" : x.toFixed(2));
 const mb = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MiB`;
 const f4 = (x: number | null | undefined) => (x === null || x === undefined ? "n/a" : Math.abs(x) < 1e-3 && x !== 0 ? x.toExponential(2) : x.toFixed(4));
 
@@ -122,7 +123,7 @@ export default defineVerb<I>({
     if (s.mode === "health") {
       const lines = table(
         ["flow", "runs", "ok", "failed", "running", "never done", "median s", "last s"],
-        s.flows.map((f) => [f.flow, String(f.runs), String(f.succeeded), String(f.failed), String(f.running), String(f.never_finished), f4(f.median_seconds).replace(/0+$/, ""), f4(f.last_seconds).replace(/0+$/, "")]),
+        s.flows.map((f) => [f.flow, String(f.runs), String(f.succeeded), String(f.failed), String(f.running), String(f.never_finished), secs(f.median_seconds), secs(f.last_seconds)]),
       );
       for (const x of s.last_failures.slice(0, 5)) lines.push(kv("failed", `${x.pathspec}: ${x.why ?? ""}`));
       for (const x of s.never_finished.slice(0, 5)) lines.push(kv("unfinished", `${x.pathspec} (started ${x.created ?? "?"}, no live process)`));

@@ -242,19 +242,27 @@ def leaderboard(params: dict) -> dict:
         m = want_metric.lower()
         rows = [x for x in rows if m in str(x["metric"] or "").lower()]
 
-    def key(x):
-        sc = x["score"] if isinstance(x["score"], (int, float)) else float("nan")
-        lower = str(x.get("direction") or "").startswith(("min", "lower"))
-        return (str(x["metric"]), sc if lower else -sc)
-    rows = [x for x in rows if isinstance(x["score"], (int, float))]
-    rows.sort(key=key)
-    metrics = sorted({str(x["metric"]) for x in rows})
-    msgs = [] if len(metrics) <= 1 else [f"{len(metrics)} metrics: ranked within each ({', '.join(metrics)})"]
-    for i, x in enumerate(rows):
-        x["rank"] = 1 + sum(1 for y in rows[:i] if str(y["metric"]) == str(x["metric"]))
+    rows, msgs = rank(rows)
     summary = {"mode": "leaderboard", "dataset": want_ds, "metric": want_metric, "rows": rows}
     nxt = [] if rows else ["loom run --dataset PATHSPEC --goal ... --metric ..."]
     return {"status": "OK", "summary": summary, "messages": msgs, "next": nxt}
+
+
+def rank(rows: list[dict]) -> tuple[list[dict], list[str]]:
+    """Best first within each metric (its direction: minimize → ascending), rank 1.. per metric."""
+    rows = [x for x in rows if isinstance(x.get("score"), (int, float)) and x["score"] == x["score"]]
+
+    def key(x):
+        lower = str(x.get("direction") or "").startswith(("min", "lower"))
+        return (str(x["metric"]), x["score"] if lower else -x["score"], x.get("when") or "")
+    rows.sort(key=key)
+    seen: dict[str, int] = {}
+    for x in rows:
+        seen[str(x["metric"])] = seen.get(str(x["metric"]), 0) + 1
+        x["rank"] = seen[str(x["metric"])]
+    metrics = sorted(seen)
+    msgs = [] if len(metrics) <= 1 else [f"{len(metrics)} metrics: ranked within each ({', '.join(metrics)})"]
+    return rows, msgs
 
 
 # ---- drift (OpsFlow) -----------------------------------------------------------------------------------
