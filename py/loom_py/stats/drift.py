@@ -77,12 +77,13 @@ def _is_numeric_dtype(s) -> bool:
     return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
 
 
-def _clean(s):
-    """The values a test sees: missing and ±inf dropped."""
+def _clean(s, na=None):
+    """The values a test sees: missing and ±inf dropped (``na``: the column's missing mask, if known)."""
     if _is_numeric_dtype(s):
         a = s.to_numpy(dtype="float64", na_value=np.nan)
         return a[np.isfinite(a)]
-    return s.dropna().to_numpy(dtype=object)
+    a = s.to_numpy(dtype=object)
+    return a[~(s.isna().to_numpy() if na is None else na)]
 
 
 def _n_unique_at_most(ref, cur, k: int) -> bool:
@@ -165,14 +166,20 @@ def z_pvalue(ref, cur) -> float:
 
 
 def wasserstein_normed(ref, cur) -> float:
-    """W1(ref, cur) / max(std(ref), 0.001): scipy's value, from two sorts and a merge (~4x faster)."""
+    """W1(ref, cur) / max(std(ref), 0.001): scipy's value from one stable merge of the two sorted columns.
+
+    In the merged order, the running count of reference values equals scipy's ``searchsorted(u, x, 'right')``
+    wherever the next value is larger; inside a run of ties the difference to the next value is 0, so those
+    terms vanish either way (same sum, no binary searches: ~5x faster than scipy on 1M rows)."""
     u = np.sort(np.asarray(ref, dtype=float))
     v = np.sort(np.asarray(cur, dtype=float))
-    both = np.sort(np.concatenate([u, v]), kind="mergesort")  # two sorted runs: a merge
-    deltas = np.diff(both)
-    ucdf = np.searchsorted(u, both[:-1], "right") / u.size
-    vcdf = np.searchsorted(v, both[:-1], "right") / v.size
-    w = float(np.sum(np.abs(ucdf - vcdf) * deltas))
+    both = np.concatenate([u, v])
+    order = np.argsort(both, kind="stable")  # two sorted runs: a merge
+    merged = both[order]
+    from_u = order < u.size
+    ucdf = np.cumsum(from_u)[:-1] / u.size
+    vcdf = np.cumsum(~from_u)[:-1] / v.size
+    w = float(np.dot(np.abs(ucdf - vcdf), np.diff(merged)))
     return w / max(float(np.std(u)), 0.001)
 
 
@@ -239,8 +246,9 @@ def column_drift(ref_s, cur_s, kind: str | None = None, *, plot_values: bool = F
     name = str(ref_s.name)
     kind = kind or column_kind(ref_s)
     n_ref, n_cur = len(ref_s), len(cur_s)
-    miss_ref = float(ref_s.isna().mean()) if n_ref else 0.0
-    miss_cur = float(cur_s.isna().mean()) if n_cur else 0.0
+    na_ref, na_cur = ref_s.isna().to_numpy(), cur_s.isna().to_numpy()
+    miss_ref = float(na_ref.mean()) if n_ref else 0.0
+    miss_cur = float(na_cur.mean()) if n_cur else 0.0
     out = {"column": name, "kind": kind, "test": None, "test_name": None, "statistic": None, "threshold": None,
            "drifted": False, "psi": None, "skipped": None,
            "missing": {"reference": round(miss_ref, 6), "current": round(miss_cur, 6),
@@ -253,7 +261,7 @@ def column_drift(ref_s, cur_s, kind: str | None = None, *, plot_values: bool = F
     if kind == "numeric" and not (_is_numeric_dtype(ref_s) and _is_numeric_dtype(cur_s)):
         out["skipped"] = "numeric in one table, not in the other"
         return out
-    ref, cur = _clean(ref_s), _clean(cur_s)
+    ref, cur = _clean(ref_s, na_ref), _clean(cur_s, na_cur)
     try:
         return _tested(out, ref, cur, kind)
     finally:

@@ -366,10 +366,13 @@ def _redact_finding(path: str, line_no: int, value: str | None, kind: str) -> bo
     return True
 
 
-def final_check(paths: list[str], san: Sanitizer, stage: str) -> list[dict]:
-    """What is still wrong: detect-secrets findings, Loom's known secrets, machine paths, row values."""
-    problems = [{"file": os.path.relpath(f["file"], stage), "kind": f["kind"]} for f in detect_secrets_scan(paths)
-                if not san.allowed(f)]
+def final_check(paths: list[str], san: Sanitizer, stage: str, scan: list[str] | None = None) -> list[dict]:
+    """What is still wrong: detect-secrets findings, Loom's known secrets, machine paths, row values.
+
+    ``scan``: the files detect-secrets has not yet seen in their final bytes (default: all); a file the
+    first pass scanned clean and nothing rewrote would give the same answer again."""
+    problems = [{"file": os.path.relpath(f["file"], stage), "kind": f["kind"]}
+                for f in detect_secrets_scan(paths if scan is None else scan) if not san.allowed(f)]
     home = san.home if san.home and len(san.home) > 1 else None
     for p in paths:
         with open(p, encoding="utf-8") as fh:
@@ -470,9 +473,11 @@ def build_bundle(root: str, include_lineage: bool, out_dir: str, *, ws_dir: str,
         write("lineage/openlineage.jsonl", "\n".join(json.dumps(san.json(e), sort_keys=True) for e in events) + "\n")
 
         # detect-secrets, pass 1: remove what it finds (counted by its kind)
+        rewritten = set()
         for f in detect_secrets_scan(files):
             if not san.allowed(f) and _redact_finding(f["file"], f["line"], f["value"], f["kind"]):
                 san.count("detect-secrets: " + f["kind"])
+                rewritten.add(f["file"])
         removed = dict(sorted(san.removed.items()))
         for p in files:
             san.hash_value(_sha256(p))
@@ -484,7 +489,7 @@ def build_bundle(root: str, include_lineage: bool, out_dir: str, *, ws_dir: str,
                               for p in sorted(files)]}
         write("manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
         # pass 2, with Loom's own checks: anything left and the bundle is not written
-        problems = final_check(files, san, stage)
+        problems = final_check(files, san, stage, scan=sorted(rewritten) + [files[-1]])  # + the manifest
         if problems:
             first = problems[0]
             kinds = sorted({f"{p['file']} ({p['kind']})" for p in problems})
