@@ -172,13 +172,23 @@ print(json.dumps({c: [v["drift_score"], bool(v["drift_detected"])] for c, v in r
     expect(human.stdout.trim().split("\n").pop()).toMatch(/^VERDICT\s+: ATTENTION$/);
   }, 90_000);
 
-  test("leaderboard: reads without creating a run; bad combinations exit 2", async () => {
+  test("leaderboard: a search's best, read without creating a run; filters; bad combinations exit 2", async () => {
+    const opt = await loom(["run", "--dataset", a.json.pathspec, "--goal", "predict label", "--metric", "Maximize ROC-AUC", "--target", "label",
+                            "--steps", "1", "--model-provider", "offline", "--yes", "--json"], { cwd: ws });
+    expect(opt.code).toBe(0);
     const r = await loom(["ops", "--leaderboard", "--json"], { cwd: ws });
     expect(r.code).toBe(0);
     expect(r.json.summary.mode).toBe("leaderboard");
     expect(r.json.pathspec).toBeNull();
+    const best = opt.json.summary.best;
+    expect(r.json.summary.rows[0]).toMatchObject({ rank: 1, kind: "search", pathspec: opt.json.pathspec, dataset: a.json.pathspec,
+                                                  score: best.score, node: best.node, model: best.model });
+    const none = await loom(["ops", "--leaderboard", "--dataset", b.json.pathspec, "--json"], { cwd: ws });
+    expect(none.json.summary.rows).toEqual([]);
+    const human = await loom(["ops", "--leaderboard", "--metric", "roc"], { cwd: ws });
+    expect(human.stdout).toContain(opt.json.pathspec);
     const bad = await loom(["ops", "--leaderboard", "--reference", a.json.pathspec], { cwd: ws });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--leaderboard takes only/);
-  });
+  }, 120_000);
 });
