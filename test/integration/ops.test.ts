@@ -129,6 +129,11 @@ print(json.dumps({c: [v["drift_score"], bool(v["drift_detected"])] for c, v in r
     expect(r.stderr).toMatch(/not in the reference .*: extra/);
     const ok = await loom(["ops", "--dataset", c.json.pathspec, "--reference", a.json.pathspec, "--columns", "amount,steady", "--json"], { cwd: ws });
     expect(ok.json.summary.columns.map((x: any) => x.column)).toEqual(["amount", "steady"]);
+    writeFileSync(join(ws, "t.csv"), csv(50, 5, 0).replace(/^(-?[\d.]+),/gm, "n$1,"));
+    const t = await loom(["ingest", "--source", "t.csv", "--json"], { cwd: ws });
+    const typed = await loom(["ops", "--dataset", t.json.pathspec, "--reference", a.json.pathspec], { cwd: ws });
+    expect(typed.code).toBe(2);
+    expect(typed.stderr).toMatch(/numeric in one table and not in the other: amount \(double in the reference, string now\)/);
     const half = await loom(["ops", "--dataset", a.json.pathspec], { cwd: ws });
     expect(half.code).toBe(2);
     expect(half.stderr).toMatch(/both --dataset CURRENT and --reference/);

@@ -298,6 +298,15 @@ def prepare(params: dict) -> dict:
             parts.append(f"not in the current {cur}: " + ", ".join(miss_cur[:20]))
         raise UsageError("the schemas do not line up: " + "; ".join(parts)
                          + ("" if want else "; pass --columns to compare the shared ones"))
+    types = {k: {f["name"]: str(f.get("type", "")) for f in v["schema"]} for k, v in info.items()}
+    numeric = lambda t: bool(re.match(r"^(u?int\d*|float\d*|double|halffloat|decimal)", t))  # noqa: E731
+    shared = want or [c for c in names["reference"] if c in names["dataset"]]
+    bad = [c for c in shared if numeric(types["reference"][c]) != numeric(types["dataset"][c])
+           and "null" not in (types["reference"][c], types["dataset"][c])]
+    if bad:
+        raise UsageError("columns numeric in one table and not in the other: "
+                         + ", ".join(f"{c} ({types['reference'][c]} in the reference, {types['dataset'][c]} now)" for c in bad[:10])
+                         + " (fix their types, or leave them out with --columns)")
     return {"params": {"dataset": cur, "reference": ref, "columns": ",".join(cols), "target": params.get("target") or ""},
             "inputs": [cur, ref]}
 
