@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { expectNoTraceback, loom, loomPython, rng, tempWorkspace } from "../helpers";
+import { expectNoTraceback, loom, loomPython, rng, runsOf, tempWorkspace } from "../helpers";
 
 type R = Awaited<ReturnType<typeof loom>>;
 
@@ -163,7 +163,9 @@ print(json.dumps({c: [v["drift_score"], bool(v["drift_detected"])] for c, v in r
     expect(h.json.verdict).toBe("ATTENTION");
     const s = h.json.summary;
     const flow = (f: string) => s.flows.find((x: any) => x.flow === f);
-    expect(flow("IngestDataset")).toMatchObject({ succeeded: 4, failed: 0 });
+    const ingests = runsOf(ws, "IngestDataset");
+    expect(ingests).toBeGreaterThanOrEqual(3);
+    expect(flow("IngestDataset")).toMatchObject({ runs: ingests, succeeded: ingests, failed: 0, never_finished: 0 });
     expect(flow("IngestDataset").median_seconds).toBeGreaterThan(0);
     expect(flow("OpsFlow").succeeded).toBeGreaterThanOrEqual(3);
     expect(flow("PlantedFailureFlow")).toMatchObject({ failed: 1, latest: "failed" });
