@@ -80,8 +80,12 @@ describe("ops", () => {
     expect(col("plan").test).toBe("chisquare");
     expect(j.summary.columns.map((c: any) => c.column)).not.toContain("label");
     expect(j.summary.target).toMatchObject({ column: "label", test: "z" });
-    const card = readFileSync(j.card_path, "utf8");
-    expect(card.length).toBeGreaterThan(1000);
+    const html = readFileSync(j.card_path, "utf8");
+    const card = Buffer.from(html.match(/__MF_DATA__\[[^\]]*\] = "([A-Za-z0-9+/=]+)"/)![1]!, "base64").toString("utf8");
+    expect(card).toContain("Per-column drift");
+    expect(card).toContain("Target drift");
+    expect((card.match(/"vegaChart"/g) ?? []).length).toBe(3); // the three tested columns, most drifted first
+    expect(card.indexOf("amount: K-S p_value")).toBeGreaterThan(0);
   });
 
   test("drift: Loom's per-column statistic and verdict equal Evidently's on the same files", () => {
