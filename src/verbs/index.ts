@@ -14,6 +14,8 @@ import validate from "./validate";
 import deploy from "./deploy";
 import report from "./report";
 import pipeline from "./pipeline";
+import ops from "./ops";
+import collab from "./collab";
 
 export const VERBS: VerbDef[] = [
   setup,
@@ -25,11 +27,13 @@ export const VERBS: VerbDef[] = [
   viz,
   features,
   optimize,
-  train,
   validate,
+  pipeline,
+  train,
   deploy,
   report,
-  pipeline,
+  ops,
+  collab,
 ];
 
 export function findVerb(name: string): VerbDef | undefined {
