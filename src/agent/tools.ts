@@ -4,7 +4,8 @@
  *
  *  - a verb whose tier is always irreversible is not offered at all;
  *  - an argument whose presence makes the verb's tier irreversible (found by probing the tier function
- *    with each boolean flag set and each enum value, alone and in pairs of booleans) is dropped from the
+ *    with each value argument given alone, each boolean flag set and each enum value, alone and in pairs of
+ *    booleans) is dropped from the
  *    tool, so no tool call can express `train --launch`, `deploy --apply` or `collab --send`.
  *
  * At call time the tier is computed again from the validated input (the same parse and valibot schema
@@ -56,11 +57,17 @@ export function irreversibleArgs(verb: VerbDef): string[] {
   const args = Object.entries(verb.args as Record<string, ArgDefLike>);
   // probed on an empty input and on one with every value argument filled in (a tier that needs, say,
   // --model as well as --apply to become irreversible is found by the second)
+  const bad = new Set<string>();
+  // a value argument whose mere presence is irreversible (e.g. collab --send DEST): probed alone
+  for (const [name, d] of args) {
+    if (d.type === "boolean" || d.type === "enum") continue;
+    const t = tierOf(verb, { [name]: "x" });
+    if (t === "irreversible" || t === "unknown") bad.add(name);
+  }
   const filled: Record<string, unknown> = {};
-  for (const [name, d] of args) if (d.type !== "boolean") filled[name] = d.type === "enum" ? d.options?.[0] : "x";
+  for (const [name, d] of args) if (d.type !== "boolean" && !bad.has(name)) filled[name] = d.type === "enum" ? d.options?.[0] : "x";
   const ft = tierOf(verb, filled);
   const bases = ft === "irreversible" || ft === "unknown" ? [{}] : [{}, filled];
-  const bad = new Set<string>();
   const probe = (input: Record<string, unknown>) =>
     bases.some((b) => {
       const t = tierOf(verb, { ...b, ...input });

@@ -64,6 +64,16 @@ describe("tools from the registry", () => {
     expect(() => toolArgv(d, { rollback: true, apply: true }, "/w")).toThrow(/irreversible/);
     expect(() => toolArgv(tools[1]!, { send: true }, "/w")).toThrow(/irreversible/);
   });
+  test("the real deploy and collab: --apply and --send DEST (a value, not a flag) are not tool arguments", () => {
+    const tools = buildTools();
+    const d = tools.find((t) => t.name === "loom_deploy")!;
+    const c = tools.find((t) => t.name === "loom_collab")!;
+    expect(d.dropped).toContain("apply");
+    expect(d.input_schema.properties).not.toHaveProperty("apply");
+    expect(c.dropped).toEqual(["send"]);
+    expect(c.input_schema.properties).not.toHaveProperty("send");
+    expect(() => toolArgv(c, { run: "ReportFlow/1", send: "s3://bucket/x" }, "/w")).toThrow();
+  });
   test("required args come from the verb's valibot schema", () => {
     const eda = VERBS.find((x) => x.name === "eda")!;
     expect(requiredArgs(eda)).toEqual(["dataset"]);
