@@ -278,7 +278,7 @@ describe.skipIf(HERE !== "linux-x64")("offline setup from a wheelhouse, then the
     const r = await sh(["bash", join(ROOT, "scripts", "demo.sh")], { clean: true, env: { ...offline(), LOOM_BIN: installed(), LOOM_DEMO_DIR: demoDir } });
     if (r.code !== 0) throw new Error(r.stderr.slice(-3000));
     expect(r.stderr).toMatch(/VERDICT\s*: (PASS|FAIL)/);
-    expect(r.stderr).toContain("== done.");
+    expect(r.stderr).toMatch(/== done: PipelineFlow\/\d+\./);
     for (const flow of ["IngestDataset", "EdaFlow", "FeaturesFlow", "OptimizeFlow", "ValidateFlow", "ReportFlow"])
       expect(existsSync(join(demoDir, ".loom", ".metaflow", flow))).toBe(true);
     expect(readdirSync(join(home, "runtime"))).toHaveLength(1); // the binary's own embedded runtime

@@ -242,7 +242,7 @@ describe("terminal conventions", () => {
   test("-V, did-you-mean for verbs and flags, one JSON object for an unknown verb", async () => {
     const v = await loom(["-V"]);
     expect(v.code).toBe(0);
-    expect(v.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    expect(v.stdout.trim()).toMatch(/^loom \d+\.\d+\.\d+ \(runtime [0-9a-f]{16}/);
     const verb = await loom(["edaa"]);
     expect(verb.code).toBe(2);
     expect(verb.stderr).toContain("did you mean `loom eda`?");
