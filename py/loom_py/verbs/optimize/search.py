@@ -161,7 +161,7 @@ def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, pri
     done, rnd, stopped = 0, max([n.get("round", 0) for n in journal] or [0]), None
     best_id = _best_id(journal, key)
     executor = cfg.get("executor") or "local"
-    zygote = sandbox.start_zygote() if executor == "local" else None
+    zygote = sandbox.start_zygote(int(cfg.get("mem_mb") or 4096) * parallel * len(folds) + 1024) if executor == "local" else None
     try:
         rec = _loop(locals())
         rec["selection"] = selection
