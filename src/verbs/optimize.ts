@@ -55,6 +55,7 @@ const Input = v.object({
   "memory-mb": v.optional(PositiveInt("--memory-mb")),
   policy: v.optional(v.picklist(["aide", "topk"], "must be aide or topk"), "aide"),
   executor: v.optional(v.picklist(["local", "metaflow"], "must be local or metaflow"), "local"),
+  "unsafe-no-sandbox": v.optional(v.boolean(), false),
 });
 type Input = v.InferOutput<typeof Input>;
 
@@ -109,6 +110,7 @@ export default defineVerb({
     "node-timeout": { type: "string", description: "wall-clock seconds per candidate (default 120)" },
     "memory-mb": { type: "string", description: "memory limit per candidate in MiB (default 4096)" },
     policy: { type: "enum", options: ["aide", "topk"], description: "search policy: aide (default; AIDE's published policy) or topk (improve among the top 3 families)" },
+    "unsafe-no-sandbox": { type: "boolean", description: "run model-written code without the OS sandbox (bubblewrap) where none is available: audit hook only; recorded in the run" },
     executor: { type: "enum", options: ["local", "metaflow"], description: "local (default: a sandboxed process pool) or metaflow (each round's candidates as a Metaflow foreach; LOOM_OPTIMIZE_WITH=kubernetes fans them out)" },
   },
   input: Input,
@@ -219,6 +221,7 @@ function flowParams(input: Input, model?: string): Record<string, unknown> {
     memory_mb: input["memory-mb"],
     policy: input.policy,
     executor: input.executor,
+    unsafe_no_sandbox: input["unsafe-no-sandbox"] ? 1 : undefined,
   };
 }
 

@@ -108,6 +108,7 @@ def bwrap_command(binds: list[tuple[str, str]], *, caps: bool = False) -> list[s
     args = [exe, "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox"] + _root_args()
     for host, box in binds:
         args += ["--bind", host, box]
+    args += ["--remount-ro", "/"]  # the root itself (a tmpfs bubblewrap built) takes no writes
     if caps:  # the zygote's: capabilities of its own user namespace only, to confine each child (then dropped)
         args += ["--cap-add", "ALL"]
     return args
@@ -297,7 +298,8 @@ class Zygote:
         self.root = new_root()
         self.confined = os_sandbox() is not None
         self.cgroup = _cgroup(mem_cap_mb << 20) if mem_cap_mb and self.confined else None
-        env = dict(BASE_ENV, HOME="/work" if self.confined else self.root)
+        env = dict(BASE_ENV, HOME="/work" if self.confined else self.root,
+                   MPLCONFIGDIR="/tmp" if self.confined else os.path.join(self.root, ".probe"))
         if self.confined:
             cmd = bwrap_command([(self.root, "/sandbox")], caps=True) + [sys.executable, "-I", "-B",
                                                                        f"{BOX_BOOT}/sandbox_zygote.py", "--confine"]
@@ -389,15 +391,6 @@ def start_zygote(mem_cap_mb: int | None = None):
         return None
 
 
-_FRESH_ROOT: list[str] = []
-
-
-def _fresh_root() -> str:
-    if not _FRESH_ROOT or not os.path.isdir(_FRESH_ROOT[0]):
-        _FRESH_ROOT[:] = [new_root()]
-    return _FRESH_ROOT[0]
-
-
 class Running:
     """A started candidate; ``wait()`` returns the result dict. ``workdir`` is where Loom wants its results
     (predictions.npz, model.pkl, run.json, output.txt); the candidate itself runs in a fresh directory of a
@@ -405,13 +398,17 @@ class Running:
 
     timed_out = False
 
-    def __init__(self, code: str, workdir: str, data_dir: str, *, timeout: float, mem_mb: int, zygote: Zygote | None = None):
+    def __init__(self, code: str, workdir: str, data_dir: str, *, timeout: float, mem_mb: int, zygote: Zygote | None = None,
+                 audit_hook: bool = True):
+        """``audit_hook=False`` (tests only) leaves out the second layer, to show what the OS sandbox stops alone."""
         self.workdir = workdir = os.path.realpath(workdir)
         self.timeout = timeout
         os.makedirs(workdir, exist_ok=True)
         self.zygote = zygote if zygote is not None and zygote.alive() else None
         self.boxed = os_sandbox() is not None
-        root = self.zygote.root if self.zygote is not None else _fresh_root()
+        # without the zygote, a private root of its own (removed with it: a flow task leaves by os._exit)
+        self._own_root = None if self.zygote is not None else new_root()
+        root = self.zygote.root if self.zygote is not None else self._own_root
         self.cand = cand = tempfile.mkdtemp(prefix="c-", dir=root)
         os.chmod(cand, 0o755)
         for n in DATA_FILES:
@@ -422,6 +419,8 @@ class Running:
         here = "/work" if self.boxed else cand
         env = {**BASE_ENV, "HOME": here, "TMPDIR": os.path.join(here, "tmp"), "MPLCONFIGDIR": os.path.join(here, "tmp"),
                "LOOM_SANDBOX_MEM_MB": str(mem_mb), "LOOM_SANDBOX_CPU_S": str(int(timeout * 2 + 5))}
+        if not audit_hook:
+            env["LOOM_SANDBOX_HOOK"] = "0"
         self.out_path = os.path.join(cand, "output.txt")
         self.t0 = time.perf_counter()
         self.proc = None
@@ -432,6 +431,7 @@ class Running:
                 return
             except RuntimeError:
                 self.zygote = None
+                pass  # the candidate directory stays in the zygote's root (removed with it)
         self._out = open(self.out_path, "wb")
         if self.boxed:
             self.cgroup = _cgroup((mem_mb + 512) << 20)
@@ -480,7 +480,9 @@ class Running:
             if os.path.lexists(dst):
                 os.remove(dst)
             _copy_out(os.path.join(self.cand, n), dst)
-        shutil.rmtree(self.cand, ignore_errors=True)
+        shutil.rmtree(self._own_root or self.cand, ignore_errors=True)
+        if self._own_root in _ROOTS:
+            _ROOTS.remove(self._own_root)
         if self.cgroup is not None:
             self.cgroup.remove()
 
@@ -538,5 +540,5 @@ def load_predictions(workdir: str) -> dict:
 
 
 def run_candidate(code: str, workdir: str, data_dir: str, *, timeout: float = 120.0, mem_mb: int = 4096,
-                  zygote: Zygote | None = None) -> dict:
-    return Running(code, workdir, data_dir, timeout=timeout, mem_mb=mem_mb, zygote=zygote).wait()
+                  zygote: Zygote | None = None, audit_hook: bool = True) -> dict:
+    return Running(code, workdir, data_dir, timeout=timeout, mem_mb=mem_mb, zygote=zygote, audit_hook=audit_hook).wait()

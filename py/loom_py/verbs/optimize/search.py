@@ -378,7 +378,7 @@ def _loop(v: dict) -> dict:
     return {"journal": journal, "task": task, "target": target, "train_rows": len(train), "val_rows": val_rows,
             "test_rows": len(test_X), "test_source": test_source, "dropped_columns": drop, "best_id": best_id,
             "spend_usd": spend, "stopped_because": stopped, "seconds": time.time() - t_start,
-            "isolation": {**sandbox.isolation(), "launcher": "zygote" if zygote is not None else
+            "isolation": {**sandbox.isolation(), "unsafe_no_sandbox": bool(cfg.get("unsafe_no_sandbox")), "launcher": "zygote" if zygote is not None else
                           ("metaflow foreach" if executor == "metaflow" else "process")},
             "workdir": workdir, "test_index": list(range(len(test_X)))}
 
