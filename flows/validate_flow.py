@@ -79,10 +79,17 @@ class ValidateFlow(FlowSpec):
         except BaseException:
             side.cancel()
             raise
-        out = validate.evaluate(staged["df"], opts, content_hash=info["content_hash"], factory=factory,
-                                model_name=model_name, model_source=model_source, earlier_evaluations=len(earlier),
-                                progress=events.progress, staged_data=(staged, side))
+        try:
+            out = validate.evaluate(staged["df"], opts, content_hash=info["content_hash"], factory=factory,
+                                    model_name=model_name, model_source=model_source, earlier_evaluations=len(earlier),
+                                    progress=events.progress, staged_data=(staged, side))
+        finally:
+            if hasattr(factory, "close"):  # a model-written solution's sandbox launcher
+                factory.close()
         s = out["summary"]
+        if getattr(factory, "model_written", False):
+            s["model"]["model_written"] = True  # its code ran only in the OS sandbox, never in this process
+            s["model"]["sandbox"] = factory.isolation()
         # what any script reading the data with pandas and fitting scikit-learn pays too
         s["timings"]["data_library_import_s"] = round(data_import_s, 3)
         s["timings"]["model_library_import_s"] = round(import_s, 3)

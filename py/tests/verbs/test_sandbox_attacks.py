@@ -371,3 +371,34 @@ attempt("tmp-fill", tmp_fill)
     assert got["dev-shm-fill"]["ok"] is False, got["dev-shm-fill"]  # the private /dev/shm is 64 MiB
     assert got["tmp-fill"]["ok"] is False, got["tmp-fill"]
     assert not glob.glob(f"/dev/shm/attack-{MARK}*")
+
+
+def test_validate_fits_a_model_written_solution_only_in_the_sandbox(world):
+    """validate's fits of a search's solution (SandboxedSolution): the same predictions as fitting the same
+    code by hand, while the code's attack at import time (the key, the datastore, a write) finds nothing."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from loom_py.verbs.solution import SandboxedSolution
+
+    code = ('import os, sys\nfound = [k for k, v in os.environ.items() if "sk-ant" in v]\n'
+            'try:\n    open("@LOOM@/seal.json", "a").write("x")\n    wrote = True\nexcept Exception:\n    wrote = False\n'
+            'print("ATTACK", found, wrote, os.path.exists("@LOOM@"))\n'
+            'from sklearn.linear_model import LogisticRegression\n'
+            'def make_model():\n    return LogisticRegression(max_iter=500)\n').replace("@LOOM@", world["loom"])
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    y = pd.Series(np.array(["setosa", "versicolor", "virginica"], dtype=object)[y])
+    before = _tree_hash(world["ws"])
+    sol = SandboxedSolution("OptimizeFlow/1", code, timeout=60, mem_mb=1024)
+    try:
+        labels, proba, classes = sol.fit_predict("classification", X.iloc[::2], y.iloc[::2], X.iloc[1::2])
+    finally:
+        sol.close()
+    assert _tree_hash(world["ws"]) == before
+    ref = LogisticRegression(max_iter=500).fit(X.iloc[::2], y.iloc[::2])
+    assert list(labels) == list(ref.predict(X.iloc[1::2]))
+    assert classes == list(ref.classes_)
+    assert np.allclose(proba, ref.predict_proba(X.iloc[1::2]), atol=1e-9)
+    assert "solution" not in __import__("sys").modules or not hasattr(__import__("sys").modules["solution"], "found")
