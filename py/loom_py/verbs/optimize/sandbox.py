@@ -132,6 +132,8 @@ def os_sandbox() -> str | None:
 
 
 def install_hint() -> str:
+    if os.environ.get("LOOM_SANDBOX_BWRAP", "1") == "0":
+        return "the OS sandbox is turned off (LOOM_SANDBOX_BWRAP=0): unset it"
     if sys.platform == "darwin":
         return "the OS sandbox for model-written code needs Linux with bubblewrap (macOS sandbox-exec is not wired yet)"
     if not shutil.which("bwrap"):
