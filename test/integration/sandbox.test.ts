@@ -88,7 +88,7 @@ describe("the OS sandbox through build/loom", () => {
   const ws = tempWorkspace();
   let ds = "";
   let server: ReturnType<typeof fakeAnthropic>;
-  let r: any, node: any, validate: any;
+  let r: any, node: any, validate: any, attackRequests = 0;
   let before: Record<string, string> = {};
   const env = () => ({ ANTHROPIC_API_KEY: "sk-ant-test-canary", ANTHROPIC_BASE_URL: server.url });
 
@@ -111,6 +111,7 @@ namespace(None)
 print(json.dumps([{k: n.get(k) for k in ("id", "status", "error", "score", "output")} for n in Run("${r.json.pathspec}").data.journal]))
 `);
     node = journal[0];
+    attackRequests = server.requests.length;
     validate = await loom(["validate", "--dataset", ds, "--target", "target", "--model", r.json.pathspec, "--json"], { cwd: ws, env: env() });
   }, 300_000);
   afterAll(() => server.stop());
@@ -126,6 +127,19 @@ print(json.dumps([{k: n.get(k) for k in ("id", "status", "error", "score", "outp
     expect(x.json.messages[0]).toMatch(/^no OS sandbox for model-written code.*LOOM_SANDBOX_BWRAP=0.*--unsafe-no-sandbox/);
     expect(server.requests.length).toBe(before);
     expect(runsOf(ws, "OptimizeFlow")).toBe(n);
+  });
+
+  test("--unsafe-no-sandbox: the person's explicit choice runs the search with the audit hook only, and the run records it", async () => {
+    const x = await loom(["run", "--dataset", ds, "--metric", "Maximize ROC-AUC", "--steps", "1", "--unsafe-no-sandbox", "--yes", "--json"],
+      { cwd: ws, env: { ...env(), LOOM_SANDBOX_BWRAP: "0" } }); // the scripted attack is used up: this is plain good code
+    expect(x.code).toBe(0);
+    const rec = plainMetaflow(ws, `
+import json
+from metaflow import Run, namespace
+namespace(None)
+print(json.dumps(Run("${x.json.pathspec}").data.search_config.get("unsafe_no_sandbox")))
+`);
+    expect(rec).toBe(true);
   });
 
   test.skipIf(!bwrap)("the attack candidate found nothing, changed nothing, and its node still scored", () => {
@@ -155,7 +169,7 @@ d = Run("${r.json.pathspec}").data
 print(json.dumps({"cfg": d.search_config.get("unsafe_no_sandbox")}))
 `);
     expect(iso.cfg).toBe(false);
-    expect(server.requests.length).toBe(1);
+    expect(attackRequests).toBe(1); // the one proposal: nothing else reached the proposer's server
     expect(JSON.stringify(server.requests)).not.toContain("sk-ant-test-canary");
   });
 
