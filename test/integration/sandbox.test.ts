@@ -182,6 +182,14 @@ print(json.dumps({"cfg": d.search_config.get("unsafe_no_sandbox")}))
     expect(datastoreHash(ws, "IngestDataset")).toEqual(before);
   });
 
+  test("doctor says whether the OS sandbox runs here, and what to do when it does not", async () => {
+    const find = (j: any) => JSON.stringify(j.summary).match(/"os sandbox","status":"(\w+)"/)?.[1];
+    const on = await loom(["doctor", "--json"], { cwd: ws });
+    expect(find(on.json)).toBe(bwrap ? "PASS" : "WARN");
+    const off = await loom(["doctor", "--json"], { cwd: ws, env: { LOOM_SANDBOX_BWRAP: "0" } });
+    expect(find(off.json)).toBe("WARN");
+  });
+
   test.skipIf(!bwrap)("no sleeping survivor of the candidate is left on this machine", () => {
     const left = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
       try {
