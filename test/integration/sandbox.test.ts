@@ -190,6 +190,14 @@ print(json.dumps({"cfg": d.search_config.get("unsafe_no_sandbox")}))
     expect(find(off.json)).toBe("WARN");
   });
 
+  test.skipIf(!bwrap)("validate --model on a model-written solution refuses where there is no OS sandbox to run it in", async () => {
+    const x = await loom(["validate", "--dataset", ds, "--target", "target", "--model", r.json.pathspec, "--json"],
+      { cwd: ws, env: { LOOM_SANDBOX_BWRAP: "0" } });
+    expect(x.code).toBe(2);
+    expectNoTraceback(x);
+    expect(x.json.messages[0]).toMatch(/written by a model \(anthropic\).*no OS sandbox/);
+  });
+
   test.skipIf(!bwrap)("no sleeping survivor of the candidate is left on this machine", () => {
     const left = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
       try {

@@ -64,7 +64,8 @@ def solution_info(pathspec: str) -> dict:
     run, code = _best(pathspec)
     d = run.data
     return {"pathspec": pathspec, "dataset": d.search_config.get("dataset"), "target": d.target_column,
-            "task": d.task, "metric_spec": d.metric_spec, "best": d.best_node, "code": code}
+            "task": d.task, "metric_spec": d.metric_spec, "best": d.best_node, "code": code,
+            "provider": (d.search_config or {}).get("provider")}
 
 
 class SandboxedSolution:

@@ -344,6 +344,12 @@ def model_factory(model: str | None, target: str | None = None):
         raise UsageError(f"{model} was searched for target '{info['target']}', not '{target}': "
                          f"pass --target {info['target']} or another --model")
     # model-written code: fitted and asked for predictions in the OS sandbox only, never imported here
+    if info.get("provider") not in (None, "offline"):
+        from loom_py.verbs.optimize import sandbox
+
+        if sandbox.os_sandbox() is None:
+            raise UsageError(f"{model}'s solution was written by a model ({info['provider']}) and there is no OS sandbox "
+                             f"here to run it in: {sandbox.install_hint()}")
     solution = sandboxed_solution(model)
     best = info.get("best") or {}
     tag = best.get("id") if isinstance(best, dict) else None
