@@ -121,9 +121,11 @@ def run_attack(world, name: str, payload: str, *, hook: bool, launcher: str = "z
     assert res["launcher"] == launcher
     # nothing changed outside the candidate directory
     assert _tree_hash(world["ws"]) == before, "the workspace (datastore, seal, staged data) changed"
-    assert not (set(os.listdir("/dev/shm")) - shm_before), "something was left in the host's /dev/shm"
-    assert not [n for n in set(os.listdir("/tmp")) - tmp_before if MARK in n or n.startswith("attack")]
-    assert not (set(os.listdir(os.path.expanduser("~"))) - home_before), "something was written to the home directory"
+    # (other processes on this machine come and go in these directories: only what an attack names counts)
+    ours = lambda names: [n for n in names if MARK in n or n.startswith("attack")]  # noqa: E731
+    assert not ours(set(os.listdir("/dev/shm")) - shm_before), "something was left in the host's /dev/shm"
+    assert not ours(set(os.listdir("/tmp")) - tmp_before), "something was left in the host's /tmp"
+    assert not ours(set(os.listdir(os.path.expanduser("~"))) - home_before), "something was written to the home directory"
     assert SECRET not in res["output"] and LABELS_MARK not in res["output"], "a secret or the labels were read"
     got = {}
     for line in res["output"].splitlines():
@@ -215,6 +217,9 @@ attempt("venv", lambda: open(os.path.join(os.path.dirname(os.path.dirname(sys.ex
     # inside the sandbox these succeed, in its own private /tmp, /dev/shm and home (/work): the host sees nothing
     # (run_attack checked /tmp, /dev/shm, ~ and the workspace)
     assert not glob.glob(f"/tmp/attack-{MARK}*") and not os.path.exists(f"/attack-{MARK}")
+    venv = os.path.dirname(os.path.dirname(__import__("sys").executable))
+    assert not os.path.exists(f"/usr/attack-{MARK}") and not os.path.exists(os.path.join(venv, f"attack-{MARK}"))
+    assert not os.path.exists(f"/root/attack-{MARK}")
     # the next candidate sees the original staged data
     got2, res2 = run_attack(world, "after-write", 'import hashlib\nout("train", h=hashlib.sha256(open("train.parquet","rb").read()).hexdigest())\n',
                             hook=True)
