@@ -29,6 +29,8 @@ class OptimizeFlow(FlowSpec):
     time = Parameter("time", default="", help="time column of the seal (as validate --time): the latest rows are left out")
     group = Parameter("group", default="", help="entity column of the seal (as validate --group): whole groups are left out")
     holdout = Parameter("holdout", default=0.2, type=float, help="share of rows sealed for validate (left out of the search)")
+    unsafe_no_sandbox = Parameter("unsafe_no_sandbox", default=0, type=int,
+                                  help="1: run model-written code without the OS sandbox (audit hook only; recorded)")
     executor = Parameter("executor", default="local",
                          help="local (a sandboxed process pool, default) or metaflow (each round's candidates as a foreach)")
 

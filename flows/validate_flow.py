@@ -79,10 +79,17 @@ class ValidateFlow(FlowSpec):
         except BaseException:
             side.cancel()
             raise
-        out = validate.evaluate(staged["df"], opts, content_hash=info["content_hash"], factory=factory,
-                                model_name=model_name, model_source=model_source, earlier_evaluations=len(earlier),
-                                progress=events.progress, staged_data=(staged, side))
+        try:
+            out = validate.evaluate(staged["df"], opts, content_hash=info["content_hash"], factory=factory,
+                                    model_name=model_name, model_source=model_source, earlier_evaluations=len(earlier),
+                                    progress=events.progress, staged_data=(staged, side))
+        finally:
+            if hasattr(factory, "close"):  # a model-written solution's sandbox launcher
+                factory.close()
         s = out["summary"]
+        if getattr(factory, "model_written", False):
+            s["model"]["model_written"] = True  # its code ran only in the OS sandbox, never in this process
+            s["model"]["sandbox"] = factory.isolation()
         # what any script reading the data with pandas and fitting scikit-learn pays too
         s["timings"]["data_library_import_s"] = round(data_import_s, 3)
         s["timings"]["model_library_import_s"] = round(import_s, 3)
@@ -151,7 +158,10 @@ def keep_scored_model(flow, out: dict) -> None:
     import numpy as np
 
     try:
-        flow.scored_model = pickle.dumps(out["holdout_model"], protocol=pickle.HIGHEST_PROTOCOL)
+        if out.get("holdout_model_bytes") is not None:  # model-written: pickled in the sandbox, copied as bytes
+            flow.scored_model = out["holdout_model_bytes"]
+        else:
+            flow.scored_model = pickle.dumps(out["holdout_model"], protocol=pickle.HIGHEST_PROTOCOL)
         flow.scored_model_error = None
     except Exception as e:
         flow.scored_model = None

@@ -38,6 +38,19 @@ export interface BridgeReply {
   [k: string]: unknown;
 }
 
+/**
+ * Variables that never reach Python: the model providers' keys, tokens and endpoints stay in this process
+ * (the proposer server holds them; the flow gets only its loopback URL), and so does anything named like an
+ * API key. Python's own credentials (PGPASSWORD or the --password-env a connection names, MODAL_TOKEN_*)
+ * still pass: ingest and train read them. The sandbox's allowlist removes everything else from candidates.
+ */
+export const PROVIDER_SECRET = /^(ANTHROPIC_|OPENAI_|AZURE_OPENAI_|CLAUDE_|GEMINI_|GOOGLE_API|MISTRAL_|COHERE_|GROQ_|TOGETHER_|DEEPSEEK_|XAI_|OPENROUTER_|FIREWORKS_|PERPLEXITY_)|(^|_)API_KEY$|^LOOM_PROPOSER_URL$/;
+
+export function withoutSecrets(env: Record<string, string>): Record<string, string> {
+  for (const k of Object.keys(env)) if (PROVIDER_SECRET.test(k)) delete env[k];
+  return env;
+}
+
 /** The environment every Python process of Loom gets. Pure, so it can be table-tested. */
 export function bridgeEnv(
   base: NodeJS.ProcessEnv,
@@ -47,6 +60,7 @@ export function bridgeEnv(
 ): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(base)) if (v !== undefined) env[k] = v;
+  withoutSecrets(env); // `extra` (below) may add LOOM_PROPOSER_URL: the loopback proposer, never a key
   delete env.METAFLOW_CARD_LOCALROOT; // cards are found from the datastore root (cwd = .loom)
   Object.assign(env, {
     METAFLOW_USER: base.METAFLOW_USER || base.USER || base.LOGNAME || "loom",

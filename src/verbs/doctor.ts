@@ -176,6 +176,8 @@ export default defineVerb({
       add("model key", "PASS", process.env.ANTHROPIC_API_KEY ? "ANTHROPIC_API_KEY is set" : "OPENAI_API_KEY is set");
     else add("model key", "WARN", "no ANTHROPIC_API_KEY / OPENAI_API_KEY: `loom run` (the AIDE search) needs one, or --model-provider offline; every other verb is keyless", "export ANTHROPIC_API_KEY=… (or use --model-provider offline)");
 
+    add("os sandbox", ...osSandbox());
+
     add("gpu target", "INFO", process.env.LOOM_GPU_TARGET ? `LOOM_GPU_TARGET=${process.env.LOOM_GPU_TARGET}` : "LOOM_GPU_TARGET unset: `loom train` with nemo refuses and shows its cost plan; LOOM_MODEL_BUILDER_PROVIDER=local is the CPU stand-in");
 
     try {
@@ -206,3 +208,17 @@ export default defineVerb({
     };
   },
 });
+
+/** Can bubblewrap make the sandbox model-written code runs in (py/loom_py/verbs/optimize/sandbox.py)? */
+function osSandbox(): [Status, string, string | null] {
+  const fix = "apt-get install bubblewrap (dnf install bubblewrap); LLM searches refuse without it unless --unsafe-no-sandbox";
+  if (process.env.LOOM_SANDBOX_BWRAP === "0") return ["WARN", "turned off (LOOM_SANDBOX_BWRAP=0): LLM searches refuse unless --unsafe-no-sandbox", "unset LOOM_SANDBOX_BWRAP"];
+  if (process.platform !== "linux") return ["WARN", `no OS sandbox on ${process.platform} yet: LLM searches need --unsafe-no-sandbox (offline runs under the audit hook)`, null];
+  try {
+    const p = Bun.spawnSync(["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"], { stdout: "ignore", stderr: "pipe" });
+    if (p.exitCode === 0) return ["PASS", "bubblewrap runs here (new user, mount, PID, network, IPC namespaces for model-written code)", null];
+    return ["WARN", `bubblewrap cannot create its namespaces here (${p.stderr.toString().trim().split("\n").pop()?.slice(0, 120)})`, "allow unprivileged user namespaces (kernel.unprivileged_userns_clone=1 / AppArmor)"];
+  } catch {
+    return ["WARN", "bubblewrap (bwrap) is not installed: model-written code would have only the audit hook", fix];
+  }
+}

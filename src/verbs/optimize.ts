@@ -62,6 +62,7 @@ const Input = v.object({
   time: v.optional(v.string()),
   group: v.optional(v.string()),
   holdout: OptPositive("--holdout"),
+  "unsafe-no-sandbox": v.optional(v.boolean(), false),
 });
 type Input = v.InferOutput<typeof Input>;
 
@@ -164,6 +165,7 @@ export default defineVerb({
     "node-timeout": { type: "string", description: "wall-clock seconds per candidate (default 120)" },
     "memory-mb": { type: "string", description: "memory limit per candidate in MiB (default 4096)" },
     policy: { type: "enum", options: ["aide", "topk"], description: "search policy: aide (default; AIDE's published policy) or topk (improve among the top 3 families)" },
+    "unsafe-no-sandbox": { type: "boolean", description: "run model-written code without the OS sandbox (bubblewrap) where none is available: audit hook only; recorded in the run" },
     executor: { type: "enum", options: ["local", "metaflow"], description: "local (default: a sandboxed process pool) or metaflow (each round's candidates as a Metaflow foreach; LOOM_OPTIMIZE_WITH=kubernetes fans them out)" },
 
     time: { type: "string", description: "time column, as you will pass it to validate: the seal (the latest rows) is left out of the search" },
@@ -301,6 +303,7 @@ function flowParams(input: Input, model?: string): Record<string, unknown> {
     time: input.time,
     group: input.group,
     holdout: input.holdout,
+    unsafe_no_sandbox: input["unsafe-no-sandbox"] ? 1 : undefined,
   };
 }
 

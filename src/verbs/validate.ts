@@ -30,7 +30,7 @@ const Summary = v.looseObject({
   target: v.string(),
   task: v.picklist(["classification", "regression"]),
   metric: v.picklist(METRICS),
-  model: v.object({ name: v.string(), source: v.string() }),
+  model: v.looseObject({ name: v.string(), source: v.string(), model_written: v.optional(v.boolean()) }),
   seal: v.looseObject({ id: v.string(), how: v.string(), rows: v.number(), rows_hash: v.string(), evaluations: v.number() }),
   cv: v.looseObject({
     scheme: v.string(),

@@ -142,6 +142,23 @@ test("bridgeEnv: the datastore is the workspace, METAFLOW_USER set only when uns
   expect(bridgeEnv({ USER: "bo" }, ws, rt).METAFLOW_USER).toBe("bo");
 });
 
+test("bridgeEnv: provider keys and endpoints never reach Python; Python's own credentials do", () => {
+  const ws = { dir: "/p/.loom", root: "/p", exists: true };
+  const rt = { pyPath: "/h/rt/py", flowsDir: "/h/rt/flows" };
+  const base = {
+    PATH: "/bin", ANTHROPIC_API_KEY: "sk-ant", ANTHROPIC_BASE_URL: "http://x", ANTHROPIC_AUTH_TOKEN: "t",
+    OPENAI_API_KEY: "sk-oa", OPENAI_BASE_URL: "http://y", OPENAI_ORG_ID: "o", GEMINI_API_KEY: "g", MY_SERVICE_API_KEY: "m",
+    LOOM_PROPOSER_URL: "http://stale", PGPASSWORD: "pg", MODAL_TOKEN_ID: "ak", LOOM_ANTHROPIC_MODEL: "claude-x",
+  };
+  const e = bridgeEnv(base, ws, rt);
+  for (const k of ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+    "OPENAI_ORG_ID", "GEMINI_API_KEY", "MY_SERVICE_API_KEY", "LOOM_PROPOSER_URL"]) expect(e[k]).toBeUndefined();
+  expect(Object.values(e).some((v) => v.startsWith("sk-"))).toBe(false);
+  expect([e.PGPASSWORD, e.MODAL_TOKEN_ID, e.LOOM_ANTHROPIC_MODEL, e.PATH]).toEqual(["pg", "ak", "claude-x", "/bin"]);
+  // the flow's own proposer URL (the loopback server) is added explicitly by the verb
+  expect(bridgeEnv(base, ws, rt, { LOOM_PROPOSER_URL: "http://127.0.0.1:1" }).LOOM_PROPOSER_URL).toBe("http://127.0.0.1:1");
+});
+
 test("findUp finds the nearest .loom", () => {
   const have = new Set(["/a/.loom", "/a/b/c/.loom"]);
   expect(findUp("/a/b/c/d", (p) => have.has(p))).toBe("/a/b/c");

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -272,7 +273,21 @@ def call(req: dict) -> dict:
     return {"ok": True, "pathspec": None, "card_path": None, **res}
 
 
+# the same rule as src/core/bridge.ts's PROVIDER_SECRET (the CLI already removed these; this holds when the
+# bridge is started some other way): model providers' keys and endpoints never reach a flow or a task
+_PROVIDER_SECRET = re.compile(r"^(ANTHROPIC_|OPENAI_|AZURE_OPENAI_|CLAUDE_|GEMINI_|GOOGLE_API|MISTRAL_|COHERE_|GROQ_|"
+                              r"TOGETHER_|DEEPSEEK_|XAI_|OPENROUTER_|FIREWORKS_|PERPLEXITY_)|(^|_)API_KEY$")
+
+
+def drop_provider_secrets(env) -> list[str]:
+    gone = [k for k in list(env) if _PROVIDER_SECRET.search(k)]
+    for k in gone:
+        del env[k]
+    return gone
+
+
 def main() -> int:
+    drop_provider_secrets(os.environ)
     if os.environ.get("LOOM_STOP_FILE"):
         # the CLI turns Ctrl-C into a stop request (the file LOOM_STOP_FILE names) that the flow's step finishes
         # cleanly on; ignored here, SIGINT stays ignored in every process this one starts (inherited over exec)

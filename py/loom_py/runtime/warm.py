@@ -11,8 +11,10 @@ before prepare runs:
 * the **image**. It imports what the flow declares in ``LOOM_WARM`` (a module-level tuple in the flow file
   of ``"module"`` or ``"module:function"`` strings, read with ``ast`` without running the file). Then it
   serves a Unix socket. The launcher's entrypoint for tasks is ``loom_py/runtime/warmexec.py`` (see
-  ``flowkit.main``). That script sends each task's argv, environment, working directory and standard
-  streams to the image. The image forks a supervisor, which forks the task and reports its exit status.
+  ``flowkit.main``). That script sends each task's argv, environment, working directory, standard
+  streams and the run's token to the image (the socket sits in a private 0700 directory; the image serves
+  only a peer of its own uid, by SO_PEERCRED, showing the token; a sandboxed candidate cannot even see the
+  host's temp directory). The image forks a supervisor, which forks the task and reports its exit status.
   The task takes over those streams, that directory and that environment, and runs the flow file as
   ``__main__``. The step command and the datastore writes are Metaflow's own code, as in a fresh
   interpreter; only how the process was made differs.
@@ -32,10 +34,12 @@ decision 0204.
 from __future__ import annotations
 
 import ast
+import hmac
 import importlib
 import io
 import json
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -44,7 +48,7 @@ import sys
 import tempfile
 import time
 
-from loom_py.runtime.warmexec import SOCKET_ENV, recv_msg
+from loom_py.runtime.warmexec import SOCKET_ENV, TOKEN_ENV, recv_msg
 
 SERVED = False  # True in a task the image forked (flows and tests can tell how they were started)
 
@@ -153,6 +157,7 @@ class Image:
 
     def __init__(self, flow_file: str):
         self.flow_file = flow_file
+        self.token = secrets.token_hex(16)  # a task must show it (warmexec sends it from LOOM_WARM_TOKEN)
         self._tmpdir = tempfile.mkdtemp(prefix="loom-warm-")  # mode 0700: only this user can hand it tasks
         self.path = os.path.join(self._tmpdir, "s")
         self.process: Forked | None = None
@@ -179,7 +184,7 @@ class Image:
                 os.close(lifeline_w)
                 _isolate(close)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the tasks; the lifeline ends the image
-                _serve(self._srv, self.flow_file, lifeline_r)
+                _serve(self._srv, self.flow_file, lifeline_r, self.token)
             finally:
                 os._exit(0)
         os.close(lifeline_r)
@@ -224,7 +229,8 @@ def start(flow_file: str, cwd: str | None, prepare_ref: str | None = None) -> Wa
     for f in (sys.stdout, sys.stderr):
         f.flush()  # nothing buffered may be written twice by a child
     # the launcher first: it must not hold the image's lifeline (it closes every inherited descriptor)
-    launcher = _fork_launcher(flow_file, cwd, {**os.environ, SOCKET_ENV: image.path}, close=(image.fileno(),))
+    launcher = _fork_launcher(flow_file, cwd, {**os.environ, SOCKET_ENV: image.path, TOKEN_ENV: image.token},
+                              close=(image.fileno(),))
     image.fork(close=(launcher.stdin.fileno(), launcher.stdout.fileno()))
     return Warm(launcher, image)
 
@@ -280,7 +286,7 @@ def _isolate(close) -> None:
 
 # ---- the image's side -------------------------------------------------------------------------------
 
-def _serve(srv: socket.socket, flow_file: str, lifeline: int) -> None:
+def _serve(srv: socket.socket, flow_file: str, lifeline: int, token: str = "") -> None:
     """Preload the flow's declared imports, then fork a supervisor per connection until the lifeline ends."""
     preload(declared(flow_file))
     image_env = dict(os.environ)
@@ -297,7 +303,7 @@ def _serve(srv: socket.socket, flow_file: str, lifeline: int) -> None:
                     srv.close()
                     os.close(lifeline)
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    supervise(conn, image_env)
+                    supervise(conn, image_env, token)
                     code = 0
                 except BaseException as e:  # the client runs the task fresh; say why in the log
                     _log(image_env, f"error {type(e).__name__}: {e}")
@@ -306,9 +312,31 @@ def _serve(srv: socket.socket, flow_file: str, lifeline: int) -> None:
             conn.close()
 
 
-def supervise(conn: socket.socket, image_env: dict) -> None:
-    """Receive one task, fork it, report ``pid N`` then ``exit CODE``; kill it if the client goes away."""
+def peer_uid(conn: socket.socket) -> int | None:
+    """The connecting process's uid (SO_PEERCRED), or None where the platform cannot tell."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return None
+    import struct
+
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1]
+
+
+def supervise(conn: socket.socket, image_env: dict, token: str = "") -> None:
+    """Receive one task, fork it, report ``pid N`` then ``exit CODE``; kill it if the client goes away.
+    Only a process of this user (SO_PEERCRED) that shows the run's token is served."""
+    uid = peer_uid(conn)
+    if uid is not None and uid != os.getuid():
+        conn.sendall(b"refuse peer\n")
+        _log(image_env, f"refuse a connection from uid {uid}")
+        return
     req, fds = recv_msg(conn)
+    if token and not hmac.compare_digest(str(req.get("token") or ""), token):
+        for fd in fds:
+            os.close(fd)
+        conn.sendall(b"refuse token\n")
+        _log(image_env, "refuse a task without the run's token")
+        return
     bad = env_mismatch(image_env, req.get("env") or {})
     if bad or len(fds) != len(req.get("fds") or []):
         for fd in fds:

@@ -24,6 +24,7 @@ import sys
 import time
 
 SOCKET_ENV = "LOOM_WARM_SOCKET"
+TOKEN_ENV = "LOOM_WARM_TOKEN"  # the per-run secret a task shows the image (the socket's directory is 0700 too)
 _HEADER = struct.Struct("!I")
 
 
@@ -78,7 +79,8 @@ def run_in_image(path: str, argv: list[str]) -> int:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(path)
         fds = open_std_fds()
-        send_msg(sock, {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "fds": fds}, fds)
+        send_msg(sock, {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "fds": fds,
+                        "token": os.environ.get(TOKEN_ENV, "")}, fds)
         replies = sock.makefile("rb")
         first = replies.readline().decode(errors="replace").split()
     except OSError as e:

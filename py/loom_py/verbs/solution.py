@@ -5,14 +5,21 @@
 feature DataFrames, exactly what the search's sandbox did. ``load_solution(..., fitted=True)`` instead
 returns the model fitted during the search (``best_model``, unpickled with the code's module registered).
 
-The code runs in this process (it is code this workspace's own search produced and scored); it is the
-consumer of ``validate --model`` and later ``deploy``.
+``load_solution`` runs the code in the CALLING process: it is for a person's own Python session, never
+for a Loom verb. Loom's own processes never import model-written code: ``validate --model`` (and anything
+that fits or predicts with a search's solution) uses ``SandboxedSolution``, which fits and predicts through
+the OS sandbox (the optimize search's runner, verbs/optimize/sandbox.py) with a protocol over files in the
+candidate's directory: ``train.parquet`` (features + target), ``val_features.parquet`` (the rows to
+predict), ``task.json`` in; ``predictions.npz`` (labels, probabilities, classes) out.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
+import shutil
 import sys
+import tempfile
 import types
 
 from loom_py.runtime.errors import UsageError
@@ -58,4 +65,74 @@ def solution_info(pathspec: str) -> dict:
     d = run.data
     return {"pathspec": pathspec, "dataset": d.search_config.get("dataset"), "target": d.target_column,
             "task": d.task, "metric_spec": d.metric_spec, "best": d.best_node, "code": code,
-            "seal": (d.search_config or {}).get("seal")}
+            "seal": (d.search_config or {}).get("seal"), "provider": (d.search_config or {}).get("provider")}
+
+
+class SandboxedSolution:
+    """The best solution of an optimize run, fitted and asked for predictions only inside the OS sandbox.
+
+    ``fit_predict(task, X_train, y_train, X_predict)`` → (labels, probabilities or None, classes or None).
+    One pre-forked sandbox launcher serves every fit of a validate run; ``close()`` ends it."""
+
+    model_written = True
+
+    def __init__(self, pathspec: str, code: str, *, timeout: float = 600.0, mem_mb: int = 4096):
+        self.pathspec, self.code, self.timeout, self.mem_mb = pathspec, code, timeout, mem_mb
+        self._zygote = None
+        self._tmp = None
+        self.last_model_bytes = None
+
+    def isolation(self) -> dict:
+        from loom_py.verbs.optimize import sandbox
+
+        return sandbox.isolation()
+
+    def fit_predict(self, task: str, X_train, y_train, X_predict):
+        import numpy as np
+
+        from loom_py.verbs.optimize import sandbox
+
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix="loom-solution-")
+            self._zygote = sandbox.start_zygote(self.mem_mb + 1024)
+        target = "target" if "target" not in X_train.columns else "__loom_target__"
+        data = os.path.join(self._tmp, "data")
+        shutil.rmtree(data, ignore_errors=True)
+        train = X_train.reset_index(drop=True).copy()
+        train[target] = np.asarray(y_train)
+        X_p = X_predict.reset_index(drop=True)
+        sandbox.stage(data, train, X_p, X_p.head(1), {"target": target, "task": task})
+        out = os.path.join(self._tmp, "out")
+        shutil.rmtree(out, ignore_errors=True)
+        res = sandbox.run_candidate(self.code, out, data, timeout=self.timeout, mem_mb=self.mem_mb, zygote=self._zygote)
+        if res["error"]:
+            raise UsageError(f"the solution of {self.pathspec} failed in the sandbox: {res['error']}"[:400])
+        try:
+            p = sandbox.load_predictions(out)
+        except (OSError, ValueError, KeyError) as e:
+            raise UsageError(f"the solution of {self.pathspec} wrote no readable predictions in the sandbox ({e})")
+        mp = os.path.join(out, "model.pkl")  # the fitted model, pickled inside the sandbox (read as bytes only)
+        self.last_model_bytes = open(mp, "rb").read() if os.path.isfile(mp) and not os.path.islink(mp) else None
+        labels = p.get("val_labels")
+        if labels is None or np.ndim(labels) != 1 or len(labels) != len(X_p):
+            raise UsageError(f"the solution of {self.pathspec} predicted {np.shape(labels)} values for {len(X_p)} rows")
+        proba = p.get("val_proba")
+        classes = p.get("classes")
+        if proba is not None and (np.ndim(proba) != 2 or len(proba) != len(X_p) or classes is None
+                                  or np.shape(proba)[1] != len(classes)):
+            proba = None
+        return labels, proba, (list(classes) if classes is not None else None)
+
+    def close(self) -> None:
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
+def sandboxed_solution(pathspec: str, *, timeout: float = 600.0, mem_mb: int = 4096) -> SandboxedSolution:
+    """The best solution of ``pathspec`` for fitting in the sandbox (nothing of its code runs here)."""
+    _run, code = _best(pathspec)
+    return SandboxedSolution(pathspec, code, timeout=timeout, mem_mb=mem_mb)

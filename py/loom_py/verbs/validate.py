@@ -364,26 +364,25 @@ def model_factory(model: str | None, target: str | None = None):
 
     if not model:
         return tabular.default_model, tabular.DEFAULT_MODEL_NAME, "default"
-    from loom_py.verbs.solution import load_solution, solution_info
+    from loom_py.verbs.solution import sandboxed_solution, solution_info
 
     info = solution_info(model)
     if target and info.get("target") and info["target"] != target:
         raise UsageError(f"{model} was searched for target '{info['target']}', not '{target}': "
                          f"pass --target {info['target']} or another --model")
-    proto = load_solution(model)
+    # model-written code: fitted and asked for predictions in the OS sandbox only, never imported here
+    if info.get("provider") not in (None, "offline"):
+        from loom_py.verbs.optimize import sandbox
 
-    def make(task, X, seed, _p=proto, _m=model):
-        from sklearn.base import clone
-
-        try:
-            return clone(_p)
-        except Exception:
-            return load_solution(_m)
-
+        if sandbox.os_sandbox() is None:
+            raise UsageError(f"{model}'s solution was written by a model ({info['provider']}) and there is no OS sandbox "
+                             f"here to run it in: {sandbox.install_hint()}")
+    solution = sandboxed_solution(model)
     best = info.get("best") or {}
     tag = best.get("id") if isinstance(best, dict) else None
-    name = f"best solution of {model}" + (f" (node {tag})" if tag is not None else "") + f": {type(proto).__name__}"
-    return make, name, model
+    final = best.get("model") if isinstance(best, dict) else None
+    name = f"best solution of {model}" + (f" (node {tag})" if tag is not None else "") + (f": {final}" if final else "")
+    return solution, name, model
 
 
 # ---- evaluation ------------------------------------------------------------------------------------
@@ -392,6 +391,7 @@ class _Clock:
     def __init__(self):
         self.fit = 0.0
         self.holdout_model = None  # the estimator the holdout was scored with (deploy packages it)
+        self.holdout_model_bytes = None  # … or, for model-written code, its pickle from the sandbox (never loaded here)
 
     def timed(self, fn, *a):
         t = time.perf_counter()
@@ -400,7 +400,32 @@ class _Clock:
         return out
 
 
+def _fit_predict_sandboxed(clock, solution, task, X_tr, y_tr, X_te, classes):
+    """A model-written solution: fit and predict in the OS sandbox; probabilities aligned to ``classes``."""
+    t = time.perf_counter()
+    labels, proba, est_classes = solution.fit_predict(task, X_tr, y_tr, X_te)
+    clock.fit += time.perf_counter() - t
+    if task != "classification":
+        return None, np.asarray(labels, dtype="float64")
+    if proba is None:  # a label-only model: its probabilities are 0/1
+        labels = np.asarray(labels, dtype=object)
+        return (labels.reshape(-1, 1) == np.asarray(classes, dtype=object).reshape(1, -1)).astype(float), labels
+    p = np.asarray(proba, dtype="float64")
+    # predictions.npz stores object labels as strings: match the classes by their text
+    pos = {str(c): i for i, c in enumerate(classes)}
+    full = np.zeros((len(p), len(classes)))
+    for j, c in enumerate(est_classes):
+        if str(c) in pos:
+            full[:, pos[str(c)]] = p[:, j]
+    return full, np.asarray(classes, dtype=object)[full.argmax(1)]
+
+
 def _fit_predict(clock, factory, task, X_tr, y_tr, X_te, seed, classes, keep: bool = False):
+    if getattr(factory, "model_written", False):
+        out = _fit_predict_sandboxed(clock, factory, task, X_tr, y_tr, X_te, classes)
+        if keep:  # the fitted model as the sandbox pickled it: bytes deploy packages, never unpickled here
+            clock.holdout_model_bytes = factory.last_model_bytes
+        return out
     est = factory(task, X_tr, seed)
     clock.timed(est.fit, X_tr, y_tr)
     if keep:
@@ -513,7 +538,8 @@ def _evaluate_models(df, opts, seal, cv_rows, *, factory, say, clock):
         scheme = "kfold"
         embargo_rows = 0
     X_cv, y_cv = X_all.iloc[cv_pos].reset_index(drop=True), y_all[cv_pos]
-    factory = _cloning(factory, task, X_cv, seed)
+    if not getattr(factory, "model_written", False):
+        factory = _cloning(factory, task, X_cv, seed)
     per_fold = []
     for i, f in enumerate(folds):
         say(f"fold {i + 1}/{len(folds)}: fitting on {len(f.train)} rows, testing on {len(f.test)}")
@@ -752,4 +778,4 @@ def evaluate(df, opts: dict, *, content_hash: str, factory=None, model_name: str
                     "leakage_on_spare_core": side.forked, "loom_own_s": round(total - clock.fit, 3)},
     }
     return {"summary": summary, "seal": seal, "proba_holdout": proba_h, "pred_holdout": pred_h,
-            "holdout_model": clock.holdout_model}
+            "holdout_model": clock.holdout_model, "holdout_model_bytes": clock.holdout_model_bytes}

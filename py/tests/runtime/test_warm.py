@@ -58,15 +58,20 @@ def image(tmp_path, monkeypatch):
     carried = type("Carried", (tuple,), {"__module__": "__main__"})  # as Metaflow's namedtuple_with_defaults does
     monkeypatch.setattr(sys.modules["__main__"], "Carried", carried, raising=False)
     img = warm.Image(str(task))
+    TOKENS[img.path] = img.token
     img.fork()
     yield img, str(task), tmp_path
     img.stop()
 
 
+TOKENS: dict = {}  # socket path -> the run's token (the bridge puts it in the launcher's environment)
+
+
 def client(img_path, task, args, tmp_path, env=None, **kw):
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
-    full = {**os.environ, warmexec.SOCKET_ENV: img_path, "LOOM_TEST_X": "42", **(env or {})}
+    full = {**os.environ, warmexec.SOCKET_ENV: img_path, warmexec.TOKEN_ENV: TOKENS.get(img_path, ""), "LOOM_TEST_X": "42",
+            **(env or {})}
     return [sys.executable, "-I", "-S", warmexec.__file__, task, *args], dict(env=full, cwd=str(work), **kw)
 
 
@@ -215,3 +220,20 @@ def test_declared_reads_the_flow_files_tuple_without_running_it(tmp_path, src, e
 ])
 def test_env_mismatch(image_env, task_env, bad):
     assert warm.env_mismatch(image_env, task_env) == bad
+
+
+@pytest.mark.parametrize("token", ["", "0" * 32])
+def test_a_task_without_the_runs_token_is_refused_and_runs_fresh(image, token):
+    """The image serves only a client showing this run's token: anything else that finds the socket is
+    refused (the task then runs fresh, as this same user could have started it anyway)."""
+    img, task, tmp_path = image
+    r = run(img.path, task, tmp_path, env={warmexec.TOKEN_ENV: token})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["served"] is False
+    assert "refuse a task without the run's token" in log(tmp_path)
+
+
+def test_the_socket_directory_is_private(image):
+    img, _task, _tmp = image
+    st = os.stat(os.path.dirname(img.path))
+    assert st.st_mode & 0o777 == 0o700

@@ -215,7 +215,7 @@ GOOD = "from sklearn.linear_model import LogisticRegression\ndef make_model():\n
 @pytest.mark.parametrize("launcher", ["process", "zygote"])
 def test_sandbox_stops_what_it_must(staged, zygote, launcher, name, code, reason):
     data, runs = staged
-    res = sandbox.run_candidate(code, str(runs / f"{name}-{launcher}"), data, timeout=3, mem_mb=1024,
+    res = sandbox.run_candidate(code, str(runs / f"{name}-{launcher}"), data, timeout=10 if name == "memory" else 3, mem_mb=1024,
                                 zygote=zygote if launcher == "zygote" else None)
     assert res["launcher"] == launcher
     if reason is None:

@@ -11,6 +11,16 @@ from loom_py.verbs.optimize import metric_spec
 PROVIDERS = ("anthropic", "openai", "offline")
 
 
+def require_sandbox(unsafe: bool) -> None:
+    """Model-written code runs only under the OS sandbox, unless the person said --unsafe-no-sandbox (which
+    the run records). The offline proposer's code is Loom's own library: it never needs this."""
+    from loom_py.verbs.optimize import sandbox
+
+    if not unsafe and sandbox.os_sandbox() is None:
+        raise UsageError(f"no OS sandbox for model-written code on this machine: {sandbox.install_hint()}, "
+                         "or pass --unsafe-no-sandbox (recorded in the run)")
+
+
 def prepare(params: dict) -> dict:
     """Assert the dataset (and the resumed run), parse the metric, check the proposer — before any run exists."""
     from loom_py.runtime.data import load_frame, resolve_run
@@ -21,6 +31,9 @@ def prepare(params: dict) -> dict:
         raise UsageError(f"--model-provider {provider} is unknown: pick one of {', '.join(PROVIDERS)}")
     if provider != "offline" and not p.get("proposer_url") and not os.environ.get("LOOM_PROPOSER_URL"):
         raise UsageError(f"the {provider} proposer needs the CLI's proposer server: run through `loom run`, or pick --model-provider offline")
+    p["unsafe_no_sandbox"] = 1 if str(p.get("unsafe_no_sandbox") or "").lower() in ("1", "true", "yes") else 0
+    if provider != "offline":
+        require_sandbox(bool(p["unsafe_no_sandbox"]))
     if p.get("resume"):
         prev = resolve_run(p["resume"], ("OptimizeFlow",), what="search to resume")
         cfg = prev.data.search_config
@@ -81,7 +94,10 @@ def execute(flow, current) -> None:
            "parallel": int(flow.parallel), "seed": int(flow.seed), "node_timeout": float(flow.node_timeout),
            "mem_mb": int(flow.memory_mb), "policy": flow.policy, "spec": spec, "executor": flow.executor or "local",
            "metric_mapping": flow.metric_mapping or None, "spent_before": float(mapping.get("usd") or 0.0),
-           "proposer_url": os.environ.get("LOOM_PROPOSER_URL")}
+           "proposer_url": os.environ.get("LOOM_PROPOSER_URL"),
+           "unsafe_no_sandbox": bool(int(getattr(flow, "unsafe_no_sandbox", 0) or 0))}
+    if cfg["provider"] != "offline":
+        require_sandbox(cfg["unsafe_no_sandbox"])
     prior = []
     if flow.resume:
         prior = resolve_run(flow.resume, ("OptimizeFlow",), what="search to resume").data.journal
@@ -245,6 +261,8 @@ def describe(params: dict) -> dict:
     row counts the cost gate shows. Raises UsageError (exit 2) on bad input; creates no run."""
     from loom_py.runtime.data import load_frame
 
+    if (params.get("model_provider") or "anthropic") != "offline":  # before any model call (the metric mapping)
+        require_sandbox(str(params.get("unsafe_no_sandbox") or "").lower() in ("1", "true", "yes"))
     if params.get("metric_fallback") and params.get("metric") and not params.get("metric_mapping"):
         try:
             metric_spec.parse_metric(params["metric"])

@@ -1,33 +1,61 @@
 """Run one candidate in its own sandboxed process and collect what it wrote.
 
-Each candidate gets a fresh directory holding only what it may see — ``train.parquet`` (features +
-labels), ``val_features.parquet`` and ``test_features.parquet`` (no labels), ``task.json`` and its
-``solution.py`` — hard-linked read-only from a staging directory. The process runs Loom's Python with
-``-I -B`` (no user site, no PYTHONPATH, no bytecode writes) under ``sandbox_boot.py``: memory / CPU / file
-size rlimits, an irrevocable audit hook (no sockets, no process spawning, no writes outside its
-directory), and, where the kernel allows unprivileged user namespaces, ``unshare -rn`` (an empty network
-namespace). The parent enforces the wall clock (kills the process group) and keeps the output's head and
-tail only.
+Layers (docs/architecture.md, "The sandbox"):
+
+1. **bubblewrap** (the OS sandbox; ``bwrap``, Debian's ``bubblewrap``): new user, mount, PID, network, IPC,
+   UTS and cgroup namespaces, ``--die-with-parent``, ``--new-session``. The candidate's root is built from
+   nothing: the system directories (``/usr``, ``/etc``, the ``/bin``-style links) and Python's own prefixes
+   read-only, a fresh ``/proc`` and minimal ``/dev``, a private ``/tmp`` and a private size-limited
+   ``/dev/shm``, and its own directory at ``/work`` — the only writable place. The workspace, the datastore,
+   ``LOOM_HOME``'s runtime, the home directory, the host's ``/tmp`` (the warm image's socket) and every other
+   socket are not in its view at all; no network interface but loopback exists.
+2. **the candidate directory** lives in a private 0700 directory under the host's temp directory, never under
+   ``.loom/`` (no relative path leads to the datastore), and holds **copies** (never links) of exactly what
+   the candidate may see: ``train.parquet`` (features + labels), ``val_features.parquet`` and
+   ``test_features.parquet`` (no labels), ``task.json``, its ``solution.py``. Sealed rows are never staged.
+   What it wrote (predictions, the pickled model, timings, output) is copied back out — regular files only,
+   never through a link — and the directory is removed.
+3. **memory**: RLIMIT_AS in the candidate (counts shared mappings), a size-limited ``/dev/shm``, and, where
+   this machine lets Loom make one, a memory cgroup (it counts shared memory and tmpfs pages too).
+4. **the audit hook** (``sandbox_boot.py``, irrevocable): no sockets, no processes, no writes outside its
+   directory — the second layer, and the only one where bubblewrap is missing (``--unsafe-no-sandbox``).
+5. **the environment** is built from an allowlist (``BASE_ENV`` + paths): no key, no proposer URL.
+
+The pre-forked launcher (sandbox_zygote.py) runs inside one bubblewrap per search and confines each child
+further (its own mount, PID and IPC namespaces; only its own directory visible; no capabilities). The parent
+enforces the wall clock and keeps the output's head and tail only.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from functools import lru_cache
 
 BOOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_boot.py")
+ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_zygote.py")
 DATA_FILES = ("train.parquet", "val_features.parquet", "test_features.parquet", "task.json")
+RESULT_FILES = ("predictions.npz", "model.pkl", "run.json", "output.txt")
+RESULT_MAX_BYTES = 1 << 30
 HEAD, TAIL = 2000, 4000
+BOX_BOOT = "/loom/boot"  # where the boot scripts are bound inside the sandbox
+SHM_MB = 64  # the private /dev/shm of a candidate
+BASE_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1",
+            "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "LANG": "C.UTF-8",
+            "ARROW_DEFAULT_MEMORY_POOL": "system", "PATH": "/usr/local/bin:/usr/bin:/bin"}
 
 
 @lru_cache(maxsize=1)
 def _unshare_prefix() -> tuple:
+    """Without bubblewrap: ``unshare -rn`` (an empty network namespace) where the kernel allows it."""
     if os.environ.get("LOOM_SANDBOX_UNSHARE", "1") == "0":
         return ()
     exe = shutil.which("unshare")
@@ -40,9 +68,210 @@ def _unshare_prefix() -> tuple:
         return ()
 
 
+def _python_paths() -> list[str]:
+    """What the interpreter needs to run: its prefixes (a venv and the installation it points to)."""
+    out = []
+    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+              os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))):
+        for q in (p, os.path.realpath(p)):
+            if q and os.path.isdir(q) and q not in out and q != "/":
+                out.append(q)
+    return out
+
+
+def _root_args() -> list[str]:
+    """The candidate's filesystem, built from nothing: system paths and Python read-only, nothing else."""
+    args = []
+    for top in ("/usr", "/etc", "/opt"):
+        if os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    for link in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(link):
+            args += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            args += ["--ro-bind", link, link]
+    for p in _python_paths():
+        if not p.startswith(("/usr/", "/opt/")):
+            args += ["--ro-bind", p, p]
+    args += ["--ro-bind", BOOT, f"{BOX_BOOT}/sandbox_boot.py", "--ro-bind", ZYGOTE, f"{BOX_BOOT}/sandbox_zygote.py"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(16 << 20), "--tmpfs", "/tmp",
+             "--size", str(SHM_MB << 20), "--tmpfs", "/dev/shm", "--dir", "/work", "--chdir", "/work"]
+    return args
+
+
+def bwrap_command(binds: list[tuple[str, str]], *, caps: bool = False) -> list[str]:
+    """bubblewrap's argv up to the program: every namespace new, the root built by _root_args, ``binds``
+    (host path, sandbox path) writable."""
+    exe = shutil.which("bwrap")
+    if not exe:
+        raise RuntimeError("bubblewrap (bwrap) is not installed")
+    args = [exe, "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox"] + _root_args()
+    for host, box in binds:
+        args += ["--bind", host, box]
+    args += ["--remount-ro", "/"]  # the root itself (a tmpfs bubblewrap built) takes no writes
+    if caps:  # the zygote's: capabilities of its own user namespace only, to confine each child (then dropped)
+        args += ["--cap-add", "ALL"]
+    return args
+
+
+@lru_cache(maxsize=1)
+def _bwrap_works() -> bool:
+    if os.environ.get("LOOM_SANDBOX_BWRAP", "1") == "0" or not shutil.which("bwrap"):
+        return False
+    try:
+        r = subprocess.run(bwrap_command([]) + [sys.executable, "-I", "-c", "pass"], capture_output=True, timeout=30,
+                           env=dict(BASE_ENV))
+        return r.returncode == 0
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def os_sandbox() -> str | None:
+    """"bubblewrap" where it runs here; None where model-written code would have only the audit hook."""
+    return "bubblewrap" if _bwrap_works() else None
+
+
+def install_hint() -> str:
+    if os.environ.get("LOOM_SANDBOX_BWRAP", "1") == "0":
+        return "the OS sandbox is turned off (LOOM_SANDBOX_BWRAP=0): unset it"
+    if sys.platform == "darwin":
+        return "the OS sandbox for model-written code needs Linux with bubblewrap (macOS sandbox-exec is not wired yet)"
+    if not shutil.which("bwrap"):
+        return "install bubblewrap (`apt-get install bubblewrap`, `dnf install bubblewrap`)"
+    return "bubblewrap is installed but cannot create user namespaces here (check kernel.unprivileged_userns_clone / AppArmor)"
+
+
+# ---- memory cgroup (where the machine lets Loom make one) --------------------------------------------
+
+def _cgroup_parent() -> tuple[str, str] | None:
+    """(directory to make cgroups in, flavour "v2" | "v1"), or None."""
+    if os.environ.get("LOOM_SANDBOX_CGROUP", "1") == "0":
+        return None
+    try:
+        line = next((l for l in open("/proc/self/cgroup") if l.startswith("0::")), None)
+        if line is not None:
+            d = os.path.join("/sys/fs/cgroup", line.strip()[3:].lstrip("/"))
+            if "memory" in open(os.path.join(d, "cgroup.subtree_control")).read().split() and os.access(d, os.W_OK):
+                return d, "v2"
+    except OSError:
+        pass
+    v1 = "/sys/fs/cgroup/memory"
+    if os.path.isfile(os.path.join(v1, "memory.limit_in_bytes")) and os.access(v1, os.W_OK):
+        return v1, "v1"
+    return None
+
+
+class Cgroup:
+    """A memory cgroup with a limit; ``enter`` runs in the child before exec (preexec_fn)."""
+
+    def __init__(self, limit_bytes: int):
+        parent = _cgroup_parent()
+        if parent is None:
+            raise OSError("no writable memory cgroup")
+        base, self.flavour = parent
+        self.path = tempfile.mkdtemp(prefix="loom-sbx-", dir=base) if self.flavour == "v1" else \
+            os.path.join(base, f"loom-sbx-{os.getpid()}-{time.monotonic_ns()}")
+        if self.flavour == "v2":
+            os.mkdir(self.path)
+        try:
+            name = "memory.max" if self.flavour == "v2" else "memory.limit_in_bytes"
+            with open(os.path.join(self.path, name), "w") as f:
+                f.write(str(int(limit_bytes)))
+            if self.flavour == "v2":
+                try:
+                    with open(os.path.join(self.path, "memory.swap.max"), "w") as f:
+                        f.write("0")
+                except OSError:
+                    pass
+        except OSError:
+            self.remove()
+            raise
+
+    def enter(self) -> None:
+        with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+            f.write("0")
+
+    def remove(self) -> None:
+        for _ in range(50):
+            try:
+                os.rmdir(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.02)  # its processes are still being reaped
+
+
+def _cgroup(limit_bytes: int) -> Cgroup | None:
+    try:
+        return Cgroup(limit_bytes)
+    except OSError:
+        return None
+
+
 def isolation() -> dict:
     """What isolation this machine gives (recorded in the journal)."""
-    return {"network_namespace": bool(_unshare_prefix()), "audit_hook": True, "rlimits": True}
+    box = os_sandbox()
+    return {"os_sandbox": box, "namespaces": ["user", "mount", "pid", "net", "ipc", "uts", "cgroup"] if box else [],
+            "network_namespace": bool(box) or bool(_unshare_prefix()), "audit_hook": True, "rlimits": True,
+            "memory": ("cgroup+" if _cgroup_parent() else "") + "rlimit_as", "private_dev_shm": bool(box),
+            "candidate_dir": "private temp directory (copies, outside the workspace)"}
+
+
+# ---- the candidates' directories ---------------------------------------------------------------------
+
+def _host_tmp() -> str:
+    """The host's temp directory, never inside the workspace."""
+    t = os.path.realpath(tempfile.gettempdir())
+    ws = os.environ.get("LOOM_WORKSPACE_DIR")
+    if ws:
+        ws = os.path.realpath(ws)
+        if t == ws or t.startswith(ws + os.sep) or t.startswith(os.path.dirname(ws) + os.sep + ".loom"):
+            t = "/tmp"
+    return t
+
+
+_ROOTS: list[str] = []
+
+
+def new_root() -> str:
+    """A private (0700) directory for candidate directories, removed when this process exits."""
+    root = tempfile.mkdtemp(prefix="loom-sbx-", dir=_host_tmp())
+    os.makedirs(os.path.join(root, ".probe"))
+    _ROOTS.append(root)
+    return root
+
+
+@atexit.register
+def _remove_roots() -> None:
+    for r in _ROOTS:
+        shutil.rmtree(r, ignore_errors=True)
+
+
+def _copy_in(src: str, dst: str) -> None:
+    shutil.copyfile(src, dst)  # a copy, never a link: what one candidate does to its files no other sees
+    os.chmod(dst, 0o444)
+
+
+def _copy_out(src: str, dst: str) -> bool:
+    """Copy a file the candidate wrote out of its directory: a regular file, not through a link, bounded."""
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > RESULT_MAX_BYTES:
+            return False
+        with open(dst, "wb") as out:
+            while True:
+                b = os.read(fd, 1 << 20)
+                if not b:
+                    break
+                out.write(b)
+        return True
+    finally:
+        os.close(fd)
 
 
 def truncate(text: str, head: int = HEAD, tail: int = TAIL) -> str:
@@ -63,18 +292,24 @@ def stage(data_dir: str, train, val_X, test_X, task: dict) -> None:
         os.chmod(os.path.join(data_dir, n), 0o444)
 
 
-BASE_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1",
-            "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "LANG": "C.UTF-8"}
-ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_zygote.py")
-
-
 class Zygote:
-    """The pre-forked launcher (sandbox_zygote.py): one per search; ``LOOM_SANDBOX_ZYGOTE=0`` turns it off."""
+    """The pre-forked launcher (sandbox_zygote.py): one per search, inside one bubblewrap where it runs (its
+    children confine themselves further); ``LOOM_SANDBOX_ZYGOTE=0`` turns it off."""
 
-    def __init__(self):
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **BASE_ENV}
-        self.proc = subprocess.Popen([*_unshare_prefix(), sys.executable, "-I", "-B", ZYGOTE], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    def __init__(self, mem_cap_mb: int | None = None):
+        self.root = new_root()
+        self.confined = os_sandbox() is not None
+        self.cgroup = _cgroup(mem_cap_mb << 20) if mem_cap_mb and self.confined else None
+        env = dict(BASE_ENV, HOME="/work" if self.confined else self.root,
+                   MPLCONFIGDIR="/tmp" if self.confined else os.path.join(self.root, ".probe"))
+        if self.confined:
+            cmd = bwrap_command([(self.root, "/sandbox")], caps=True) + [sys.executable, "-I", "-B",
+                                                                       f"{BOX_BOOT}/sandbox_zygote.py", "--confine"]
+        else:
+            cmd = [*_unshare_prefix(), sys.executable, "-I", "-B", ZYGOTE]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     env=env, start_new_session=True, cwd=self.root,
+                                     preexec_fn=self.cgroup.enter if self.cgroup else None)
         self.exits: dict[int, int] = {}
         self._buf = b""
         msg = self._next(timeout=60)
@@ -104,13 +339,24 @@ class Zygote:
                 return None
             self._buf += chunk
 
-    def start(self, workdir: str, env: dict) -> int:
-        self.proc.stdin.write((json.dumps({"dir": workdir, "env": env}) + "\n").encode())
+    def _send(self, obj: dict) -> None:
+        self.proc.stdin.write((json.dumps(obj) + "\n").encode())
         self.proc.stdin.flush()
+
+    def start(self, cand_dir: str, env: dict) -> int:
+        """Start the candidate in ``cand_dir`` (a directory in this zygote's root)."""
+        where = os.path.basename(cand_dir) if self.confined else cand_dir
+        self._send({"dir": where, "env": env, "shm_mb": SHM_MB})
         msg = self._next(timeout=30)
         if not msg or "pid" not in msg:
             raise RuntimeError("the sandbox launcher did not answer")
         return int(msg["pid"])
+
+    def kill(self, pid: int) -> None:
+        try:
+            self._send({"kill": pid})
+        except (BrokenPipeError, OSError):
+            pass
 
     def returncode(self, pid: int):
         self._next(timeout=0)
@@ -129,52 +375,74 @@ class Zygote:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        shutil.rmtree(self.root, ignore_errors=True)
+        if self.root in _ROOTS:
+            _ROOTS.remove(self.root)
 
 
-def start_zygote():
-    """A Zygote, or None where it cannot start (then each candidate starts its own interpreter)."""
+def start_zygote(mem_cap_mb: int | None = None):
+    """A Zygote, or None where it cannot start (then each candidate starts its own interpreter).
+    ``mem_cap_mb``: a memory cgroup limit for everything the zygote runs at once (where a cgroup can be made)."""
     if os.environ.get("LOOM_SANDBOX_ZYGOTE", "1") == "0":
         return None
     try:
-        return Zygote()
+        return Zygote(mem_cap_mb)
     except Exception:  # noqa: BLE001
         return None
 
 
 class Running:
-    """A started candidate; ``wait()`` returns the result dict."""
+    """A started candidate; ``wait()`` returns the result dict. ``workdir`` is where Loom wants its results
+    (predictions.npz, model.pkl, run.json, output.txt); the candidate itself runs in a fresh directory of a
+    private sandbox root, removed when it ends."""
 
     timed_out = False
 
-    def __init__(self, code: str, workdir: str, data_dir: str, *, timeout: float, mem_mb: int, zygote: Zygote | None = None):
+    def __init__(self, code: str, workdir: str, data_dir: str, *, timeout: float, mem_mb: int, zygote: Zygote | None = None,
+                 audit_hook: bool = True):
+        """``audit_hook=False`` (tests only) leaves out the second layer, to show what the OS sandbox stops alone."""
         self.workdir = workdir = os.path.realpath(workdir)
         self.timeout = timeout
         os.makedirs(workdir, exist_ok=True)
-        for n in DATA_FILES:
-            dst = os.path.join(workdir, n)
-            try:
-                os.link(os.path.join(data_dir, n), dst)
-            except OSError:
-                shutil.copyfile(os.path.join(data_dir, n), dst)
-        with open(os.path.join(workdir, "solution.py"), "w") as f:
-            f.write(code)
-        os.makedirs(os.path.join(workdir, "tmp"), exist_ok=True)
-        env = {"HOME": workdir, "TMPDIR": os.path.join(workdir, "tmp"), "MPLCONFIGDIR": os.path.join(workdir, "tmp"),
-               "LOOM_SANDBOX_MEM_MB": str(mem_mb), "LOOM_SANDBOX_CPU_S": str(int(timeout * 2 + 5))}
-        self.out_path = os.path.join(workdir, "output.txt")
         self.zygote = zygote if zygote is not None and zygote.alive() else None
+        self.boxed = os_sandbox() is not None
+        # without the zygote, a private root of its own (removed with it: a flow task leaves by os._exit)
+        self._own_root = None if self.zygote is not None else new_root()
+        root = self.zygote.root if self.zygote is not None else self._own_root
+        self.cand = cand = tempfile.mkdtemp(prefix="c-", dir=root)
+        os.chmod(cand, 0o755)
+        for n in DATA_FILES:
+            _copy_in(os.path.join(data_dir, n), os.path.join(cand, n))
+        with open(os.path.join(cand, "solution.py"), "w") as f:
+            f.write(code)
+        os.makedirs(os.path.join(cand, "tmp"), exist_ok=True)
+        here = "/work" if self.boxed else cand
+        env = {**BASE_ENV, "HOME": here, "TMPDIR": os.path.join(here, "tmp"), "MPLCONFIGDIR": os.path.join(here, "tmp"),
+               "LOOM_SANDBOX_MEM_MB": str(mem_mb), "LOOM_SANDBOX_CPU_S": str(int(timeout * 2 + 5))}
+        if not audit_hook:
+            env["LOOM_SANDBOX_HOOK"] = "0"
+        self.out_path = os.path.join(cand, "output.txt")
         self.t0 = time.perf_counter()
         self.proc = None
+        self.cgroup = None
         if self.zygote is not None:
             try:
-                self.pid = self.zygote.start(workdir, env)
+                self.pid = self.zygote.start(cand, env)
                 return
             except RuntimeError:
                 self.zygote = None
+                pass  # the candidate directory stays in the zygote's root (removed with it)
         self._out = open(self.out_path, "wb")
-        cmd = [*_unshare_prefix(), sys.executable, "-I", "-B", BOOT]
-        self.proc = subprocess.Popen(cmd, cwd=workdir, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **BASE_ENV, **env},
-                                     stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True)
+        if self.boxed:
+            self.cgroup = _cgroup((mem_mb + 512) << 20)
+            cmd = bwrap_command([(cand, "/work")]) + [sys.executable, "-I", "-B", f"{BOX_BOOT}/sandbox_boot.py"]
+        else:
+            cmd = [*_unshare_prefix(), sys.executable, "-I", "-B", BOOT]
+        self.proc = subprocess.Popen(cmd, cwd=cand, env=env, stdin=subprocess.DEVNULL, stdout=self._out,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=self.cgroup.enter if self.cgroup else None)
         self.pid = self.proc.pid
 
     def _rc(self):
@@ -195,16 +463,30 @@ class Running:
         return False
 
     def _kill(self):
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         if self.proc is not None:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)  # bwrap (its PID namespace dies with it) or the process group
+            except (ProcessLookupError, PermissionError):
+                pass
             self.proc.wait()
         else:
+            self.zygote.kill(self.pid)
             deadline = time.perf_counter() + 5
             while self._rc() is None and time.perf_counter() < deadline:
                 time.sleep(0.01)
+
+    def _collect(self) -> None:
+        """Copy what the candidate wrote back to ``workdir`` and remove its directory."""
+        for n in RESULT_FILES:
+            dst = os.path.join(self.workdir, n)
+            if os.path.lexists(dst):
+                os.remove(dst)
+            _copy_out(os.path.join(self.cand, n), dst)
+        shutil.rmtree(self._own_root or self.cand, ignore_errors=True)
+        if self._own_root in _ROOTS:
+            _ROOTS.remove(self._own_root)
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
     def wait(self) -> dict:
         while not self.poll():
@@ -213,13 +495,16 @@ class Running:
         rc = self._rc()
         if self.proc is not None:
             self._out.close()
+        self._collect()
         try:
-            raw = open(self.out_path, "rb").read().decode("utf-8", "replace")
+            raw = open(os.path.join(self.workdir, "output.txt"), "rb").read().decode("utf-8", "replace")
         except OSError:
             raw = ""
         run = {}
         try:
             run = json.load(open(os.path.join(self.workdir, "run.json")))
+            if not isinstance(run, dict):
+                run = {}
         except (OSError, ValueError):
             pass
         res = {"exit_code": rc, "wall_seconds": wall, "output": truncate(raw), "run": run, "workdir": self.workdir,
@@ -234,12 +519,12 @@ class Running:
 
 
 def failure_reason(output: str, run: dict, rc) -> str:
-    err = run.get("error") or ""
+    err = str(run.get("error") or "")
     if "sandbox: " not in err:
         err = next((l for l in reversed(output.splitlines()) if "SandboxViolation: sandbox: " in l), err)
     if "sandbox: " in err:
         return err.split("sandbox: ", 1)[1].strip()[:300]
-    if "MemoryError" in output or err == "memory limit exceeded" or (rc in (-9, 137) and not output.strip()):
+    if "MemoryError" in output or err == "memory limit exceeded" or (rc in (-9, 137) and not run):
         return "memory limit exceeded"
     if rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
         return "CPU time limit exceeded"
@@ -257,5 +542,5 @@ def load_predictions(workdir: str) -> dict:
 
 
 def run_candidate(code: str, workdir: str, data_dir: str, *, timeout: float = 120.0, mem_mb: int = 4096,
-                  zygote: Zygote | None = None) -> dict:
-    return Running(code, workdir, data_dir, timeout=timeout, mem_mb=mem_mb, zygote=zygote).wait()
+                  zygote: Zygote | None = None, audit_hook: bool = True) -> dict:
+    return Running(code, workdir, data_dir, timeout=timeout, mem_mb=mem_mb, zygote=zygote, audit_hook=audit_hook).wait()

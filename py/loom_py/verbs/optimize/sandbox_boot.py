@@ -1,9 +1,12 @@
 """Runs INSIDE a candidate's sandbox process (``python -I -B sandbox_boot.py`` with cwd = the candidate's
-directory). Self-contained on purpose: it must not import loom_py.
+directory; under bubblewrap that directory is ``/work`` and nothing of the host but the system and Python's
+files is visible, see sandbox.py). Self-contained on purpose: it must not import loom_py.
 
-1. limits: RLIMIT_AS (memory), RLIMIT_CPU (backstop to the parent's wall clock), RLIMIT_FSIZE;
-2. an audit hook (irrevocable) that refuses sockets, process spawning, and any write / delete / rename
-   outside the candidate's directory;
+1. limits: RLIMIT_AS (memory: it counts shared mappings too, so a shared mmap cannot outgrow the limit),
+   RLIMIT_CPU (backstop to the parent's wall clock), RLIMIT_FSIZE;
+2. an audit hook (irrevocable), the second layer behind the OS sandbox: it refuses sockets, process spawning
+   and forking, libc's process / network / file calls through ctypes, and any write / delete / rename / fifo / database outside the candidate's
+   directory (a relative path is resolved against the process's current directory at the time of the call);
 3. loads ``solution.py``, calls ``make_model()``, fits it on train.parquet, predicts the validation and
    test features (whose labels it never sees), and saves predictions + the fitted model in its directory.
 Timings go to ``run.json``; the parent (Loom) scores the predictions itself.
@@ -17,14 +20,29 @@ T0 = time.perf_counter()
 HERE = os.path.realpath(os.getcwd())
 
 
+AS_SLACK_MB = 256  # thread stacks and the libraries a candidate's own imports map, on top of its budget
+
+
+def _vm_size() -> int:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def _limits():
     import resource
 
     mem = int(os.environ.get("LOOM_SANDBOX_MEM_MB", "4096")) * 1024 * 1024
     cpu = int(float(os.environ.get("LOOM_SANDBOX_CPU_S", "600")))
-    # RLIMIT_DATA (heap + private anonymous mappings) is the memory a candidate allocates; unlike RLIMIT_AS it
-    # does not count the shared libraries a pre-forked worker has already mapped.
-    for lim, val in ((resource.RLIMIT_DATA, mem), (resource.RLIMIT_CPU, cpu), (resource.RLIMIT_FSIZE, 512 * 1024 * 1024)):
+    # RLIMIT_AS counts every mapping, shared ones included (RLIMIT_DATA does not: a MAP_SHARED region escaped
+    # it). What this process has already mapped (the interpreter, or a pre-forked worker's imports) is not the
+    # candidate's: the limit is that plus the budget.
+    limit = _vm_size() + mem + AS_SLACK_MB * 1024 * 1024
+    for lim, val in ((resource.RLIMIT_AS, limit), (resource.RLIMIT_CPU, cpu), (resource.RLIMIT_FSIZE, 512 * 1024 * 1024)):
         try:
             soft, hard = resource.getrlimit(lim)
             if hard != resource.RLIM_INFINITY:
@@ -43,10 +61,23 @@ def _inside(path) -> bool:
         if isinstance(path, int):
             return True  # an already-open fd
         p = os.fsdecode(path)
-        full = os.path.realpath(p if os.path.isabs(p) else os.path.join(HERE, p))
+        # relative to the directory the process is in NOW (a candidate may have chdir'd out of its own)
+        full = os.path.realpath(p if os.path.isabs(p) else os.path.join(os.getcwd(), p))
     except Exception:
         return False
     return full == HERE or full.startswith(HERE + os.sep) or full.startswith(_ALLOWED_DEV)
+
+
+_PATH_EVENTS = ("os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate", "os.utime",
+                "shutil.rmtree", "os.symlink", "os.link", "os.rename", "shutil.copyfile", "shutil.move",
+                "os.mkfifo", "os.mknod", "shutil.copytree", "os.chflags", "os.setxattr", "os.removexattr")
+_SPAWN_EVENTS = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "pty.spawn", "os.startfile",
+                 "os.fork", "os.forkpty", "os.kill", "os.killpg", "signal.pthread_kill")
+# libc's process, network and file entry points reached through ctypes (the OS sandbox stops them anyway)
+_LIBC_NAMES = {"system", "fork", "vfork", "clone", "clone3", "execve", "execv", "execvp", "execl", "execlp", "popen",
+               "posix_spawn", "posix_spawnp", "socket", "connect", "bind", "sendto", "sendmsg", "open", "open64",
+               "openat", "openat64", "creat", "mkfifo", "mknod", "link", "linkat", "symlink", "rename", "renameat",
+               "unlink", "unlinkat", "setsid", "syscall", "ptrace", "kill", "chdir", "mount", "unshare", "setns"}
 
 
 class SandboxViolation(PermissionError):
@@ -59,16 +90,24 @@ def _hook(event, args):
         writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (isinstance(flags, int) and flags & _WRITE_FLAGS)
         if writing and path is not None and not _inside(path):
             raise SandboxViolation(f"sandbox: write outside the candidate directory refused: {path}")
-    elif event in ("os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate", "os.utime",
-                   "shutil.rmtree", "os.symlink", "os.link", "os.rename", "shutil.copyfile", "shutil.move"):
+    elif event in _PATH_EVENTS:
         paths = [a for a in args if isinstance(a, (str, bytes, os.PathLike))]
         for p in paths:
             if not _inside(p):
                 raise SandboxViolation(f"sandbox: {event} outside the candidate directory refused: {os.fsdecode(p)}")
-    elif event in ("socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo", "socket.gethostbyname"):
+    elif event == "sqlite3.connect":
+        db = args[0] if args else None
+        if isinstance(db, (str, bytes, os.PathLike)) and os.fsdecode(db) not in (":memory:", "") and not _inside(db):
+            raise SandboxViolation(f"sandbox: a database outside the candidate directory refused: {os.fsdecode(db)}")
+    elif event in ("socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo", "socket.gethostbyname",
+                   "socket.sendto", "socket.sendmsg", "socket.socketpair"):
         raise SandboxViolation("sandbox: network access refused")
-    elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "pty.spawn", "os.startfile"):
+    elif event in _SPAWN_EVENTS:
         raise SandboxViolation(f"sandbox: starting processes refused ({event})")
+    elif event == "ctypes.dlsym":
+        sym = args[1] if len(args) > 1 else None
+        if isinstance(sym, (str, bytes)) and os.fsdecode(sym) in _LIBC_NAMES:
+            raise SandboxViolation(f"sandbox: ctypes access to {os.fsdecode(sym)}() refused")
 
 
 def _final_class(model) -> str:
@@ -87,27 +126,35 @@ def main(here: str | None = None) -> int:
     import pickle
     import traceback
 
+    try:  # Loom's own imports, before the limits (the address-space limit counts from what is mapped now)
+        import numpy as np
+        import pandas as pd
+        import pyarrow.parquet  # noqa: F401
+    except Exception:  # noqa: BLE001 - reported below, under the hook
+        pass
     _limits()
-    sys.addaudithook(_hook)
+    if os.environ.get("LOOM_SANDBOX_HOOK", "1") != "0":  # only Loom sets the environment (tests turn it off)
+        sys.addaudithook(_hook)
     info = {"ok": False}
+    here = lambda name: os.path.join(HERE, name)  # noqa: E731 - the candidate may chdir: Loom's paths are absolute
     try:
         import numpy as np
         import pandas as pd
 
         t_imp = time.perf_counter()
-        meta = json.load(open("task.json"))
-        train = pd.read_parquet("train.parquet")
+        meta = json.load(open(here("task.json")))
+        train = pd.read_parquet(here("train.parquet"))
         target = meta["target"]
         y = train.pop(target)
-        Xv = pd.read_parquet("val_features.parquet")
-        Xt = pd.read_parquet("test_features.parquet")
+        Xv = pd.read_parquet(here("val_features.parquet"))
+        Xt = pd.read_parquet(here("test_features.parquet"))
         import types
 
         mod = types.ModuleType("solution")  # registered so the fitted model's own functions/classes pickle
         mod.__file__ = os.path.join(HERE, "solution.py")
         sys.modules["solution"] = mod
         ns = mod.__dict__
-        src = open("solution.py").read()
+        src = open(here("solution.py")).read()
         exec(compile(src, "solution.py", "exec"), ns)
         if "make_model" not in ns or not callable(ns["make_model"]):
             raise RuntimeError("solution.py must define make_model() returning an unfitted scikit-learn-compatible estimator")
@@ -128,9 +175,9 @@ def main(here: str | None = None) -> int:
         classes = getattr(model, "classes_", None)
         if classes is not None:
             out["classes"] = np.asarray(classes)
-        np.savez("predictions.npz", **{k: (v.astype(str) if v.dtype == object else v) for k, v in out.items()})
+        np.savez(here("predictions.npz"), **{k: (v.astype(str) if v.dtype == object else v) for k, v in out.items()})
         try:
-            with open("model.pkl", "wb") as f:
+            with open(here("model.pkl"), "wb") as f:
                 pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
             info["model_saved"] = True
         except Exception as e:  # noqa: BLE001
@@ -150,7 +197,7 @@ def main(here: str | None = None) -> int:
         code = 1
     info["total_seconds"] = time.perf_counter() - T0
     try:
-        with open("run.json", "w") as f:
+        with open(here("run.json"), "w") as f:
             json.dump(info, f)
     except Exception:  # noqa: BLE001
         pass

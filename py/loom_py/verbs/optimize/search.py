@@ -173,7 +173,7 @@ def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, pri
     done, rnd, stopped = 0, max([n.get("round", 0) for n in journal] or [0]), None
     best_id = _best_id(journal, key)
     executor = cfg.get("executor") or "local"
-    zygote = sandbox.start_zygote() if executor == "local" else None
+    zygote = sandbox.start_zygote(int(cfg.get("mem_mb") or 4096) * parallel * len(folds) + 1024) if executor == "local" else None
     try:
         rec = _loop(locals())
         rec["selection"] = selection
@@ -423,7 +423,7 @@ def _loop(v: dict) -> dict:
     return {"journal": journal, "task": task, "target": target, "train_rows": len(train), "val_rows": val_rows,
             "test_rows": len(test_X), "test_source": test_source, "dropped_columns": drop, "best_id": best_id,
             "spend_usd": spend, "stopped_because": stopped, "seconds": time.time() - t_start,
-            "isolation": {**sandbox.isolation(), "launcher": "zygote" if zygote is not None else
+            "isolation": {**sandbox.isolation(), "unsafe_no_sandbox": bool(cfg.get("unsafe_no_sandbox")), "launcher": "zygote" if zygote is not None else
                           ("metaflow foreach" if executor == "metaflow" else "process")},
             "workdir": workdir, "test_index": list(range(len(test_X)))}
 
