@@ -30,6 +30,9 @@ class ValidateFlow(FlowSpec):
     holdout = Parameter("holdout", default=0.2, type=float, help="share of rows sealed as the holdout")
     embargo = Parameter("embargo", default=0.01, type=float, help="share of CV rows embargoed after each test fold")
     bounds = Parameter("bounds", default="{}", help="JSON overrides of the verdict's bounds")
+    decision_threshold = Parameter("decision_threshold", default="",
+                                   help="probability cut for the fairness decisions (default: base-rate matching)")
+    calibrate = Parameter("calibrate", default="", help="sigmoid | isotonic: wrap the model in CalibratedClassifierCV")
 
     @card(type="blank", id="validate")
     @step
@@ -54,7 +57,8 @@ class ValidateFlow(FlowSpec):
                   "time": self.time or None, "horizon": self.horizon or None, "group": self.group or None,
                   "sensitive": json.loads(self.sensitive or "[]"), "folds": self.folds, "model": self.model or None,
                   "seed": self.seed, "holdout": self.holdout, "embargo": self.embargo,
-                  "bounds": json.loads(self.bounds or "{}")}
+                  "bounds": json.loads(self.bounds or "{}"), "decision_threshold": self.decision_threshold or None,
+                  "calibrate": self.calibrate or None}
         # the spare core loads, resolves and seals the data (then runs the data checks) while this process
         # tags the run with its seal, finds the seal's earlier runs, imports scikit-learn (unless the warm
         # image already did) and later fits; inline where there is no spare core (loom_py/runtime/sidecar.py)
@@ -76,6 +80,9 @@ class ValidateFlow(FlowSpec):
             staged = side.next()
             opts, info = staged["opts"], staged["info"]
             factory, model_name, model_source = validate.model_factory(opts["model"], opts["target"])
+            if opts["calibrate"]:
+                factory = validate.calibrated(factory, opts["calibrate"])
+                model_name = f"{model_name}, calibrated ({opts['calibrate']}, CalibratedClassifierCV cv=3)"
         except BaseException:
             side.cancel()
             raise
@@ -111,6 +118,10 @@ class ValidateFlow(FlowSpec):
             msgs.append(f"this sealed holdout has now been evaluated {len(earlier) + 1} times: each look spends "
                         "some of its honesty (tune on CV, not on the holdout)")
         nxt = ([f"loom deploy --validate {me}"] if s["verdict"] == "PASS" else []) + [f"loom report --run {me}"]
+        cal = s.get("calibration") or {}
+        if (cal.get("judged") or {}).get("failed") and not opts["calibrate"]:
+            nxt.insert(0, validate.rerun_command(self.dataset, opts, calibrate="sigmoid"))
+        s["caveats"] = msgs
         self.loom_result = flowkit.result("OK" if s["verdict"] == "PASS" else "FAIL", s, verdict=s["verdict"],
                                           exit_code=0 if s["verdict"] == "PASS" else 1, inputs=inputs,
                                           messages=msgs, next=nxt)
@@ -176,15 +187,19 @@ def render_card(card, me: str, s: dict) -> None:
         f"(seal {s['seal']['id']}, {s['seal']['how']}; evaluated {s['seal']['evaluations']}×)",
         f"CV ({cv['scheme']}, {cv['folds']} folds): {f(cv['mean'])} ± {f(cv['std'])}"
         + (f"; purged {cv['purged']}, embargoed {cv['embargoed']}" if cv["scheme"] == "purged_kfold" else ""),
-    ] + [f"reason: {r}" for r in s["reasons"]]))
+    ] + [f"reason: {r}" for r in s["reasons"]] + [f"caveat: {c}" for c in s.get("caveats") or []]))
+    if s.get("caveats"):
+        card.append(Markdown("## Caveats\n\n" + "\n".join(f"- {c}" for c in s["caveats"])))
     card.append(Markdown("## Checks"))
     card.append(flowkit.card_table(s["checks"]))
     card.append(Markdown("## Cross-validation folds"))
     card.append(flowkit.card_table(cv["per_fold"]))
     if s.get("calibration"):
         c = s["calibration"]
+        failed = (c.get("judged") or {}).get("failed") or []
         card.append(Markdown(f"## Calibration (holdout)\n\nECE ({c['bins']} bins, {c['ece_of']}): {f(c['ece'])} · "
-                             f"Brier: {f(c['brier'])} · slope: {f(c['slope'])} · intercept: {f(c['intercept'])}"))
+                             f"Brier: {f(c['brier'])} · slope: {f(c['slope'])} · intercept: {f(c['intercept'])}"
+                             + ("\n\nfailed: " + "; ".join(failed) if failed else "")))
         from metaflow.cards import VegaChart
 
         card.append(VegaChart(charts.reliability_vega(c["reliability"])))  # drawn by the card: no matplotlib
@@ -194,6 +209,9 @@ def render_card(card, me: str, s: dict) -> None:
                 f"## Per-slice results: {col}\n\ndemographic-parity difference {f(fr['demographic_parity_difference'])}, "
                 f"ratio {f(fr['demographic_parity_ratio'])}, equalized-odds difference "
                 f"{f(fr['equalized_odds_difference'])}"
+                + (f" at decision threshold {f(fr['decision']['threshold'])} ({fr['decision']['how']})" if fr.get("decision") else "")
+                + (f"; per-group ROC-AUC gap {f(fr['auc_gap'])}" if fr.get("auc_gap") is not None else "")
+                + ("\n\n**not assessable**: " + "; ".join(fr["not_assessable_because"]) if fr.get("assessable") is False else "")
                 + ("\n\ntoo small to judge: " + ", ".join(f"{g['group']} ({g['reason']})" for g in fr["too_small"])
                    if fr["too_small"] else "")))
             card.append(flowkit.card_table(fr["groups"]))
