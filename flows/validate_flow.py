@@ -110,7 +110,6 @@ class ValidateFlow(FlowSpec):
         self.seal_rows_hash = out["seal"].rows_hash
         self.holdout_positions = out["seal"].holdout.tolist()
         self.verdict = s["verdict"]
-        self.validation = flowkit.json_safe(s)
         me = f"ValidateFlow/{current.run_id}"
         inputs = [self.dataset] + ([opts["model"]] if opts["model"] else [])
         msgs = list(s["notes"])
@@ -121,7 +120,8 @@ class ValidateFlow(FlowSpec):
         cal = s.get("calibration") or {}
         if (cal.get("judged") or {}).get("failed") and not opts["calibrate"]:
             nxt.insert(0, validate.rerun_command(self.dataset, opts, calibrate="sigmoid"))
-        s["caveats"] = msgs
+        s["caveats"] = msgs  # the card and the report show every caveat, not only the terminal
+        self.validation = flowkit.json_safe(s)
         self.loom_result = flowkit.result("OK" if s["verdict"] == "PASS" else "FAIL", s, verdict=s["verdict"],
                                           exit_code=0 if s["verdict"] == "PASS" else 1, inputs=inputs,
                                           messages=msgs, next=nxt)

@@ -182,8 +182,12 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
     md: list[str] = []
     title = f"Model card: {experiment or root}"
     md += [f"# {title}", ""]
+    val_caveats = list((val or {}).get("messages") or [])
     if val:
-        md += [f"**VERDICT: {val.get('verdict') or vs.get('verdict')}** from `{val['pathspec']}`", ""]
+        verdict = val.get("verdict") or vs.get("verdict")
+        with_c = f", with {len(val_caveats)} caveat{'s' if len(val_caveats) != 1 else ''}" if val_caveats else ""
+        md += [f"**VERDICT: {verdict}{with_c}** from `{val['pathspec']}`", ""]
+        md += [f"- caveat: {c}" for c in val_caveats] + ([""] if val_caveats else [])
 
     # Model details
     md += ["## Model details", ""]
@@ -320,15 +324,16 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
     # Caveats
     md += ["## Caveats and recommendations", ""]
     caveats = []
-    for n in chain:
+    for n in chain:  # every run's messages are caveats, whatever its status (a PASS can carry one)
         st, vd = n.get("status"), n.get("verdict")
-        if st in ("WARN", "FAIL", "FAILED", "MISSING") or vd == "FAIL":
-            items = list((n.get("summary") or {}).get("reasons") or []) + list(n.get("messages") or [])
+        bad = st in ("WARN", "FAIL", "FAILED", "MISSING") or vd == "FAIL"
+        items = (list((n.get("summary") or {}).get("reasons") or []) if bad else []) + list(n.get("messages") or [])
+        if bad or items:
             caveats.append({"pathspec": n["pathspec"], "status": vd or st, "items": items[:20]})
     for c in caveats:
         md += [f"- `{c['pathspec']}`: **{c['status']}**"] + [f"  - {i}" for i in c["items"]]
     if not caveats:
-        md += ["- no WARN or FAIL on the path."]
+        md += ["- no WARN, FAIL or caveat on the path."]
     if seal.get("evaluations", 0) > 1:
         md += [f"- the sealed holdout has been evaluated {seal['evaluations']} times: repeated looks make it optimistic."]
     md += [""]
@@ -346,7 +351,7 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
                       "created": n.get("created"), "inputs": n.get("inputs") or []} for n in chain],
             "validate": val["pathspec"] if val else None,
             "metrics": {"metric": vs.get("metric"), "cv_mean": cv.get("mean"), "cv_std": cv.get("std"),
-                        "holdout": ho.get("value"), "verdict": vs.get("verdict")} if val else None}
+                        "holdout": ho.get("value"), "verdict": vs.get("verdict"), "caveats": val_caveats} if val else None}
 
 
 # ---- Markdown → HTML (the subset build_card writes) ---------------------------------------------------

@@ -72,3 +72,23 @@ def test_html_renders_tables_lists_and_escapes():
     assert "<h1>T &lt;x&gt;</h1>" in html
     assert "<li>a <code>code</code></li>" in html and "<li class='sub'>sub</li>" in html
     assert "<td>x|y</td>" in html and "<strong>bold</strong>" in html
+
+
+def test_caveats_of_a_pass_reach_the_verdict_line_the_caveats_and_the_html():
+    """A PASS with a caveat in its messages (the search saw the sealed rows) must not read as a plain PASS."""
+    nodes = fake_nodes()
+    val = nodes["ValidateFlow/5"]
+    caveat = "OptimizeFlow/4 chose its solution by scoring on its own split of FeaturesFlow/3: the holdout is optimistic"
+    val.update(status="OK", verdict="PASS", messages=[caveat])
+    val["summary"].update(verdict="PASS", reasons=[])
+    nodes["FeaturesFlow/3"]["messages"] = ["no --from eda run: leakage checks were run here"]
+    card = report.build_card(nodes, "ValidateFlow/5")
+    md = card["markdown"]
+    assert "**VERDICT: PASS, with 1 caveat** from `ValidateFlow/5`" in md
+    assert f"- caveat: {caveat}" in md
+    by = {c["pathspec"]: c for c in card["caveats"]}
+    assert caveat in by["ValidateFlow/5"]["items"] and by["ValidateFlow/5"]["status"] == "PASS"
+    assert "no --from eda run: leakage checks were run here" in by["FeaturesFlow/3"]["items"]
+    assert card["metrics"]["caveats"] == [caveat]
+    page = report.to_html(md)
+    assert "VERDICT: PASS, with 1 caveat" in page and "the holdout is optimistic" in page
