@@ -26,6 +26,8 @@ class OptimizeFlow(FlowSpec):
     node_timeout = Parameter("node_timeout", default=120.0, type=float, help="wall-clock seconds per candidate")
     memory_mb = Parameter("memory_mb", default=4096, type=int, help="address-space limit per candidate")
     policy = Parameter("policy", default="aide", help="aide (default, AIDE's published policy) or topk")
+    keep_leaky = Parameter("keep_leaky", default=False, type=bool,
+                           help="search with the columns the leakage checks flag (default: dropped first)")
     executor = Parameter("executor", default="local",
                          help="local (a sandboxed process pool, default) or metaflow (each round's candidates as a foreach)")
 

@@ -55,6 +55,7 @@ const Input = v.object({
   "memory-mb": v.optional(PositiveInt("--memory-mb")),
   policy: v.optional(v.picklist(["aide", "topk"], "must be aide or topk"), "aide"),
   executor: v.optional(v.picklist(["local", "metaflow"], "must be local or metaflow"), "local"),
+  "keep-leaky": v.optional(v.boolean()),
 });
 type Input = v.InferOutput<typeof Input>;
 
@@ -109,6 +110,7 @@ export default defineVerb({
     "node-timeout": { type: "string", description: "wall-clock seconds per candidate (default 120)" },
     "memory-mb": { type: "string", description: "memory limit per candidate in MiB (default 4096)" },
     policy: { type: "enum", options: ["aide", "topk"], description: "search policy: aide (default; AIDE's published policy) or topk (improve among the top 3 families)" },
+    "keep-leaky": { type: "boolean", description: "search with the columns eda's leakage checks flag (default: they are dropped first, with a message)" },
     executor: { type: "enum", options: ["local", "metaflow"], description: "local (default: a sandboxed process pool) or metaflow (each round's candidates as a Metaflow foreach; LOOM_OPTIMIZE_WITH=kubernetes fans them out)" },
   },
   input: Input,
@@ -176,6 +178,7 @@ export default defineVerb({
       kv("nodes", Object.entries(s.nodes).map(([k, n]) => `${k} ${n}`).join(", ")),
       kv("spend", `$${s.spend.usd.toFixed(4)} (${s.spend.tokens.input + s.spend.tokens.output} tokens, ${s.spend.provider})`),
       kv("stopped", s.stopped_because),
+      ...leakageLines(s),
       "",
       ...renderBoard({ step: 0, steps: 0, metric: s.metric_spec.label, best: { node: null, score: null }, spend_usd: s.spend.usd, rows: s.leaderboard as any }).slice(0, -1),
     ];
@@ -193,6 +196,13 @@ export default defineVerb({
     }
   },
 });
+
+function leakageLines(s: Summary): string[] {
+  const lk = (s as { leakage?: { flags: { column: string; reason: string }[]; dropped: string[]; keep_leaky: boolean } }).leakage;
+  if (!lk || !lk.flags.length) return [];
+  const what = lk.flags.map((f) => `${f.column} (${f.reason})`).join(", ");
+  return [kv("leakage", lk.keep_leaky ? `KEPT on request (--keep-leaky): ${what}` : `dropped before the search: ${what}`)];
+}
 
 function selectionText(s: Summary): string {
   const sel = (s as { selection?: { kind?: string; folds?: number } }).selection;
@@ -219,6 +229,7 @@ function flowParams(input: Input, model?: string): Record<string, unknown> {
     memory_mb: input["memory-mb"],
     policy: input.policy,
     executor: input.executor,
+    keep_leaky: input["keep-leaky"] ? true : undefined,
   };
 }
 

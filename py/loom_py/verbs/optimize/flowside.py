@@ -79,6 +79,11 @@ def execute(flow, current) -> None:
         prior = resolve_run(flow.resume, ("OptimizeFlow",), what="search to resume").data.journal
     df, info = load_frame(flow.dataset)
     cfg["target"] = search.resolve_target(df, cfg["target"])
+    from loom_py.verbs.optimize import leakdrop
+
+    cfg["keep_leaky"] = bool(getattr(flow, "keep_leaky", False))
+    df, leak_rec = leakdrop.screen(df, cfg["target"], keep_leaky=cfg["keep_leaky"],
+                                   carried=info.get("carried_columns"), seed=cfg["seed"])
     workdir = tempfile.mkdtemp(prefix="loom-opt-", dir=os.environ.get("LOOM_TMP") or None)
     try:
         rec = search.run_search(df, cfg, workdir=workdir, emit=lambda kind, **kw: events.emit(kind, **kw), prior=prior)
@@ -137,9 +142,10 @@ def execute(flow, current) -> None:
         "rows": {"train": rec["train_rows"], "held_out": rec["val_rows"], "test": rec["test_rows"], "test_source": rec["test_source"]},
         "selection": {k: v for k, v in rec["selection"].items()},
         "overhead_seconds_per_node": round(sum(overhead) / len(overhead), 3) if overhead else None,
+        "leakage": leak_rec,
     }
     status = "OK" if best else "NO_SOLUTION"
-    msgs = list(spec["split"].get("notes", []))
+    msgs = leakdrop.messages(leak_rec) + list(spec["split"].get("notes", []))
     if rec["dropped_columns"]:
         msgs.append(f"identifier/text columns the offline library drops: {', '.join(map(str, rec['dropped_columns'][:10]))}")
     flow.loom_result = flowkit.result(
