@@ -41,7 +41,7 @@ const Summary = v.looseObject({
     purged: v.number(),
     embargoed: v.number(),
   }),
-  holdout: v.object({ metric: v.string(), value: NumOrNull, rows: v.number() }),
+  holdout: v.looseObject({ metric: v.string(), value: NumOrNull, rows: v.number() }),
   calibration: v.nullable(v.looseObject({ ece: NumOrNull, bins: v.number(), brier: NumOrNull, slope: NumOrNull, intercept: NumOrNull })),
   fairness: v.nullable(v.record(v.string(), Slice)),
   leakage: v.looseObject({
@@ -51,7 +51,7 @@ const Summary = v.looseObject({
     found: v.boolean(),
   }),
   reasons: v.array(v.string()),
-  checks: v.array(v.object({ check: v.string(), passed: v.boolean(), detail: v.string() })),
+  checks: v.array(v.looseObject({ check: v.string(), passed: v.boolean(), detail: v.string() })),
   thresholds: v.record(v.string(), v.unknown()),
 });
 type S = v.InferOutput<typeof Summary>;
