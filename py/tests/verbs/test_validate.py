@@ -366,8 +366,11 @@ def test_fairness_not_assessable_when_a_group_has_no_positives():
 def test_carried_columns_are_not_model_inputs_but_slice():
     df = rare_df(1500, 6)
     df["leaky_carried"] = df["y"]  # were it an input, the leakage checks would flag it
-    s = run(df, sensitive=["leaky_carried"] and ["region"], carried=["region", "leaky_carried"])
+    s = run(df, sensitive=["region"], carried=["region", "leaky_carried"])
     assert "region" in s["fairness"] and not any(f["column"] == "leaky_carried" for f in s["leakage"]["flags"])
+    assert s["holdout"]["value"] < 0.95  # the label copy did not feed the model
+    s0 = run(df, sensitive=["region"])  # not carried: an input like any other, and flagged
+    assert any(f["column"] == "leaky_carried" for f in s0["leakage"]["flags"])
 
 
 def test_sensitive_encoded_by_features_says_how_to_carry_it():
