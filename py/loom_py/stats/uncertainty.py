@@ -3,8 +3,9 @@
 * ROC-AUC (binary): DeLong's variance (DeLong, DeLong & Clarke-Pearson 1988; the fast midrank form of
   Sun & Xu 2014) — the structural components of positives and negatives.
 * accuracy: the binomial standard error sqrt(p (1 - p) / n).
-* MAE: sd(|e|) / sqrt(n); RMSE: the delta method on the mean squared error, sd(e²) / (2 RMSE sqrt(n)).
-* anything else (multiclass AUC, PR-AUC, F1, log loss, R²): a seeded bootstrap of the rows.
+* MAE: sd(|e|) / sqrt(n); RMSE: the delta method on the mean squared error, sd(e²) / (2 RMSE sqrt(n));
+  R²: the delta method on 1 − MSE/var(y); log loss: sd of the per-row losses / sqrt(n).
+* anything else (multiclass AUC, PR-AUC, F1): a seeded, stratified bootstrap of the rows.
 
 ``holdout_vs_cv`` judges a sealed holdout score against the cross-validation mean: under "no leakage" the
 two differ by the holdout's own sampling error and the CV mean's (fold spread / sqrt(folds)), so the gap
@@ -109,10 +110,67 @@ def metric_se(metric: str, y_true, *, proba=None, pred=None, classes=None, score
         rmse = float(np.sqrt(np.mean(e * e)))
         se = float(np.std(e * e, ddof=1) / math.sqrt(n)) / (2 * rmse) if rmse > 0 else 0.0
         return {"se": se, "method": "delta method on the mean squared error"}
+    if metric == "r2" and pred is not None:
+        yf = y_true.astype("float64")
+        e, c = np.asarray(pred, dtype="float64") - yf, yf - yf.mean()
+        A, B = float(np.mean(c * c)), float(np.mean(e * e))  # R² = 1 − B/A
+        if A > 0:
+            g = (B / (A * A)) * c * c - e * e / A
+            return {"se": float(np.std(g, ddof=1) / math.sqrt(n)), "method": "delta method on 1 − MSE/var(y)"}
+    if metric == "log_loss" and proba is not None and classes is not None:
+        ll = _row_log_loss(y_true, proba, classes)
+        return {"se": float(np.std(ll, ddof=1) / math.sqrt(n)), "method": "sd(per-row log loss)/sqrt(n)"}
     if score_fn is None:
         return {"se": float("nan"), "method": "none"}
     strata = y_true if classes is not None else None
     return {"se": bootstrap_se(score_fn, n, seed=seed, strata=strata), "method": f"bootstrap ({N_BOOT} resamples)"}
+
+
+def _row_log_loss(y_true, proba, classes) -> np.ndarray:
+    idx = {c: i for i, c in enumerate(classes)}
+    col = np.array([idx.get(v, 0) for v in y_true.tolist()])
+    p = np.clip(np.asarray(proba, dtype="float64"), 1e-15, 1)
+    p = p / p.sum(1, keepdims=True)
+    return -np.log(p[np.arange(len(col)), col])
+
+
+def paired_improvement_se(metric: str, y_true, *, proba=None, pred=None, b_proba=None, b_pred=None, classes=None,
+                          model_se: float | None = None) -> tuple[float, str] | None:
+    """Standard error of (model − baseline) on the same rows, without resampling, where the metric is a mean
+    of per-row terms (accuracy, log loss, MAE; RMSE and R² by the delta method) or the baseline is constant
+    in the score (ROC-AUC: the baseline's AUC is 0.5 on any rows, so the model's AUC SE is the answer).
+    None: use the paired bootstrap."""
+    y = np.asarray(y_true)
+    n = len(y)
+    if n < 2:
+        return None
+    sq = math.sqrt(n)
+    if metric == "roc_auc" and classes is not None and len(classes) == 2 and model_se is not None and model_se == model_se:
+        return float(model_se), "the model's AUC SE (the baseline's AUC is 0.5 on any rows)"
+    if metric == "accuracy" and pred is not None and b_pred is not None:
+        d = (np.asarray(pred) == y).astype(float) - (np.asarray(b_pred) == y).astype(float)
+        return float(np.std(d, ddof=1) / sq), "sd(per-row difference)/sqrt(n)"
+    if metric == "log_loss" and proba is not None and b_proba is not None and classes is not None:
+        d = _row_log_loss(y, b_proba, classes) - _row_log_loss(y, proba, classes)
+        return float(np.std(d, ddof=1) / sq), "sd(per-row difference)/sqrt(n)"
+    if metric in ("mae", "rmse", "r2") and pred is not None and b_pred is not None:
+        yf = y.astype("float64")
+        em, eb = np.asarray(pred, dtype="float64") - yf, np.asarray(b_pred, dtype="float64") - yf
+        if metric == "mae":
+            d = np.abs(eb) - np.abs(em)
+            return float(np.std(d, ddof=1) / sq), "sd(per-row difference)/sqrt(n)"
+        if metric == "rmse":
+            rm, rb = math.sqrt(np.mean(em * em)), math.sqrt(np.mean(eb * eb))
+            if rm <= 0 or rb <= 0:
+                return None
+            g = eb * eb / (2 * rb) - em * em / (2 * rm)
+            return float(np.std(g, ddof=1) / sq), "delta method on the per-row squared errors"
+        A, B = float(np.mean(eb * eb)), float(np.mean(em * em))  # R² − R²_baseline ≈ 1 − B/A
+        if A <= 0:
+            return None
+        g = (B / (A * A)) * eb * eb - em * em / A
+        return float(np.std(g, ddof=1) / sq), "delta method on the per-row squared errors"
+    return None
 
 
 def holdout_vs_cv(gap: float, holdout_se: float, cv_std: float, folds: int, *, floor: float,
@@ -146,17 +204,20 @@ def baseline_scores(metric: str, y_train, y_test, classes=None):
 
 
 def versus_baseline(score_fn, n: int, higher_is_better: bool, *, strata=None, seed: int = 0,
-                    z: float = Z_BASELINE) -> dict:
+                    z: float = Z_BASELINE, analytic: tuple[float, str] | None = None) -> dict:
     """Paired comparison of the model with the baseline on the same rows. ``score_fn(idx) -> (model, baseline)``.
 
-    improvement = model − baseline in the metric's better direction; passes when improvement > z × SE
-    (paired bootstrap SE of the improvement)."""
+    improvement = model − baseline in the metric's better direction; passes when improvement > z × SE. The SE
+    is ``analytic`` (``paired_improvement_se``) when given, else the paired bootstrap of the improvement."""
     all_idx = np.arange(n)
     m, b = score_fn(all_idx)
     sign = 1.0 if higher_is_better else -1.0
     imp = sign * (m - b)
-    se = bootstrap_se(lambda idx: sign * np.subtract(*score_fn(idx)), n, seed=seed, strata=strata)
+    if analytic is not None:
+        se, method = analytic
+    else:
+        se = bootstrap_se(lambda idx: sign * np.subtract(*score_fn(idx)), n, seed=seed, strata=strata)
+        method = f"paired bootstrap ({N_BOOT} resamples)"
     se_v = se if se == se else 0.0
     return {"model": float(m), "baseline": float(b), "improvement": float(imp), "se": se, "z": z,
-            "required": z * se_v, "beats": bool(imp == imp and imp > z * se_v and imp > 0),
-            "method": f"paired bootstrap ({N_BOOT} resamples)"}
+            "required": z * se_v, "beats": bool(imp == imp and imp > z * se_v and imp > 0), "method": method}

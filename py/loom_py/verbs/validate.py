@@ -627,9 +627,11 @@ def holdout_uncertainty(metric, y_h, proba_h, pred_h, classes, y_cv, seed, null=
                                score_fn=lambda idx: at(idx, proba_h, pred_h))
     b_proba, b_pred = uncertainty.baseline_scores(metric, y_cv, y_h, classes)
     strata = y_h if classes is not None else None
+    analytic = uncertainty.paired_improvement_se(metric, y_h, proba=proba_h, pred=pred_h, b_proba=b_proba,
+                                                 b_pred=b_pred, classes=classes, model_se=se["se"])
     try:
         vs = uncertainty.versus_baseline(lambda idx: (at(idx, proba_h, pred_h), at(idx, b_proba, b_pred)), len(y_h),
-                                         METRICS[metric][1], strata=strata, seed=seed)
+                                         METRICS[metric][1], strata=strata, seed=seed, analytic=analytic)
     except ValueError:
         vs = None
     what = "the training class frequencies (label: the majority class)" if classes is not None else "the training mean"

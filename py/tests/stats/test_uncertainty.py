@@ -88,3 +88,34 @@ def test_baseline_scores_are_the_trivial_model(metric, classes):
         assert set(pred) == {int(np.mean(ytr == 1) > 0.5)}
     else:
         assert proba is None and np.allclose(pred, ytr.mean())
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "log_loss", "mae", "rmse", "r2"])
+def test_paired_analytic_se_matches_the_paired_bootstrap(metric):
+    from sklearn import metrics as M
+
+    r = np.random.default_rng(7)
+    n = 900
+    if metric in ("accuracy", "log_loss"):
+        classes = [0, 1]
+        y = r.integers(0, 2, n)
+        p = np.clip(0.5 + 0.3 * (2 * y - 1) + r.normal(0, 0.25, n), 0.02, 0.98)
+        proba, pred = np.c_[1 - p, p], (p > 0.5).astype(int)
+        b_proba, b_pred = U.baseline_scores(metric, y, y, classes)
+        b_pred = b_pred.astype(int)
+        fn = (lambda P, L, i: M.accuracy_score(y[i], L[i])) if metric == "accuracy" else \
+            (lambda P, L, i: M.log_loss(y[i], P[i], labels=classes))
+        hi = metric == "accuracy"
+    else:
+        classes, proba, b_proba = None, None, None
+        y = r.normal(size=n)
+        pred = y + r.normal(0, 0.6, n)
+        _, b_pred = U.baseline_scores(metric, y, y)
+        fn = {"mae": lambda P, L, i: M.mean_absolute_error(y[i], L[i]),
+              "rmse": lambda P, L, i: np.sqrt(M.mean_squared_error(y[i], L[i])),
+              "r2": lambda P, L, i: M.r2_score(y[i], L[i])}[metric]
+        hi = metric == "r2"
+    sign = 1 if hi else -1
+    boot = U.bootstrap_se(lambda i: sign * (fn(proba, pred, i) - fn(b_proba, b_pred, i)), n, n_boot=400)
+    se, _ = U.paired_improvement_se(metric, y, proba=proba, pred=pred, b_proba=b_proba, b_pred=b_pred, classes=classes)
+    assert se == pytest.approx(boot, rel=0.25)
