@@ -294,15 +294,27 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
     cal = vs.get("calibration")
     qa = False
     if cal:
+        failed = (cal.get("judged") or {}).get("failed") or []
         md += [f"- calibration on the holdout: ECE {_f(cal.get('ece'))} ({cal.get('bins')} bins, {cal.get('ece_of')}), "
-               f"Brier {_f(cal.get('brier'))}, slope {_f(cal.get('slope'))}, intercept {_f(cal.get('intercept'))}", ""]
+               f"Brier {_f(cal.get('brier'))}, slope {_f(cal.get('slope'))}, intercept {_f(cal.get('intercept'))}"
+               + (f"; failed: {'; '.join(failed)}" if failed else ""), ""]
+    base = (ho or {}).get("baseline")
+    if base:
+        md += [f"- trivial baseline ({base.get('what')}): {_f(base.get('baseline'))}; improvement {_f(base.get('improvement'))} "
+               f"(needed > {_f(base.get('required'))}): {'beaten' if base.get('beats') else 'NOT beaten'}", ""]
         qa = True
     for col, fr in fair.items():
         metric = vs.get("metric")
         md += [f"Per-slice results for `{col}`: demographic-parity difference {_f(fr.get('demographic_parity_difference'))} "
                f"(ratio {_f(fr.get('demographic_parity_ratio'))}), equalized-odds difference "
                f"{_f(fr.get('equalized_odds_difference'))}", ""]
-        md += _table(fr.get("groups") or [], ["group", "rows", metric, "selection_rate", "tpr", "fpr", "judged"]) + [""]
+        dec = fr.get("decision") or {}
+        if dec:
+            md += [f"Decisions at threshold {_f(dec.get('threshold'))} ({dec.get('how')}); per-group ROC-AUC gap "
+                   f"{_f(fr.get('auc_gap'))}", ""]
+        if fr.get("assessable") is False:
+            md += ["**Not assessable**: " + "; ".join(fr.get("not_assessable_because") or []), ""]
+        md += _table(fr.get("groups") or [], ["group", "rows", metric, "auc", "selection_rate", "tpr", "fpr", "judged"]) + [""]
         if fr.get("too_small"):
             md += ["Too small to judge: " + ", ".join(f"{g['group']} ({g['reason']})" for g in fr["too_small"]), ""]
         qa = True

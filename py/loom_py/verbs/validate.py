@@ -634,7 +634,7 @@ def holdout_uncertainty(metric, y_h, proba_h, pred_h, classes, y_cv, seed, null=
                                          METRICS[metric][1], strata=strata, seed=seed, analytic=analytic)
     except ValueError:
         vs = None
-    what = "the training class frequencies (label: the majority class)" if classes is not None else "the training mean"
+    what = "class frequencies of the CV rows, label the majority class" if classes is not None else "mean of the CV rows"
     if vs is not None:
         vs["what"] = what
     return {"se": se["se"], "se_method": se["method"], "baseline": vs}

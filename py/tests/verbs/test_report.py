@@ -92,3 +92,22 @@ def test_caveats_of_a_pass_reach_the_verdict_line_the_caveats_and_the_html():
     assert card["metrics"]["caveats"] == [caveat]
     page = report.to_html(md)
     assert "VERDICT: PASS, with 1 caveat" in page and "the holdout is optimistic" in page
+
+
+def test_card_shows_the_fairness_decision_the_baseline_and_failed_calibration_bounds():
+    nodes = fake_nodes()
+    vs = nodes["ValidateFlow/5"]["summary"]
+    vs["holdout"]["baseline"] = {"what": "class frequencies of the CV rows", "baseline": 0.5, "improvement": 0.2,
+                                 "required": 0.06, "beats": True}
+    vs["calibration"]["judged"] = {"failed": ["slope 3.1 (95% CI 2.5–3.7) above 1.25: probabilities too timid"]}
+    vs["fairness"] = {"region": {"groups": [{"group": "north", "rows": 40, "roc_auc": 0.6, "auc": 0.6, "judged": True}],
+                                 "too_small": [], "decision": {"threshold": 0.21, "how": "base-rate matching"},
+                                 "auc_gap": 0.27, "assessable": False,
+                                 "not_assessable_because": ["group south has no positives"],
+                                 "demographic_parity_difference": None, "demographic_parity_ratio": None,
+                                 "equalized_odds_difference": None}}
+    md = report.build_card(nodes, "ValidateFlow/5")["markdown"]
+    assert "Decisions at threshold 0.21 (base-rate matching); per-group ROC-AUC gap 0.27" in md
+    assert "**Not assessable**: group south has no positives" in md
+    assert "failed: slope 3.1" in md and "trivial baseline (class frequencies of the CV rows): 0.5" in md
+    assert "| group | rows | roc_auc | auc |" in md
