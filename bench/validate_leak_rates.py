@@ -14,6 +14,7 @@ better than CV. Detection is counted for f_cv = 0.3 and f_h in {0, 0.1, 0.2}.
 Prints counts, rates with a 95% Wilson upper bound for the false-alarm rate, and the rate at other z.
 
 usage: .venv/bin/python bench/validate_leak_rates.py [SEEDS]
+       .venv/bin/python bench/validate_leak_rates.py --calibration [SEEDS]   (the calibration bounds only)
 """
 
 from __future__ import annotations
@@ -127,5 +128,44 @@ def main() -> None:
     print(f"total {time.perf_counter() - t0:.0f} s")
 
 
+def calibration_rates(seeds: int) -> None:
+    """The calibration bounds (slope 0.8-1.25, intercept ±0.5, on 95% intervals; ECE 0.10): false alarms on
+    probabilities calibrated by construction (an unpenalized logistic regression of correctly specified
+    logistic data, fitted on 4x the holdout's rows), and detection of squashed (z / 3) and overconfident
+    (z x 2, z x 2.5) versions of the same probabilities (z / 2 also); holdouts of 300-1000 rows, positive rates 10-50%."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from loom_py.stats import calibration as C
+
+    b = {"max_ece": 0.10, "min_slope": 0.8, "max_slope": 1.25, "max_abs_intercept": 0.5, "min_rows": 200}
+    print("calibration bounds (holdout rows x positive rate x seeds):")
+    for kind, f in (("calibrated", lambda z: z), ("squashed z/3", lambda z: z / 3), ("squashed z/2", lambda z: z / 2),
+                    ("overconfident z*2", lambda z: z * 2), ("overconfident z*2.5", lambda z: z * 2.5)):
+        fails, ece_only, total = 0, 0, 0
+        for n in (300, 600, 1000):
+            for rate in (0.1, 0.3, 0.5):
+                for s in range(seeds):
+                    r = np.random.default_rng(10_000 + 97 * s + n)
+                    m = 5 * n
+                    X = r.normal(size=(m, 4))
+                    zt = 1.2 * X[:, 0] - 0.8 * X[:, 1] + math.log(rate / (1 - rate))
+                    y = (r.random(m) < 1 / (1 + np.exp(-zt))).astype(int)
+                    lr = LogisticRegression(C=1e6, max_iter=1000).fit(X[: 4 * n], y[: 4 * n])
+                    z = lr.decision_function(X[4 * n:])
+                    p = 1 / (1 + np.exp(-f(z)))
+                    rep = C.calibration_report(y[4 * n:], np.c_[1 - p, p], [0, 1])
+                    j = C.judge(rep, max_ece=b["max_ece"], min_slope=b["min_slope"], max_slope=b["max_slope"],
+                                max_abs_intercept=b["max_abs_intercept"], min_rows=b["min_rows"])
+                    total += 1
+                    fails += not j["passed"]
+                    ece_only += rep["ece"] > b["max_ece"]
+        print(f"  {kind:<20} failed {fails}/{total} = {fails / total:.3f} (95% upper bound {wilson_upper(fails, total):.3f}); "
+              f"ECE alone would fail {ece_only}/{total}")
+
+
 if __name__ == "__main__":
+    if "--calibration" in sys.argv:
+        calibration_rates(int(next((a for a in sys.argv[1:] if a.isdigit()), "20")))
+        sys.exit(0)
     main()
