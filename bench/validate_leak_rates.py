@@ -15,6 +15,7 @@ Prints counts, rates with a 95% Wilson upper bound for the false-alarm rate, and
 
 usage: .venv/bin/python bench/validate_leak_rates.py [SEEDS]
        .venv/bin/python bench/validate_leak_rates.py --calibration [SEEDS]   (the calibration bounds only)
+       .venv/bin/python bench/validate_leak_rates.py --fairness [SEEDS]      (the fairness decision threshold only)
 """
 
 from __future__ import annotations
@@ -164,7 +165,51 @@ def calibration_rates(seeds: int) -> None:
               f"ECE alone would fail {ece_only}/{total}")
 
 
+def fairness_rates(seeds: int) -> None:
+    """Fairness gaps at the base-rate-matching decision threshold: false alarms on a random 3-level attribute
+    the model ignores, detection when the scores favour one group (+1 on the logit), and how often the check
+    is not assessable; the old 0.5 cut on the same scores as the reference (how often it selects no one)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from loom_py.stats import fairness as F
+
+    print("fairness at the base-rate threshold (holdout rows x positive rate x seeds):")
+    for kind, bias in (("attribute ignored", 0.0), ("scores favour group c (+1 logit)", 1.0)):
+        fail = na = degenerate_05 = total = 0
+        for n in (300, 600, 1000):
+            for rate in (0.05, 0.1, 0.3):
+                for s in range(seeds):
+                    r = np.random.default_rng(20_000 + 31 * s + n)
+                    m = 5 * n
+                    X = r.normal(size=(m, 4))
+                    zt = 1.2 * X[:, 0] - 0.8 * X[:, 1] + math.log(rate / (1 - rate))
+                    y = (r.random(m) < 1 / (1 + np.exp(-zt))).astype(int)
+                    g = r.choice(["a", "b", "c"], m)
+                    lr = LogisticRegression(C=1e6, max_iter=1000).fit(X[: 4 * n], y[: 4 * n])
+                    z = lr.decision_function(X[4 * n:]) + bias * (g[4 * n:] == "c")
+                    p = 1 / (1 + np.exp(-z))
+                    yh, gh = y[4 * n:], g[4 * n:]
+                    dec = F.decision_threshold(p, float(y[: 4 * n].mean()))
+                    pred = (p >= dec["threshold"]).astype(int)
+                    fr = F.slice_report(yh, pred, gh, positive=1, score_pos=p, seed=s)
+                    total += 1
+                    degenerate_05 += int((p >= 0.5).sum() == 0)
+                    if fr.get("assessable") is False:
+                        na += 1
+                        continue
+                    boot = fr.get("bootstrap") or {}
+                    lo = [(boot.get(k) or {}).get("lower", fr[k]) for k in ("demographic_parity_difference", "equalized_odds_difference")
+                          if fr.get(k) is not None]
+                    fail += any(v > 0.10 for v in lo)
+        print(f"  {kind:<34} gap above 0.10 (on the 95% lower bound): {fail}/{total}; not assessable {na}/{total}; "
+              f"the 0.5 cut selected no one in {degenerate_05}/{total}")
+
+
 if __name__ == "__main__":
+    if "--fairness" in sys.argv:
+        fairness_rates(int(next((a for a in sys.argv[1:] if a.isdigit()), "20")))
+        sys.exit(0)
     if "--calibration" in sys.argv:
         calibration_rates(int(next((a for a in sys.argv[1:] if a.isdigit()), "20")))
         sys.exit(0)

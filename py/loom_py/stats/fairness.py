@@ -4,8 +4,8 @@ Per group of a sensitive column: rows, the task metric, and for binary classific
 rate P(pred = positive), TPR and FPR. Gaps are taken over the groups that can be judged:
 * demographic-parity difference = max - min selection rate; ratio = min / max;
 * equalized-odds difference = max(TPR range, FPR range) (Hardt et al. 2016; fairlearn's definition).
-A group is *too small to judge* when it has fewer than ``min_group`` rows, or (binary) no positives or
-no negatives (its TPR or FPR is undefined). Such groups are listed by name, never dropped silently.
+A group is *too small to judge* when it has fewer than ``min_group`` rows, or (binary) fewer than
+``MIN_CLASS_ROWS`` positives or negatives (its TPR or FPR is undefined or noise). Such groups are listed by name, never dropped silently.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 DEFAULT_MIN_GROUP = 30
+MIN_CLASS_ROWS = 10  # a group's TPR / FPR from fewer positives / negatives is noise (decision 0201)
 
 
 def group_labels(s) -> np.ndarray:
@@ -39,7 +40,7 @@ def decision_threshold(score_pos, base_rate: float, *, given: float | None = Non
 
 def slice_report(y_true, y_pred, groups, *, positive=None, metric_fn=None, metric_name: str = "",
                  proba_pos=None, score_pos=None, min_group: int = DEFAULT_MIN_GROUP, n_boot: int = 200,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, min_class: int = MIN_CLASS_ROWS) -> dict:
     """``y_pred``: predicted labels / decisions (classification) or values (regression); ``positive``: the
     positive class for binary classification (None otherwise); ``metric_fn(y, pred_or_proba)`` per group;
     ``score_pos``: the positive-class score (binary), for per-group ROC-AUC and its gap.
@@ -81,6 +82,8 @@ def slice_report(y_true, y_pred, groups, *, positive=None, metric_fn=None, metri
                 row["auc_se"] = se if se == se else None
             if pos == 0 or neg == 0:
                 reason = "no positives" if pos == 0 else "no negatives"
+            elif pos < min_class or neg < min_class:
+                reason = f"{pos} positives < {min_class}" if pos < min_class else f"{neg} negatives < {min_class}"
         else:
             row["mean_prediction"] = float(np.mean(y_pred[m].astype(float))) if n and y_pred.dtype.kind in "fiub" else None
         if n < min_group:
