@@ -16,6 +16,7 @@ class FeaturesFlow(FlowSpec):
     recipe = Parameter("recipe", default="minimal", help="minimal | standard")
     time_column = Parameter("time_column", default="", help="prediction-time column for the own leakage checks")
     task = Parameter("task", default="", help="classification | regression (default: inferred)")
+    sensitive = Parameter("sensitive", default="[]", help="JSON list of columns carried unchanged for slicing")
 
     @card(type="blank", id="features")
     @step
@@ -34,7 +35,8 @@ class FeaturesFlow(FlowSpec):
                 eda_flags = list(resolve_run(self.from_run, ("EdaFlow",), what="eda run").data.leakage_flags)
             progress(f"building features ({self.recipe}) from {len(df):,} rows x {df.shape[1]} columns")
             out, manifest, report = features.build(df, self.target or None, self.recipe, task=self.task or None,
-                                                   time_col=self.time_column or None, eda_flags=eda_flags)
+                                                   time_col=self.time_column or None, eda_flags=eda_flags,
+                                                   carry=features.carry_list(self.sensitive))
             table = from_frame(out)
             inputs = [self.dataset] + ([self.from_run] if self.from_run else [])
             label = f"{info.get('label') or 'dataset'}-features-{self.recipe}"
@@ -46,6 +48,7 @@ class FeaturesFlow(FlowSpec):
             for k, v in arts.items():
                 setattr(self, k, v)
             self.feature_manifest = manifest
+            self.carried_columns = report["carried_columns"]  # for slicing; validate and the search skip them
             self.dropped_for_leakage = report["dropped_for_leakage"]
             self.features_report = report
             me = f"FeaturesFlow/{current.run_id}"
@@ -53,11 +56,14 @@ class FeaturesFlow(FlowSpec):
                        "label": label, "rows": self.rows, "columns": self.n_columns, "schema": self.schema,
                        "content_hash": self.content_hash, "manifest": manifest, "lineage": self.lineage}
             messages = [f"dropped for leakage: {f['column']} ({f['reason']})" for f in report["dropped_for_leakage"]]
+            if report["carried_columns"]:
+                messages.append(f"carried for slicing, not model inputs: {', '.join(report['carried_columns'])}")
             if not self.from_run:
                 messages.append("no --from eda run: leakage checks were run here (" + report["leakage_checked_by"] + ")")
             tgt = f" --target {self.target}" if self.target else ""
             self.loom_result = flowkit.result("OK", summary, inputs=inputs, messages=messages,
-                                              next=[f"loom eda --dataset {me}{tgt}", f"loom validate --dataset {me}{tgt}"]
+                                              next=[f"loom eda --dataset {me}{tgt}", f"loom validate --dataset {me}{tgt}"
+                                                    + "".join(f" --sensitive {c}" for c in report["carried_columns"])]
                                               + ([f"loom run --dataset {me}{tgt} --metric '{_metric_hint(self.target, df)}' --model-provider offline"]
                                                  if self.target else []))
             from metaflow.cards import Markdown

@@ -31,6 +31,8 @@ class OptimizeFlow(FlowSpec):
     holdout = Parameter("holdout", default=0.2, type=float, help="share of rows sealed for validate (left out of the search)")
     unsafe_no_sandbox = Parameter("unsafe_no_sandbox", default=0, type=int,
                                   help="1: run model-written code without the OS sandbox (audit hook only; recorded)")
+    keep_leaky = Parameter("keep_leaky", default=False, type=bool,
+                           help="search with the columns the leakage checks flag (default: dropped first)")
     executor = Parameter("executor", default="local",
                          help="local (a sandboxed process pool, default) or metaflow (each round's candidates as a foreach)")
 

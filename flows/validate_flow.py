@@ -30,6 +30,9 @@ class ValidateFlow(FlowSpec):
     holdout = Parameter("holdout", default=0.2, type=float, help="share of rows sealed as the holdout")
     embargo = Parameter("embargo", default=0.01, type=float, help="share of CV rows embargoed after each test fold")
     bounds = Parameter("bounds", default="{}", help="JSON overrides of the verdict's bounds")
+    decision_threshold = Parameter("decision_threshold", default="",
+                                   help="probability cut for the fairness decisions (default: base-rate matching)")
+    calibrate = Parameter("calibrate", default="", help="sigmoid | isotonic: wrap the model in CalibratedClassifierCV")
 
     @card(type="blank", id="validate")
     @step
@@ -54,7 +57,8 @@ class ValidateFlow(FlowSpec):
                   "time": self.time or None, "horizon": self.horizon or None, "group": self.group or None,
                   "sensitive": json.loads(self.sensitive or "[]"), "folds": self.folds, "model": self.model or None,
                   "seed": self.seed, "holdout": self.holdout, "embargo": self.embargo,
-                  "bounds": json.loads(self.bounds or "{}")}
+                  "bounds": json.loads(self.bounds or "{}"), "decision_threshold": self.decision_threshold or None,
+                  "calibrate": self.calibrate or None}
         # the spare core loads, resolves and seals the data (then runs the data checks) while this process
         # tags the run with its seal, finds the seal's earlier runs, imports scikit-learn (unless the warm
         # image already did) and later fits; inline where there is no spare core (loom_py/runtime/sidecar.py)
@@ -76,6 +80,9 @@ class ValidateFlow(FlowSpec):
             staged = side.next()
             opts, info = staged["opts"], staged["info"]
             factory, model_name, model_source = validate.model_factory(opts["model"], opts["target"])
+            if opts["calibrate"]:
+                factory = validate.calibrated(factory, opts["calibrate"])
+                model_name = f"{model_name}, calibrated ({opts['calibrate']}, CalibratedClassifierCV cv=3)"
         except BaseException:
             side.cancel()
             raise
@@ -115,7 +122,6 @@ class ValidateFlow(FlowSpec):
         self.holdout_positions = out["seal"].holdout.tolist()
         keep_scored_model(self, out)
         self.verdict = s["verdict"]
-        self.validation = flowkit.json_safe(s)
         me = f"ValidateFlow/{current.run_id}"
         inputs = [self.dataset] + ([opts["model"]] if opts["model"] else [])
         msgs = list(s["notes"])
@@ -123,6 +129,11 @@ class ValidateFlow(FlowSpec):
             msgs.append(f"this sealed holdout has now been evaluated {len(earlier) + 1} times: each look spends "
                         "some of its honesty (tune on CV, not on the holdout)")
         nxt = ([f"loom deploy --validate {me}"] if s["verdict"] == "PASS" else []) + [f"loom report --run {me}"]
+        cal = s.get("calibration") or {}
+        if (cal.get("judged") or {}).get("failed") and not opts["calibrate"]:
+            nxt.insert(0, validate.rerun_command(self.dataset, opts, calibrate="sigmoid"))
+        s["caveats"] = msgs  # the card and the report show every caveat, not only the terminal
+        self.validation = flowkit.json_safe(s)
         self.loom_result = flowkit.result("OK" if s["verdict"] == "PASS" else "FAIL", s, verdict=s["verdict"],
                                           exit_code=0 if s["verdict"] == "PASS" else 1, inputs=inputs,
                                           messages=msgs, next=nxt)
@@ -226,6 +237,9 @@ def render_card(card, me: str, s: dict) -> None:
         (f"holdout {ho['metric']}", f(ho["value"])), ("CV", f"{f(cv['mean'])} ± {f(cv['std'])}"),
         ("model", s["model"]["name"]), ("target", f"{s['target']} ({s['task']})"),
         ("leakage", "FOUND" if s["leakage"]["found"] else "none found")]))
+    if s.get("caveats"):
+        card.append(Markdown("## Caveats"))
+        card.append(flowkit.items_block([H(c) for c in s["caveats"]]))
     card.append(Markdown("## Checks"))
     card.append(flowkit.checks_block(s["checks"]))
     if len(s["reasons"]) > 1:
@@ -241,9 +255,11 @@ def render_card(card, me: str, s: dict) -> None:
     card.append(flowkit.card_table(cv["per_fold"]))
     if s.get("calibration"):
         c = s["calibration"]
+        failed = (c.get("judged") or {}).get("failed") or []
         card.append(Markdown("## Calibration (holdout)"))
         card.append(flowkit.items_block([f"ECE ({H(c['bins'])} bins, {H(c.get('ece_of', ''))}): {H(f(c['ece']))} · Brier: {H(f(c['brier']))} · "
-                                         f"slope: {H(f(c['slope']))} · intercept: {H(f(c['intercept']))}"]))
+                                         f"slope: {H(f(c['slope']))} · intercept: {H(f(c['intercept']))}"]
+                                        + ([f"{flowkit.badge('failed', 'bad')} " + "; ".join(H(x) for x in failed)] if failed else [])))
         from metaflow.cards import VegaChart
 
         card.append(VegaChart(charts.reliability_vega(c["reliability"])))  # drawn by the card: no matplotlib
@@ -252,7 +268,11 @@ def render_card(card, me: str, s: dict) -> None:
             card.append(Markdown(f"## Per-slice results: {flowkit.esc(col)}"))
             card.append(flowkit.items_block(
                 [f"demographic-parity difference {H(f(fr['demographic_parity_difference']))}, ratio {H(f(fr['demographic_parity_ratio']))}, "
-                 f"equalized-odds difference {H(f(fr['equalized_odds_difference']))}"]
+                 f"equalized-odds difference {H(f(fr['equalized_odds_difference']))}"
+                 + (f" at decision threshold {H(f(fr['decision']['threshold']))} ({H(fr['decision']['how'])})" if fr.get("decision") else "")
+                 + (f"; per-group ROC-AUC gap {H(f(fr['auc_gap']))}" if fr.get("auc_gap") is not None else "")]
+                + ([f"{flowkit.badge('not assessable', 'bad')} " + "; ".join(H(x) for x in fr["not_assessable_because"])]
+                   if fr.get("assessable") is False else [])
                 + (["too small to judge: " + ", ".join(f"{H(g['group'])} ({H(g['reason'])})" for g in fr["too_small"])]
                    if fr["too_small"] else [])))
             card.append(flowkit.card_table(fr["groups"]))

@@ -1,6 +1,7 @@
+import type { ArgDef } from "citty";
 import * as v from "valibot";
 import { defineVerb } from "../core/define";
-import { Column, DatasetPathspec, Pathspec, SchemaField } from "../core/schemas";
+import { Column, DatasetPathspec, Pathspec, Repeated, SchemaField } from "../core/schemas";
 import { kv } from "../core/ui";
 
 const Summary = v.object({
@@ -26,6 +27,7 @@ const Summary = v.object({
   columns_in: v.number(),
   columns_out: v.number(),
   notes: v.array(v.string()),
+  carried_columns: v.optional(v.array(v.string())),
 });
 type S = v.InferOutput<typeof Summary>;
 
@@ -39,6 +41,11 @@ export default defineVerb({
     from: { type: "string", description: "EdaFlow/N: assert it profiled this data object, then drop every column it flagged for leakage" },
     recipe: { type: "enum", options: ["minimal", "standard"], description: "minimal (default) or standard (adds log of skewed, frequency encoding, missing indicators)" },
     time: { type: "string", description: "prediction-time column for the leakage checks run here (without --from)" },
+    sensitive: {
+      type: "string",
+      repeatable: true,
+      description: "carry this column unchanged for `validate --sensitive` (kept for slicing, never a model input; repeatable)",
+    } as ArgDef,
   },
   input: v.object({
     dataset: DatasetPathspec,
@@ -46,6 +53,7 @@ export default defineVerb({
     from: v.optional(Pathspec("EdaFlow")),
     recipe: v.optional(v.picklist(["minimal", "standard"], "must be minimal or standard"), "minimal"),
     time: v.optional(Column),
+    sensitive: v.optional(Repeated),
   }),
   summary: Summary,
   writes: (input, ctx) => `reads ${input.dataset} (unchanged) and writes a new FeaturesFlow data object under ${ctx.workspace.dir}`,
@@ -57,6 +65,7 @@ export default defineVerb({
         ? `dropped ${s.dropped_for_leakage.map((f) => `${f.column} (${f.reason})`).join(", ")} — checked by ${s.leakage_checked_by}`
         : `nothing to drop — checked by ${s.leakage_checked_by}`),
       kv("recipe drops", s.dropped.length ? s.dropped.map((d) => `${d.column} (${d.reason})`).join(", ") : "none"),
+      ...(s.carried_columns?.length ? [kv("carried", `${s.carried_columns.join(", ")} (for slicing; not model inputs)`)] : []),
       kv("lineage", s.lineage.inputs.join(" + ")),
     ];
   },
@@ -65,6 +74,13 @@ export default defineVerb({
       flow: "features_flow.py",
       flowName: "FeaturesFlow",
       prepare: "loom_py.verbs.features:prepare",
-      params: { dataset: input.dataset, target: input.target, from: input.from, recipe: input.recipe, time: input.time },
+      params: {
+        dataset: input.dataset,
+        target: input.target,
+        from: input.from,
+        recipe: input.recipe,
+        time: input.time,
+        sensitive: input.sensitive,
+      },
     }),
 });

@@ -63,6 +63,7 @@ const Input = v.object({
   group: v.optional(v.string()),
   holdout: OptPositive("--holdout"),
   "unsafe-no-sandbox": v.optional(v.boolean(), false),
+  "keep-leaky": v.optional(v.boolean()),
 });
 type Input = v.InferOutput<typeof Input>;
 
@@ -166,6 +167,7 @@ export default defineVerb({
     "memory-mb": { type: "string", description: "memory limit per candidate in MiB (default 4096)" },
     policy: { type: "enum", options: ["aide", "topk"], description: "search policy: aide (default; AIDE's published policy) or topk (improve among the top 3 families)" },
     "unsafe-no-sandbox": { type: "boolean", description: "run model-written code without the OS sandbox (bubblewrap) where none is available: audit hook only; recorded in the run" },
+    "keep-leaky": { type: "boolean", description: "search with the columns eda's leakage checks flag (default: they are dropped first, with a message)" },
     executor: { type: "enum", options: ["local", "metaflow"], description: "local (default: a sandboxed process pool) or metaflow (each round's candidates as a Metaflow foreach; LOOM_OPTIMIZE_WITH=kubernetes fans them out)" },
 
     time: { type: "string", description: "time column, as you will pass it to validate: the seal (the latest rows) is left out of the search" },
@@ -243,6 +245,7 @@ export default defineVerb({
       kv("spend", `$${s.spend.usd.toFixed(4)} (${s.spend.tokens.input + s.spend.tokens.output} tokens, ${s.spend.provider})`),
       kv("stopped", s.stopped_because),
       ...sealLine(s),
+      ...leakageLines(s),
       "",
       ...renderBoard({ step: 0, steps: 0, metric: s.metric_spec.label, best: { node: null, score: null }, spend_usd: s.spend.usd, rows: s.leaderboard as any }).slice(0, -1),
     ];
@@ -272,6 +275,13 @@ export default defineVerb({
 function sealLine(s: Summary): string[] {
   const seal = (s as { seal?: { id: string; rows_excluded: number } }).seal;
   return seal ? [kv("seal", `${seal.rows_excluded} rows left out for validate (${seal.id})`)] : [];
+}
+
+function leakageLines(s: Summary): string[] {
+  const lk = (s as { leakage?: { flags: { column: string; reason: string }[]; dropped: string[]; keep_leaky: boolean } }).leakage;
+  if (!lk || !lk.flags.length) return [];
+  const what = lk.flags.map((f) => `${f.column} (${f.reason})`).join(", ");
+  return [kv("leakage", lk.keep_leaky ? `KEPT on request (--keep-leaky): ${what}` : `dropped before the search: ${what}`)];
 }
 
 function selectionText(s: Summary): string {
@@ -304,6 +314,7 @@ function flowParams(input: Input, model?: string): Record<string, unknown> {
     group: input.group,
     holdout: input.holdout,
     unsafe_no_sandbox: input["unsafe-no-sandbox"] ? 1 : undefined,
+    keep_leaky: input["keep-leaky"] ? true : undefined,
   };
 }
 

@@ -24,6 +24,7 @@ const Summary = v.object({
       cv_std: v.nullable(v.number()),
       holdout: v.nullable(v.number()),
       verdict: v.nullable(v.string()),
+      caveats: v.optional(v.array(v.string())),
     }),
   ),
   sections_filled: v.array(v.string()),
@@ -56,8 +57,20 @@ export default defineVerb({
     const f = (x: number | null | undefined) => (x === null || x === undefined ? "n/a" : x.toFixed(4));
     const lines = [kv("report", s.experiment ? `experiment ${s.experiment}` : `${s.root}`), kv("lineage", s.runs.map((r) => r.pathspec).join(" → "))];
     if (s.metrics)
-      lines.push(kv("metrics", `${s.metrics.metric}: CV ${f(s.metrics.cv_mean)} ± ${f(s.metrics.cv_std)}, holdout ${f(s.metrics.holdout)} (${s.metrics.verdict})`));
-    lines.push(kv("caveats", s.caveats.length ? s.caveats.map((c) => `${c.pathspec} ${c.status}`).join(", ") : "none on the path"));
+    {
+      const vc = s.metrics?.caveats ?? [];
+      if (s.metrics)
+        lines.push(
+          kv(
+            "metrics",
+            `${s.metrics.metric}: CV ${f(s.metrics.cv_mean)} ± ${f(s.metrics.cv_std)}, holdout ${f(s.metrics.holdout)} (${s.metrics.verdict}${vc.length ? `, with ${vc.length} caveat${vc.length === 1 ? "" : "s"}` : ""})`,
+          ),
+        );
+      for (const c of vc) lines.push(kv("caveat", c));
+    }
+    lines.push(
+      kv("caveats", s.caveats.length ? s.caveats.map((c) => `${c.pathspec} ${c.status} (${c.items.length})`).join(", ") : "none on the path"),
+    );
     if (s.sections_unfilled.length) lines.push(kv("not filled", s.sections_unfilled.join(", ")));
     lines.push(kv("markdown", s.markdown_path), kv("html", s.html_path));
     return lines;

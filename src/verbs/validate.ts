@@ -41,7 +41,7 @@ const Summary = v.looseObject({
     purged: v.number(),
     embargoed: v.number(),
   }),
-  holdout: v.object({ metric: v.string(), value: NumOrNull, rows: v.number() }),
+  holdout: v.looseObject({ metric: v.string(), value: NumOrNull, rows: v.number() }),
   calibration: v.nullable(v.looseObject({ ece: NumOrNull, bins: v.number(), brier: NumOrNull, slope: NumOrNull, intercept: NumOrNull })),
   fairness: v.nullable(v.record(v.string(), Slice)),
   leakage: v.looseObject({
@@ -51,7 +51,7 @@ const Summary = v.looseObject({
     found: v.boolean(),
   }),
   reasons: v.array(v.string()),
-  checks: v.array(v.object({ check: v.string(), passed: v.boolean(), detail: v.string() })),
+  checks: v.array(v.looseObject({ check: v.string(), passed: v.boolean(), detail: v.string() })),
   thresholds: v.record(v.string(), v.unknown()),
 });
 type S = v.InferOutput<typeof Summary>;
@@ -83,6 +83,8 @@ export default defineVerb({
     "max-dp-diff": { type: "string", description: "fairness bound: demographic-parity difference (default 0.10)" },
     "max-eo-diff": { type: "string", description: "fairness bound: equalized-odds difference (default 0.10)" },
     "min-group": { type: "string", description: "groups with fewer holdout rows are named as too small to judge (default 30)" },
+    "decision-threshold": { type: "string", description: "probability cut for the fairness decisions (default: base-rate matching)" },
+    calibrate: { type: "enum", options: ["sigmoid", "isotonic"], description: "wrap the model in scikit-learn's CalibratedClassifierCV" },
   },
   input: v.object({
     dataset: v.optional(DatasetPathspec),
@@ -103,6 +105,8 @@ export default defineVerb({
     "max-dp-diff": share("--max-dp-diff"),
     "max-eo-diff": share("--max-eo-diff"),
     "min-group": v.optional(PositiveInt("--min-group")),
+    "decision-threshold": v.optional(Num("--decision-threshold")),
+    calibrate: v.optional(v.picklist(["sigmoid", "isotonic"], "--calibrate must be sigmoid or isotonic")),
   }),
   // (a missing --target is refused by loom_py.verbs.validate with one line: "validate needs --target COL …")
   summary: Summary,
@@ -119,13 +123,46 @@ export default defineVerb({
           (s.cv.scheme === "purged_kfold" ? ` (purged ${s.cv.purged}, embargoed ${s.cv.embargoed})` : ""),
       ),
     ];
-    if (s.calibration) lines.push(kv("calibration", `ECE ${f(s.calibration.ece)} · Brier ${f(s.calibration.brier)} · slope ${f(s.calibration.slope)}`));
+    const base = (s.holdout as Record<string, unknown>).baseline as
+      | { baseline: number; improvement: number; required: number; beats: boolean; what: string }
+      | null
+      | undefined;
+    if (base)
+      lines.push(
+        kv(
+          "baseline",
+          `${base.beats ? "beaten" : "NOT beaten"}: trivial model (${base.what}) ${f(base.baseline)}; improvement ${f(base.improvement)} (needed > ${f(base.required)})`,
+        ),
+      );
+    if (s.calibration) {
+      const failed = ((s.calibration as Record<string, unknown>).judged as { failed?: string[] } | undefined)?.failed ?? [];
+      lines.push(
+        kv(
+          "calibration",
+          `ECE ${f(s.calibration.ece)} · Brier ${f(s.calibration.brier)} · slope ${f(s.calibration.slope)} · intercept ${f(s.calibration.intercept)}` +
+            (failed.length ? ` — failed: ${failed.join("; ")}` : ""),
+        ),
+      );
+    }
     for (const [col, fr] of Object.entries(s.fairness ?? {})) {
+      const x = fr as Record<string, unknown>;
+      const dec = x.decision as { threshold: number; how: string } | undefined;
       const gaps =
         fr.demographic_parity_difference === null
           ? `${s.metric} by group ${fr.groups.map((g) => `${g.group} ${f((g as Record<string, unknown>)[s.metric] as number | null)}`).join(", ")}`
           : `DP diff ${f(fr.demographic_parity_difference)}, EO diff ${f(fr.equalized_odds_difference)}`;
-      lines.push(kv("fairness", `${col}: ${gaps}` + (fr.too_small.length ? `; too small to judge: ${fr.too_small.map((g) => g.group).join(", ")}` : "")));
+      const aucs = fr.groups
+        .filter((g) => (g as Record<string, unknown>).auc !== undefined)
+        .map((g) => `${g.group} ${f((g as Record<string, unknown>).auc as number | null)}`);
+      lines.push(
+        kv(
+          "fairness",
+          `${col}: ${x.assessable === false ? "NOT ASSESSABLE (" + (x.not_assessable_because as string[]).join("; ") + "); " : ""}${gaps}` +
+            (dec ? ` at decision threshold ${f(dec.threshold)}` : "") +
+            (aucs.length ? `; ROC-AUC by group ${aucs.join(", ")} (gap ${f(x.auc_gap as number | null)})` : "") +
+            (fr.too_small.length ? `; too small to judge: ${fr.too_small.map((g) => g.group).join(", ")}` : ""),
+        ),
+      );
     }
     lines.push(kv("leakage", s.leakage.found ? "FOUND" : "none found"));
     for (const r of s.reasons) lines.push(kv("reason", r));
@@ -159,6 +196,8 @@ export default defineVerb({
         model: input.model,
         seed: input.seed,
         holdout: input.holdout,
+        decision_threshold: input["decision-threshold"],
+        calibrate: input.calibrate,
         bounds,
       },
     });

@@ -279,6 +279,7 @@ def dataset_info(run) -> dict:
         "content_hash": get("content_hash"),
         "source": get("source", {}),
         "lineage": get("lineage", {}),
+        "carried_columns": list(get("carried_columns", []) or []),  # features --sensitive: for slicing, not inputs
         "created": run.created_at.isoformat() if run.created_at else None,
     }
 

@@ -6,8 +6,9 @@
   the top label was right (Guo et al. 2017).
 * Brier score: mean squared error of the probability vector against the one-hot outcome (for binary,
   the usual mean (p - y)^2 of the positive class).
-* Calibration slope and intercept: the logistic recalibration fit y ~ a + b * logit(p) (Cox 1958);
-  perfect calibration is slope 1, intercept 0.
+* Calibration slope: the logistic recalibration fit y ~ a + b * logit(p) (Cox 1958); intercept:
+  calibration-in-the-large, y ~ a + offset(logit p). Perfect calibration is slope 1, intercept 0. Both
+  come with standard errors, so ``judge`` fails a bound only when the 95% interval lies beyond it.
 """
 
 from __future__ import annotations
@@ -72,6 +73,84 @@ def slope_intercept(y01, p) -> tuple[float | None, float | None]:
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
+def _logit(p):
+    p = np.clip(np.asarray(p, dtype="float64"), EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def _newton(X, y, offset, iters: int = 50):
+    """Unpenalized logistic regression by Newton's method: (coefficients, covariance) or (None, None)."""
+    beta = np.zeros(X.shape[1])
+    for _ in range(iters):
+        eta = np.clip(X @ beta + offset, -30, 30)
+        mu = 1 / (1 + np.exp(-eta))
+        w = mu * (1 - mu)
+        H = (X * w[:, None]).T @ X
+        g = X.T @ (y - mu)
+        try:
+            step = np.linalg.solve(H, g)
+        except np.linalg.LinAlgError:
+            return None, None
+        beta = beta + step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    try:
+        cov = np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        return None, None
+    if not np.all(np.diag(cov) > 0):
+        return None, None
+    if not np.all(np.isfinite(beta)) or np.max(np.abs(beta)) > 50:
+        return None, None  # separation: the fit runs off
+    return beta, cov
+
+
+def recalibration(y01, p) -> dict:
+    """Calibration slope (y ~ a + b·logit p) and calibration-in-the-large (y ~ a + offset logit p), each
+    with its standard error (inverse Fisher information). Perfect calibration: slope 1, intercept 0."""
+    y = np.asarray(y01, dtype="float64")
+    z = _logit(p)
+    out = {"slope": None, "slope_se": None, "intercept": None, "intercept_se": None}
+    if len(np.unique(y)) < 2:
+        return out
+    beta, cov = _newton(np.column_stack([np.ones_like(z), z]), y, np.zeros_like(z))
+    if beta is not None:
+        out["slope"], out["slope_se"] = float(beta[1]), float(np.sqrt(cov[1, 1]))
+    beta, cov = _newton(np.ones((len(z), 1)), y, z)
+    if beta is not None:
+        out["intercept"], out["intercept_se"] = float(beta[0]), float(np.sqrt(cov[0, 0]))
+    return out
+
+
+def judge(report: dict, *, max_ece: float, min_slope: float, max_slope: float, max_abs_intercept: float,
+          min_rows: int, z: float = 1.96) -> dict:
+    """Which calibration bounds failed. ECE is judged on its point estimate; the slope and the intercept on
+    their 95% intervals (a bound fails only when the whole interval lies outside it), and only with at least
+    ``min_rows`` rows (fewer: reported, not judged)."""
+    failed, notes = [], []
+    if report.get("ece") is not None and report["ece"] > max_ece:
+        failed.append(f"ECE {report['ece']:.4g} > {max_ece:g}")
+    slope, sse = report.get("slope"), report.get("slope_se")
+    icpt, ise = report.get("intercept"), report.get("intercept_se")
+    if report.get("rows", 0) < min_rows:
+        notes.append(f"slope and intercept not judged: {report.get('rows', 0)} holdout rows < {min_rows}")
+    else:
+        if slope is not None and sse is not None:
+            lo, hi = slope - z * sse, slope + z * sse
+            if lo > max_slope:
+                failed.append(f"slope {slope:.3g} (95% CI {lo:.3g}–{hi:.3g}) above {max_slope:g}: "
+                              "probabilities too timid (squashed towards the base rate)")
+            elif hi < min_slope:
+                failed.append(f"slope {slope:.3g} (95% CI {lo:.3g}–{hi:.3g}) below {min_slope:g}: "
+                              "probabilities too extreme (overconfident)")
+        if icpt is not None and ise is not None:
+            lo, hi = icpt - z * ise, icpt + z * ise
+            if lo > max_abs_intercept or hi < -max_abs_intercept:
+                failed.append(f"intercept {icpt:.3g} (95% CI {lo:.3g}–{hi:.3g}) outside ±{max_abs_intercept:g}: "
+                              f"probabilities {'too low' if icpt > 0 else 'too high'} on average")
+    return {"passed": not failed, "failed": failed, "notes": notes}
+
+
 def calibration_report(y_true, proba: np.ndarray, classes: list, n_bins: int = N_BINS) -> dict:
     """Everything the summary and the reliability diagram need, for binary or multiclass."""
     y_true = np.asarray(y_true)
@@ -88,9 +167,10 @@ def calibration_report(y_true, proba: np.ndarray, classes: list, n_bins: int = N
         y01 = (np.asarray(classes, dtype=object)[top] == y_true).astype(float)
         kind = "top-label confidence"
         b = brier(onehot, proba)
-    slope, intercept = slope_intercept(y01, p)
-    return {"ece": ece(y01, p, n_bins), "bins": n_bins, "ece_of": kind, "brier": b, "slope": slope,
-            "intercept": intercept, "reliability": reliability(y01, p, n_bins), "rows": int(len(p))}
+    rc = recalibration(y01, p)
+    return {"ece": ece(y01, p, n_bins), "bins": n_bins, "ece_of": kind, "brier": b, **rc,
+            "intercept_of": "calibration-in-the-large (slope fixed at 1)",
+            "reliability": reliability(y01, p, n_bins), "rows": int(len(p))}
 
 
 def reliability_figure(rel: list[dict], title: str = "Reliability diagram (holdout)"):

@@ -12,6 +12,10 @@ Every check returns a list of flags ``{"column", "reason", "evidence"}``. Reason
 - ``post_outcome_timestamp``: a timestamp whose missingness alone predicts the target (filled only
   after the outcome).
 - ``after_prediction_time``: a timestamp that lies after the prediction time (``time_col``) on most rows.
+- ``near_deterministic``: a low-cardinality column given which the class is all but certain (held-out
+  cross-entropy of the target given the column, over the target's entropy, near 0).
+- ``dominant_predictor``: one column's held-out score is high and far above what a model of every other
+  column achieves together (a genuine strong feature rarely beats the rest of the table combined).
 
 The expensive statistics run on at most ``SAMPLE_ROWS`` rows (seeded sample); evidence says
 ``rows_used`` so a summary can state that it sampled.
@@ -40,8 +44,19 @@ MISSING_R2 = 0.5
 AFTER_SHARE = 0.95        # share of rows where a timestamp is after the prediction time
 ID_UNIQUE_SHARE = 0.95    # near-unique share for a key-named column
 
+# The model-relative signals (decision 0100, second part): a near-copy of the label with a few percent
+# noise scores just under the bars above, while a genuine strong feature can score as high. What separates
+# them: a leak carries the label on its own, far beyond what all the other columns achieve together.
+DOMINANT_AUC = 0.9        # one-feature out-of-fold AUC a candidate needs ...
+DOMINANT_R2 = 0.75        # ... or R²
+DOMINANT_MARGIN_AUC = 0.1  # and its lead over a model of every other column (out of fold)
+DOMINANT_MARGIN_R2 = 0.3
+DOMINANT_ROWS = 5000      # rows the rest-of-table model uses (seeded sample)
+NEAR_DET_ENTROPY = 0.25   # out-of-fold cross-entropy of the target given the column / entropy of the target
+NEAR_DET_LEVELS = 50      # "low cardinality": at most this many values
+
 REASON_ORDER = ("target_copy", "post_outcome_timestamp", "after_prediction_time",
-                "single_feature_predictor", "identifier")
+                "single_feature_predictor", "near_deterministic", "dominant_predictor", "identifier")
 
 
 def _flag(column, reason, **evidence) -> dict:
@@ -486,6 +501,9 @@ def find_leaks(df, target, task=None, time_col=None, *, seed: int = 0,
              + single_feature_predictors(d, target, task, threshold_auc=threshold_auc,
                                          threshold_r2=threshold_r2, seed=seed)
              + identifier_columns(df, target))
+    flags += near_deterministic(d, target, task, seed=seed)
+    strict = {f["column"] for f in flags}
+    flags += dominant_predictors(d, target, task, seed=seed, exclude=strict)
     by_col: dict[str, dict] = {}
     for f in sorted(flags, key=lambda f: REASON_ORDER.index(f["reason"])):
         if f["column"] in by_col:
@@ -494,6 +512,144 @@ def find_leaks(df, target, task=None, time_col=None, *, seed: int = 0,
             by_col[f["column"]] = {**f, "evidence": dict(f["evidence"])}
     order = {str(c): i for i, c in enumerate(df.columns)}
     return sorted(by_col.values(), key=lambda f: order.get(f["column"], 0))
+
+
+def oof_cross_entropy(codes, n_codes: int, y, n_classes: int, *, seed: int = 0, smoothing: float = 2.0,
+                      fold=None) -> float:
+    """Out-of-fold cross-entropy (nats) of the target given one column's bins, divided by the target's
+    entropy: 0 = the column determines the class, 1 = it tells nothing. Held-out, so a many-level column
+    cannot look deterministic by memorizing its levels (a plug-in conditional entropy would)."""
+    import numpy as np
+
+    n = len(codes)
+    fold = _folds(n, seed) if fold is None else fold
+    k = max(n_classes, 2)
+    cell = fold * n_codes + codes
+    counts = np.bincount(cell * k + y, minlength=N_FOLDS * n_codes * k).reshape(N_FOLDS, n_codes, k)
+    per_fold = counts.sum(1)
+    train = counts.sum(0)[None] - counts
+    train_n = (per_fold.sum() - per_fold.sum(1)).astype("float64")
+    prior = (per_fold.sum(0)[None] - per_fold) / np.maximum(train_n, 1)[:, None]
+    proba = (train + smoothing * prior[:, None, :]) / (train.sum(2, keepdims=True) + smoothing)
+    p = np.clip(proba.reshape(-1, k)[cell, y], 1e-12, 1)
+    freq = np.bincount(y, minlength=k) / n
+    h = -(freq[freq > 0] * np.log(freq[freq > 0])).sum()
+    return float(-np.log(p).mean() / h) if h > 0 else float("nan")
+
+
+def near_deterministic(df, target, task=None, *, seed: int = 0) -> list[dict]:
+    """Low-cardinality columns (≤ NEAR_DET_LEVELS values) that all but determine a class target."""
+    import numpy as np
+
+    d, y, k, task, used = _prepared(df, target, task, seed)
+    out = []
+    if task != "classification" or used < 50:
+        return out
+    fold = _folds(used, seed)
+    for c in d.columns:
+        if c == target:
+            continue
+        levels = d[c].nunique(dropna=False)
+        if levels < 2 or levels > NEAR_DET_LEVELS:
+            continue
+        codes, n_codes = bin_codes(d[c], max_bins=NEAR_DET_LEVELS + 1)
+        ce = oof_cross_entropy(codes, n_codes, y, k, seed=seed, fold=fold)
+        if ce == ce and ce <= NEAR_DET_ENTROPY:
+            out.append(_flag(c, "near_deterministic", conditional_entropy=round(ce, 4), threshold=NEAR_DET_ENTROPY,
+                             levels=int(levels), rows_used=used,
+                             method=f"{N_FOLDS}-fold out-of-fold cross-entropy of the target given the column, "
+                                    "over the target's entropy",
+                             why="a low-cardinality column that all but determines the class (a status or flag "
+                                 "written from the outcome)"))
+    return out
+
+
+def rest_score(d, y, task: str, n_classes: int, columns: list, *, seed: int = 0) -> float:
+    """Out-of-fold score (ROC-AUC / R²) of a gradient-boosted model of ``columns`` together (3 folds, at
+    most DOMINANT_ROWS rows): what the rest of the table achieves without the candidate."""
+    import numpy as np
+
+    if not columns:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    idx = np.arange(len(d)) if len(d) <= DOMINANT_ROWS else np.sort(rng.choice(len(d), DOMINANT_ROWS, replace=False))
+    import pandas as pd
+
+    feats, cat = [], []
+    for c in columns:
+        s = d[c].iloc[idx]
+        codes, n_codes = bin_codes(s)
+        numeric = pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s) or pd.api.types.is_bool_dtype(s)
+        if not numeric and n_codes > 250:
+            continue
+        feats.append(codes)
+        cat.append(not numeric)
+    if not feats:
+        return float("nan")
+    from threadpoolctl import threadpool_limits
+
+    X = np.column_stack(feats).astype("float64")
+    yy = y[idx]
+    with threadpool_limits(1):  # a small fit: OpenMP threads on a busy machine cost 10-50x, never gain
+        return _rest_fit(X, yy, cat, task, seed)
+
+
+def _rest_fit(X, yy, cat, task, seed) -> float:
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.model_selection import cross_val_predict
+
+    if task == "classification":
+        if len(np.unique(yy)) < 2 or np.bincount(yy).min() < 3:
+            return float("nan")
+        m = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, categorical_features=np.array(cat),
+                                           random_state=seed)
+        p = cross_val_predict(m, X, yy, cv=3, method="predict_proba")
+        present = np.unique(yy)
+        if len(present) == 2:
+            return roc_auc(yy == present[1], p[:, 1])
+        from sklearn.metrics import roc_auc_score
+
+        return float(roc_auc_score(yy, p, multi_class="ovr", average="macro"))
+    m = HistGradientBoostingRegressor(max_iter=100, learning_rate=0.1, categorical_features=np.array(cat),
+                                      random_state=seed)
+    p = cross_val_predict(m, X, yy, cv=3)
+    sst = ((yy - yy.mean()) ** 2).sum()
+    return float(1 - ((yy - p) ** 2).sum() / sst) if sst > 0 else float("nan")
+
+
+def dominant_predictors(df, target, task=None, *, seed: int = 0, exclude=()) -> list[dict]:
+    """Columns whose one-feature out-of-fold score is high (≥ DOMINANT_AUC / DOMINANT_R2) and far above
+    (≥ the margin) what every other column achieves together. ``exclude``: columns already flagged
+    (a leak in the rest of the table would hide another). Only candidates pay for the rest-of-table model,
+    so clean tables rarely fit one."""
+    d, y, k, task, used = _prepared(df, target, task, seed)
+    out = []
+    if used < 50:
+        return out
+    fold = _folds(used, seed)
+    cand_thr, margin, metric = ((DOMINANT_AUC, DOMINANT_MARGIN_AUC, "roc_auc") if task == "classification"
+                                else (DOMINANT_R2, DOMINANT_MARGIN_R2, "r2"))
+    scores = {}
+    for c in d.columns:
+        if c == target:
+            continue
+        codes, n_codes = bin_codes(d[c])
+        if n_codes > 1:
+            scores[c] = oof_score(codes, n_codes, y, task, k, seed=seed, fold=fold)
+    skip = set(map(str, exclude))
+    for c, sc in scores.items():
+        if not (sc == sc and sc >= cand_thr) or str(c) in skip:
+            continue
+        rest = [o for o in d.columns if o not in (c, target) and str(o) not in skip]
+        rs = rest_score(d, y, task, k, rest, seed=seed)
+        if rs == rs and sc - rs >= margin:
+            out.append(_flag(c, "dominant_predictor", metric=metric, score=round(sc, 4), rest_score=round(rs, 4),
+                             margin=margin, candidate_threshold=cand_thr, rows_used=used,
+                             method="one-feature out-of-fold score vs a 3-fold gradient-boosted model of every other column",
+                             why="the column alone predicts the target far better than the whole rest of the table: "
+                                 "a leak carries the label on its own"))
+    return out
 
 
 def sampled(df) -> bool:

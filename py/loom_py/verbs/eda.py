@@ -303,7 +303,11 @@ def profile(df, target: str | None = None, task: str | None = None, time_col: st
                        "leakage": {"single_feature_roc_auc": leakage.THRESHOLD_AUC, "single_feature_r2": leakage.THRESHOLD_R2,
                                    "target_copy_corr": leakage.COPY_CORR, "target_copy_eta2": leakage.COPY_ETA2,
                                    "target_copy_cramers_v": leakage.COPY_CRAMERS_V,
-                                   "missingness_roc_auc": leakage.MISSING_AUC, "after_prediction_share": leakage.AFTER_SHARE}},
+                                   "missingness_roc_auc": leakage.MISSING_AUC, "after_prediction_share": leakage.AFTER_SHARE,
+                                   "dominant_roc_auc": leakage.DOMINANT_AUC, "dominant_r2": leakage.DOMINANT_R2,
+                                   "dominant_margin_roc_auc": leakage.DOMINANT_MARGIN_AUC,
+                                   "dominant_margin_r2": leakage.DOMINANT_MARGIN_R2,
+                                   "near_deterministic_entropy": leakage.NEAR_DET_ENTROPY}},
     }
 
 

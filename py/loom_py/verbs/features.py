@@ -45,8 +45,10 @@ def leakage_drops(df, target, task=None, time_col=None, eda_flags=None) -> tuple
 
 
 def build(df, target: str | None = None, recipe: str = "minimal", *, task: str | None = None,
-          time_col: str | None = None, eda_flags: list[dict] | None = None):
-    """(features DataFrame, manifest, report). ``eda_flags``: the asserted eda run's leakage flags."""
+          time_col: str | None = None, eda_flags: list[dict] | None = None, carry: list[str] | None = None):
+    """(features DataFrame, manifest, report). ``eda_flags``: the asserted eda run's leakage flags.
+    ``carry``: columns kept unchanged under their own names for slicing (``validate --sensitive``); the
+    report's ``carried_columns`` names them, and validate and the search never use them as model inputs."""
     import numpy as np
     import pandas as pd
 
@@ -143,6 +145,20 @@ def build(df, target: str | None = None, recipe: str = "minimal", *, task: str |
         raise UsageError("no feature columns left after dropping leaks, constants and identifiers: "
                          "check the data object with `loom eda`")
     res = pd.DataFrame(out, index=work.index)
+    carried = []
+    for c in carry or []:
+        if c not in df.columns:
+            raise UsageError(f"unknown --sensitive column '{c}': columns are {', '.join(map(str, list(df.columns)[:30]))}")
+        if c == target:
+            raise UsageError("--sensitive cannot be the target column")
+        if c in res.columns:  # a passthrough feature of that name: already there, and already an input
+            if c in leak_cols:
+                res = res.drop(columns=[c])
+            else:
+                continue
+        res[c] = df.loc[work.index, c].to_numpy()
+        carried.append(str(c))
+        manifest.append({"column": str(c), "inputs": [str(c)], "transform": "carried unchanged for slicing (not a model input)"})
     if target is not None:
         res[target] = work[target].to_numpy()
         manifest.append({"column": target, "inputs": [target], "transform": "target (passthrough, untouched)"})
@@ -157,6 +173,7 @@ def build(df, target: str | None = None, recipe: str = "minimal", *, task: str |
         "columns_in": int(df.shape[1]), "columns_out": int(res.shape[1]),
         "target": target,
         "target_free": True,
+        "carried_columns": carried,
         "notes": ["every transform is target-free (no statistic fitted on the target)",
                   "imputation and encoding statistics are computed on the whole table (unsupervised)"],
     }
@@ -213,5 +230,23 @@ def prepare(params: dict) -> dict:
         raise UsageError(f"{ds} has no rows: ingest a non-empty table")
     if target:
         check_target_column(read_column(run, target), target, task)
+    import json
+
+    carry = carry_list(params.get("sensitive"))
+    for c in carry:
+        check_columns(info, ds, sensitive=c)
+        if c == target:
+            raise UsageError("--sensitive cannot be the target column")
     return {"params": {"dataset": ds, "target": target or "", "from_run": from_run or "", "recipe": recipe,
-                       "time_column": time_col or "", "task": task or ""}, "inputs": inputs}
+                       "time_column": time_col or "", "task": task or "", "sensitive": json.dumps(carry)},
+            "inputs": inputs}
+
+
+def carry_list(v) -> list[str]:
+    import json
+
+    if v in (None, "", []):
+        return []
+    if isinstance(v, str):
+        v = json.loads(v) if v.startswith("[") else [v]
+    return [s.strip() for x in v for s in str(x).split(",") if s.strip()]

@@ -182,8 +182,12 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
     md: list[str] = []
     title = f"Model card: {experiment or root}"
     md += [f"# {title}", ""]
+    val_caveats = list((val or {}).get("messages") or [])
     if val:
-        md += [f"**VERDICT: {val.get('verdict') or vs.get('verdict')}** from `{val['pathspec']}`", ""]
+        verdict = val.get("verdict") or vs.get("verdict")
+        with_c = f", with {len(val_caveats)} caveat{'s' if len(val_caveats) != 1 else ''}" if val_caveats else ""
+        md += [f"**VERDICT: {verdict}{with_c}** from `{val['pathspec']}`", ""]
+        md += [f"- caveat: {c}" for c in val_caveats] + ([""] if val_caveats else [])
 
     # Model details
     md += ["## Model details", ""]
@@ -290,15 +294,27 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
     cal = vs.get("calibration")
     qa = False
     if cal:
+        failed = (cal.get("judged") or {}).get("failed") or []
         md += [f"- calibration on the holdout: ECE {_f(cal.get('ece'))} ({cal.get('bins')} bins, {cal.get('ece_of')}), "
-               f"Brier {_f(cal.get('brier'))}, slope {_f(cal.get('slope'))}, intercept {_f(cal.get('intercept'))}", ""]
+               f"Brier {_f(cal.get('brier'))}, slope {_f(cal.get('slope'))}, intercept {_f(cal.get('intercept'))}"
+               + (f"; failed: {'; '.join(failed)}" if failed else ""), ""]
+    base = (ho or {}).get("baseline")
+    if base:
+        md += [f"- trivial baseline ({base.get('what')}): {_f(base.get('baseline'))}; improvement {_f(base.get('improvement'))} "
+               f"(needed > {_f(base.get('required'))}): {'beaten' if base.get('beats') else 'NOT beaten'}", ""]
         qa = True
     for col, fr in fair.items():
         metric = vs.get("metric")
         md += [f"Per-slice results for `{col}`: demographic-parity difference {_f(fr.get('demographic_parity_difference'))} "
                f"(ratio {_f(fr.get('demographic_parity_ratio'))}), equalized-odds difference "
                f"{_f(fr.get('equalized_odds_difference'))}", ""]
-        md += _table(fr.get("groups") or [], ["group", "rows", metric, "selection_rate", "tpr", "fpr", "judged"]) + [""]
+        dec = fr.get("decision") or {}
+        if dec:
+            md += [f"Decisions at threshold {_f(dec.get('threshold'))} ({dec.get('how')}); per-group ROC-AUC gap "
+                   f"{_f(fr.get('auc_gap'))}", ""]
+        if fr.get("assessable") is False:
+            md += ["**Not assessable**: " + "; ".join(fr.get("not_assessable_because") or []), ""]
+        md += _table(fr.get("groups") or [], ["group", "rows", metric, "auc", "selection_rate", "tpr", "fpr", "judged"]) + [""]
         if fr.get("too_small"):
             md += ["Too small to judge: " + ", ".join(f"{g['group']} ({g['reason']})" for g in fr["too_small"]), ""]
         qa = True
@@ -320,15 +336,16 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
     # Caveats
     md += ["## Caveats and recommendations", ""]
     caveats = []
-    for n in chain:
+    for n in chain:  # every run's messages are caveats, whatever its status (a PASS can carry one)
         st, vd = n.get("status"), n.get("verdict")
-        if st in ("WARN", "FAIL", "FAILED", "MISSING") or vd == "FAIL":
-            items = list((n.get("summary") or {}).get("reasons") or []) + list(n.get("messages") or [])
+        bad = st in ("WARN", "FAIL", "FAILED", "MISSING") or vd == "FAIL"
+        items = (list((n.get("summary") or {}).get("reasons") or []) if bad else []) + list(n.get("messages") or [])
+        if bad or items:
             caveats.append({"pathspec": n["pathspec"], "status": vd or st, "items": items[:20]})
     for c in caveats:
         md += [f"- `{c['pathspec']}`: **{c['status']}**"] + [f"  - {i}" for i in c["items"]]
     if not caveats:
-        md += ["- no WARN or FAIL on the path."]
+        md += ["- no WARN, FAIL or caveat on the path."]
     if seal.get("evaluations", 0) > 1:
         md += [f"- the sealed holdout has been evaluated {seal['evaluations']} times: repeated looks make it optimistic."]
     md += [""]
@@ -346,7 +363,7 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
                       "created": n.get("created"), "inputs": n.get("inputs") or []} for n in chain],
             "validate": val["pathspec"] if val else None,
             "metrics": {"metric": vs.get("metric"), "cv_mean": cv.get("mean"), "cv_std": cv.get("std"),
-                        "holdout": ho.get("value"), "verdict": vs.get("verdict")} if val else None}
+                        "holdout": ho.get("value"), "verdict": vs.get("verdict"), "caveats": val_caveats} if val else None}
 
 
 # ---- Markdown → HTML (the subset build_card writes) ---------------------------------------------------

@@ -41,14 +41,20 @@ BOUNDED_SCORE = {"roc_auc", "accuracy", "f1", "pr_auc", "r2"}
 # defaults for the verdict's bounds (all overridable; all written in summary.thresholds)
 DEFAULT_BOUNDS = {
     "cv_tolerance": None,           # None: 0.05 for bounded scores, 10% of |CV mean| for errors / log loss
-    "cv_std_multiple": 3.0,         # the tolerance is at least this many CV standard deviations
+    "z_leak": 3.0,                  # holdout vs CV: the gap must exceed this many combined standard errors
+    "z_baseline": 1.96,             # the model must beat the trivial baseline by this many standard errors
     "max_ece": 0.10,
+    "min_slope": 0.8,               # calibration slope bounds (logistic recalibration), judged on its 95% CI
+    "max_slope": 1.25,
+    "max_abs_intercept": 0.5,       # calibration-in-the-large (log-odds), judged on its 95% CI
+    "min_calibration_rows": 200,    # fewer holdout rows: slope/intercept reported, not judged
     "max_dp_diff": 0.10,
     "max_eo_diff": 0.10,
     "min_group": 30,
     "max_duplicate_share": 0.01,    # share of holdout rows that also occur (whole row) in the CV data
 }
 DEFAULT_FOLDS = 5
+CALIBRATE = ("sigmoid", "isotonic")  # --calibrate: scikit-learn's CalibratedClassifierCV around the model
 
 
 # ---- metrics ---------------------------------------------------------------------------------------
@@ -65,6 +71,8 @@ def score(metric: str, y_true, proba=None, pred=None, classes=None) -> float:
         return float(M.r2_score(y_true, pred))
     classes = list(classes)
     binary = len(classes) == 2
+    if pred is not None and y_true.dtype.kind in "biuf" and np.asarray(pred).dtype == object:
+        pred = np.asarray(pred).astype(y_true.dtype)  # one predicted class as objects reads as "unknown" to sklearn
     if metric == "accuracy":
         return float(M.accuracy_score(y_true, pred))
     if metric == "f1":
@@ -143,7 +151,7 @@ def bound_overrides(params: dict) -> dict:
         if k not in DEFAULT_BOUNDS:
             raise UsageError(f"unknown bound '{k}': use {', '.join(DEFAULT_BOUNDS)}")
         try:
-            out[k] = int(v) if k == "min_group" else float(v)
+            out[k] = int(v) if k in ("min_group", "min_calibration_rows") else float(v)
         except (TypeError, ValueError):
             raise UsageError(f"bound {k} must be a number, got {v!r}")
     return out
@@ -201,6 +209,11 @@ def resolve_options(df, params: dict, columns: list[str] | None = None) -> dict:
     sensitive = _as_list(params.get("sensitive"))
     for s in sensitive:
         if s not in cols:
+            encoded = [c for c in cols if str(c).startswith(f"{s}__")]
+            if encoded:
+                raise UsageError(f"--sensitive {s} was encoded by features into {', '.join(encoded[:4])}"
+                                 f"{' …' if len(encoded) > 4 else ''}: rerun `loom features` with --sensitive {s} "
+                                 "to carry the original column (kept for slicing, not a model input)")
             raise UsageError(f"unknown --sensitive column '{s}'{did_you_mean(s, cols)}: columns are {listing}")
         if s == target:
             raise UsageError("--sensitive cannot be the target column")
@@ -230,6 +243,22 @@ def resolve_options(df, params: dict, columns: list[str] | None = None) -> dict:
             raise UsageError(f"--threshold must be a number, got {threshold!r}")
     else:
         threshold = None
+    decision = params.get("decision_threshold")
+    if decision not in (None, ""):
+        try:
+            decision = float(decision)
+        except (TypeError, ValueError):
+            raise UsageError(f"--decision-threshold must be a probability between 0 and 1, got {decision!r}")
+        if not 0 < decision < 1:
+            raise UsageError(f"--decision-threshold must be a probability between 0 and 1 (exclusive), got {decision:g}")
+    else:
+        decision = None
+    calibrate = params.get("calibrate") or None
+    if calibrate and calibrate not in CALIBRATE:
+        raise UsageError(f"--calibrate must be one of {', '.join(CALIBRATE)}, got {calibrate!r}")
+    if calibrate and task != "classification":
+        raise UsageError(f"--calibrate wraps a classifier; '{target}' is a {task} target")
+    carried = [c for c in _as_list(params.get("carried")) if c in cols and c != target]
     bounds = dict(DEFAULT_BOUNDS)
     over = bound_overrides(params)
     for k, v in over.items():
@@ -274,7 +303,8 @@ def resolve_options(df, params: dict, columns: list[str] | None = None) -> dict:
             "group": group_col, "horizon": horizon, "horizon_text": str(params.get("horizon") or 0),
             "time_kind": kind, "sensitive": sensitive, "folds": folds, "seed": seed, "holdout": holdout,
             "embargo": embargo, "threshold": threshold, "bounds": bounds, "scheme": scheme,
-            "model": params.get("model") or None}
+            "model": params.get("model") or None, "decision_threshold": decision, "calibrate": calibrate,
+            "carried": carried}
 
 
 def prepare(params: dict) -> dict:
@@ -300,9 +330,23 @@ def prepare(params: dict) -> dict:
         "group": opts["group"] or "", "sensitive": json.dumps(opts["sensitive"]), "folds": opts["folds"],
         "model": opts["model"] or "", "seed": opts["seed"], "holdout": opts["holdout"],
         "embargo": opts["embargo"], "bounds": json.dumps(bound_overrides(params)),
+        "decision_threshold": "" if opts["decision_threshold"] is None else repr(opts["decision_threshold"]),
+        "calibrate": opts["calibrate"] or "",
     }
     inputs = [ds] + ([opts["model"]] if opts["model"] else [])
     return {"params": flow_params, "inputs": inputs}
+
+
+def rerun_command(dataset: str, opts: dict, **extra) -> str:
+    """The `loom validate` command that reruns this evaluation with ``extra`` options added."""
+    parts = ["loom validate", f"--dataset {dataset}", f"--target {opts['target']}"]
+    for flag, key in (("--metric", "metric"), ("--time", "time"), ("--group", "group"), ("--model", "model"),
+                      ("--threshold", "threshold"), ("--decision-threshold", "decision_threshold")):
+        if opts.get(key) not in (None, ""):
+            parts.append(f"{flag} {opts[key]:g}" if isinstance(opts[key], float) else f"{flag} {opts[key]}")
+    parts += [f"--sensitive {c}" for c in opts.get("sensitive") or []]
+    parts += [f"--{k.replace('_', '-')} {v}" for k, v in extra.items()]
+    return " ".join(parts)
 
 
 def option_columns(ds: str, params: dict):
@@ -385,6 +429,18 @@ def model_factory(model: str | None, target: str | None = None):
     return solution, name, model
 
 
+def calibrated(factory, method: str):
+    """``--calibrate``: the model wrapped in scikit-learn's CalibratedClassifierCV (3 internal folds, so
+    the calibration map is fitted on rows the wrapped model did not train on)."""
+
+    def make(task, X, seed, _f=factory):
+        from sklearn.calibration import CalibratedClassifierCV
+
+        return CalibratedClassifierCV(_f(task, X, seed), method=method, cv=3)
+
+    return make
+
+
 # ---- evaluation ------------------------------------------------------------------------------------
 
 class _Clock:
@@ -464,25 +520,33 @@ def _cloning(factory, task, X_cv, seed):
     return make
 
 
-def tolerance(metric: str, cv_mean: float, cv_std: float, bounds: dict) -> float:
+def tolerance(metric: str, cv_mean: float, bounds: dict) -> float:
+    """The practical floor of the holdout-vs-CV tolerance (the statistical part is in
+    ``uncertainty.holdout_vs_cv``): ``cv_tolerance`` or 0.05 for bounded scores, 10% of |CV mean| for errors."""
     base = bounds.get("cv_tolerance")
     if base is None:
         base = 0.05 if metric in BOUNDED_SCORE else 0.10 * abs(cv_mean)
-    return float(max(base, bounds.get("cv_std_multiple", 3.0) * (cv_std or 0.0)))
+    return float(base)
+
+
+def vals_of(cv: dict) -> list[float]:
+    return [r["value"] for r in cv["per_fold"] if r["value"] is not None]
 
 
 def data_checks(df, cv_pos, holdout_pos, target, task, *, time_col=None, group_col=None, seed=0,
-                max_duplicate_share=0.01) -> dict:
+                max_duplicate_share=0.01, carried=None) -> dict:
     """The checks that need only the data and the seal: single-column leakage on the CV rows, and holdout
-    rows duplicated in the CV data. Pure (runs inline or in the sidecar with the same result)."""
+    rows duplicated in the CV data. Pure (runs inline or in the sidecar with the same result). Carried
+    columns (not model inputs) are left out of both."""
     from loom_py.stats import leakage, splits
 
-    cv_frame = df.iloc[cv_pos]
+    carried = [c for c in carried or [] if c in df.columns]
+    cv_frame = df.iloc[cv_pos].drop(columns=carried)
     flags = leakage.find_leaks(cv_frame, target, task, time_col=time_col, seed=seed)
     skip = {c for c in (time_col, group_col) if c}
     flags = [f for f in flags if not (f["column"] in skip and f["reason"] == "identifier")]
     h_cv = splits.row_hashes(cv_frame)
-    h_h = splits.row_hashes(df.iloc[holdout_pos])
+    h_h = splits.row_hashes(df.iloc[holdout_pos].drop(columns=carried))
     dup_mask = np.isin(h_h, h_cv)
     dup_share = float(dup_mask.mean()) if len(h_h) else 0.0
     duplicates = {"holdout_rows_in_cv": int(dup_mask.sum()), "share": dup_share, "max_share": max_duplicate_share,
@@ -514,7 +578,8 @@ def _evaluate_models(df, opts, seal, cv_rows, *, factory, say, clock):
     from loom_py.stats import calibration, fairness, splits
 
     target, task, metric, seed, bounds = opts["target"], opts["task"], opts["metric"], opts["seed"], opts["bounds"]
-    X_all = df.drop(columns=[target])
+    # carried columns (a features object's original sensitive columns) are for slicing, never model inputs
+    X_all = df.drop(columns=[target] + [c for c in opts.get("carried") or [] if c in df.columns])
     y_all = df[target].to_numpy()
     classes = sorted(pd.unique(y_all).tolist(), key=lambda v: (str(type(v)), v)) if task == "classification" else None
 
@@ -569,6 +634,8 @@ def _evaluate_models(df, opts, seal, cv_rows, *, factory, say, clock):
     proba_h, pred_h = _fit_predict(clock, factory, task, X_cv, y_cv, X_h, seed, classes, keep=True)
     hold_value = _metric_of(metric, y_h, proba_h, pred_h, classes)
     holdout = {"metric": metric, "value": hold_value, "rows": int(len(seal.holdout))}
+    say("holdout uncertainty and the trivial baseline")
+    holdout.update(holdout_uncertainty(metric, y_h, proba_h, pred_h, classes, y_cv, seed, null=cv_mean))
 
     # ---- calibration ------------------------------------------------------------------------
     calib = None
@@ -582,14 +649,51 @@ def _evaluate_models(df, opts, seal, cv_rows, *, factory, say, clock):
         binary = task == "classification" and len(classes) == 2
         mfn = (lambda yt, inp: score(metric, yt, proba=inp if METRICS[metric][2] else None,
                                      pred=inp if not METRICS[metric][2] else None, classes=classes))
+        decision = None
+        if binary:
+            decision = fairness.decision_threshold(proba_h[:, 1], float(np.mean(y_cv == classes[1])),
+                                                   given=opts.get("decision_threshold"))
+            decided = np.where(proba_h[:, 1] >= decision["threshold"], classes[1], classes[0]).astype(object)
         for s in opts["sensitive"]:
             groups = fairness.group_labels(df[s].iloc[seal.holdout])
             fair[s] = fairness.slice_report(
-                y_h, pred_h, groups, positive=classes[1] if binary else None, metric_fn=mfn, metric_name=metric,
-                proba_pos=proba_h if METRICS[metric][2] else None,
+                y_h, decided if binary else pred_h, groups, positive=classes[1] if binary else None, metric_fn=mfn,
+                metric_name=metric, proba_pos=proba_h if METRICS[metric][2] else None,
+                score_pos=proba_h[:, 1] if binary else None,
                 min_group=int(bounds["min_group"]), seed=seed)
+            if decision is not None:
+                fair[s]["decision"] = decision
 
     return cv, holdout, calib, fair, proba_h, pred_h, classes
+
+
+def holdout_uncertainty(metric, y_h, proba_h, pred_h, classes, y_cv, seed, null=None) -> dict:
+    """The holdout score's standard error (DeLong / binomial / delta method / bootstrap) and the paired
+    comparison with the trivial baseline fitted on the CV rows (class frequencies or the mean)."""
+    import warnings
+
+    from loom_py.stats import uncertainty
+
+    def at(idx, proba, pred):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return score(metric, y_h[idx], proba=None if proba is None else proba[idx], pred=pred[idx], classes=classes)
+
+    se = uncertainty.metric_se(metric, y_h, proba=proba_h, pred=pred_h, classes=classes, seed=seed, null=null,
+                               score_fn=lambda idx: at(idx, proba_h, pred_h))
+    b_proba, b_pred = uncertainty.baseline_scores(metric, y_cv, y_h, classes)
+    strata = y_h if classes is not None else None
+    analytic = uncertainty.paired_improvement_se(metric, y_h, proba=proba_h, pred=pred_h, b_proba=b_proba,
+                                                 b_pred=b_pred, classes=classes, model_se=se["se"])
+    try:
+        vs = uncertainty.versus_baseline(lambda idx: (at(idx, proba_h, pred_h), at(idx, b_proba, b_pred)), len(y_h),
+                                         METRICS[metric][1], strata=strata, seed=seed, analytic=analytic)
+    except ValueError:
+        vs = None
+    what = "class frequencies of the CV rows, label the majority class" if classes is not None else "mean of the CV rows"
+    if vs is not None:
+        vs["what"] = what
+    return {"se": se["se"], "se_method": se["method"], "baseline": vs}
 
 
 def sealed(df, opts: dict, content_hash: str) -> dict:
@@ -614,7 +718,7 @@ def sealed(df, opts: dict, content_hash: str) -> dict:
 def _checks_of(s: dict, opts: dict) -> dict:
     return data_checks(s["df"], s["cv_rows"][0], s["seal"].holdout, opts["target"], opts["task"],
                        time_col=opts["time"], group_col=opts["group"], seed=opts["seed"],
-                       max_duplicate_share=opts["bounds"]["max_duplicate_share"])
+                       max_duplicate_share=opts["bounds"]["max_duplicate_share"], carried=opts.get("carried"))
 
 
 def staged(dataset: str, params: dict):
@@ -625,7 +729,7 @@ def staged(dataset: str, params: dict):
 
     df, info = load_frame(dataset)
     df, notes = prepared_frame(df, params)
-    opts = resolve_options(df, params)
+    opts = resolve_options(df, {**params, "carried": info.get("carried_columns") or []})
     s = sealed(df, opts, info["content_hash"])
     s["notes"] = notes + s["notes"]
     yield {"info": info, "opts": opts, **s}
@@ -660,7 +764,7 @@ def evaluate(df, opts: dict, *, content_hash: str, factory=None, model_name: str
     ``staged_data`` = (the first item of ``staged``, the sidecar that delivers its data checks) when the
     flow has already loaded and sealed the data on the spare core; otherwise the seal is carved here and
     the data checks start on the spare core now."""
-    from loom_py.stats import leakage
+    from loom_py.stats import calibration, leakage, uncertainty
     from loom_py.runtime.sidecar import Sidecar
 
     t_start = time.perf_counter()
@@ -695,11 +799,14 @@ def evaluate(df, opts: dict, *, content_hash: str, factory=None, model_name: str
     leak_wait = time.perf_counter() - t_leak
     flags, duplicates = checks_out["flags"], checks_out["duplicates"]
     dup_share = duplicates["share"]
-    tol = tolerance(metric, cv_mean, cv_std, bounds)
+    floor = tolerance(metric, cv_mean, bounds)
     gap = (hold_value - cv_mean) if METRICS[metric][1] else (cv_mean - hold_value)  # > 0: holdout better
+    judged = uncertainty.holdout_vs_cv(gap, holdout.get("se", float("nan")), cv_std, len(vals_of(cv)),
+                                       floor=floor, z=float(bounds["z_leak"]))
+    tol = judged["tolerance"]
     agreement = {"cv_mean": cv_mean, "holdout": hold_value, "gap_in_holdout_favour": gap, "tolerance": tol,
-                 "within": bool(abs(gap) <= tol) if gap == gap else False}
-    above = bool(gap == gap and gap > tol)
+                 "within": bool(abs(gap) <= tol) if gap == gap else False, **judged}
+    above = judged["improbable"]
     leak = {"flags": flags, "duplicates": duplicates, "holdout_above_cv": above,
             "found": bool(flags or duplicates["flagged"] or above), "rows_used": checks_out["rows_used"],
             "sampled": checks_out["sampled"]}
@@ -707,8 +814,9 @@ def evaluate(df, opts: dict, *, content_hash: str, factory=None, model_name: str
     # ---- verdict ----------------------------------------------------------------------------
     checks, reasons = [], []
 
-    def check(name, passed, detail):
-        checks.append({"check": name, "passed": bool(passed), "detail": detail})
+    def check(name, passed, detail, status=None):
+        checks.append({"check": name, "passed": bool(passed), "detail": detail,
+                       "status": status or ("passed" if passed else "failed")})
         if not passed:
             reasons.append(detail)
 
@@ -718,30 +826,56 @@ def evaluate(df, opts: dict, *, content_hash: str, factory=None, model_name: str
         rel = ">=" if METRICS[metric][1] else "<="
         check("threshold", ok, f"holdout {metric} {fmt(hold_value)} {'meets' if ok else 'misses'} the bar "
                                f"({rel} {opts['threshold']:g})")
+    base = holdout.get("baseline")
+    if base is not None:
+        need = float(bounds["z_baseline"]) * (base["se"] if base["se"] == base["se"] else 0.0)
+        ok = bool(base["improvement"] == base["improvement"] and base["improvement"] > need and base["improvement"] > 0)
+        base.update({"required": need, "beats": ok, "z": float(bounds["z_baseline"])})
+        check("baseline", ok, f"holdout {metric} {fmt(hold_value)} {'beats' if ok else 'does not beat'} the trivial "
+                              f"baseline ({base['what']}: {fmt(base['baseline'])}) by more than its uncertainty "
+                              f"(improvement {fmt(base['improvement'])}, needed > {fmt(need)} = "
+                              f"{bounds['z_baseline']:g} × SE {fmt(base['se'])})")
     for f in flags:
         ev = f.get("evidence", {})
         what = ", ".join(f"{k}={v}" for k, v in ev.items() if k in ("metric", "score", "unique_share", "pearson",
                                                                     "spearman", "correlation_ratio", "cramers_v",
-                                                                    "missingness_score", "share_after"))
+                                                                    "missingness_score", "share_after",
+                                                                    "rest_score", "conditional_entropy"))
         check(f"leakage:{f['column']}", False, f"leakage: column '{f['column']}' is {f['reason']}"
                                                 + (f" ({what})" if what else ""))
     check("leakage:duplicates", not duplicates["flagged"],
           f"leakage: {duplicates['holdout_rows_in_cv']} holdout rows ({dup_share:.1%}) also occur in the CV data "
           f"(bound {bounds['max_duplicate_share']:.1%})")
+    unc = (f"holdout SE {fmt(judged['holdout_se'])} ({holdout.get('se_method')}), CV-mean SE {fmt(judged['cv_mean_se'])}; "
+           f"tolerance max({fmt(floor)}, {judged['z']:g} × {fmt(judged['combined_se'])}) = {fmt(tol)}")
     if above:
         check("leakage:holdout_above_cv", False,
               f"leakage: holdout {metric} {fmt(hold_value)} is implausibly better than CV {fmt(cv_mean)} "
-              f"(by {fmt(gap)} > tolerance {fmt(tol)})")
+              f"(by {fmt(gap)} > tolerance {fmt(tol)}; {unc})")
     else:
         check("cv_holdout_agreement", agreement["within"],
               f"holdout {metric} {fmt(hold_value)} and CV {fmt(cv_mean)} ± {fmt(cv_std)} "
-              f"{'agree' if agreement['within'] else 'disagree'} (gap {fmt(abs(gap) if gap == gap else None)}, tolerance {fmt(tol)})")
+              f"{'agree' if agreement['within'] else 'disagree'} (gap {fmt(abs(gap) if gap == gap else None)}, "
+              f"tolerance {fmt(tol)}; {unc})")
     if calib is not None:
-        check("calibration", calib["ece"] <= bounds["max_ece"],
-              f"calibration: ECE {fmt(calib['ece'])} {'<=' if calib['ece'] <= bounds['max_ece'] else '>'} {bounds['max_ece']:g}")
+        cj = calibration.judge(calib, max_ece=bounds["max_ece"], min_slope=bounds["min_slope"],
+                               max_slope=bounds["max_slope"], max_abs_intercept=bounds["max_abs_intercept"],
+                               min_rows=int(bounds["min_calibration_rows"]))
+        calib["judged"] = cj
+        notes += cj["notes"]
+        check("calibration", cj["passed"],
+              ("calibration: " + "; ".join(cj["failed"])) if cj["failed"] else
+              f"calibration: ECE {fmt(calib['ece'])} <= {bounds['max_ece']:g}, slope {fmt(calib['slope'])}, "
+              f"intercept {fmt(calib['intercept'])} within bounds")
     if fair:
         for s, fr in fair.items():
             boot = fr.get("bootstrap") or {}
+            dec = fr.get("decision") or {}
+            at = f" at decision threshold {fmt(dec.get('threshold'))}" if dec else ""
+            if fr.get("assessable") is False:
+                check(f"fairness:{s}", False, f"fairness on {s}: not assessable{at}: "
+                                              + "; ".join(fr["not_assessable_because"]), status="not assessable")
+                continue
             for key, label, bound in (("demographic_parity_difference", "demographic-parity difference", "max_dp_diff"),
                                       ("equalized_odds_difference", "equalized-odds difference", "max_eo_diff")):
                 v = fr.get(key)
@@ -751,15 +885,17 @@ def evaluate(df, opts: dict, *, content_hash: str, factory=None, model_name: str
                 ok = lower <= bounds[bound]
                 check(f"fairness:{s}:{bound}", ok,
                       f"fairness on {s}: {label} {fmt(v)} (95% lower bound {fmt(lower)}) "
-                      f"{'within' if ok else 'above'} {bounds[bound]:g}")
+                      f"{'within' if ok else 'above'} {bounds[bound]:g}{at}")
             if fr["too_small"]:
                 notes.append(f"{s}: groups too small to judge: "
                              + ", ".join(f"{g['group']} ({g['reason']})" for g in fr["too_small"]))
     verdict = "PASS" if not reasons else "FAIL"
     thresholds = {"threshold": opts["threshold"], "metric_direction": "higher" if METRICS[metric][1] else "lower",
                   "fairness_rule": "a parity gap fails when its one-sided 95% bootstrap lower bound exceeds the bound",
-                  "cv_tolerance": tol, "cv_tolerance_rule": "max(cv_tolerance or default, cv_std_multiple × CV std); "
-                  "default 0.05 for bounded scores, 10% of |CV mean| for errors",
+                  "cv_tolerance": tol, "cv_tolerance_rule": "max(cv_tolerance or default, z_leak × sqrt(holdout SE² + "
+                  "(CV std / sqrt(folds))²)); default floor 0.05 for bounded scores, 10% of |CV mean| for errors",
+                  "baseline_rule": "the holdout must beat the trivial baseline (training class frequencies / mean) by more "
+                  "than z_baseline × its paired-bootstrap SE",
                   **{k: v for k, v in bounds.items() if k != "cv_tolerance"},
                   "leakage_single_feature_auc": leakage.THRESHOLD_AUC, "leakage_single_feature_r2": leakage.THRESHOLD_R2}
     if task != "classification":

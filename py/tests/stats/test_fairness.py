@@ -12,7 +12,7 @@ def test_gaps_hand_computed():
     y = np.array([1, 1, 0, 0, 1, 1, 0, 0])
     pred = np.array([1, 1, 1, 0, 1, 0, 0, 0])
     g = np.array(["a"] * 4 + ["b"] * 4)
-    r = F.slice_report(y, pred, g, positive=1, min_group=1, n_boot=0)
+    r = F.slice_report(y, pred, g, positive=1, min_group=1, n_boot=0, min_class=1)
     a, b = r["groups"]
     assert (a["selection_rate"], a["tpr"], a["fpr"]) == (0.75, 1.0, 0.5)
     assert (b["selection_rate"], b["tpr"], b["fpr"]) == (0.25, 0.5, 0.0)
@@ -50,3 +50,12 @@ def test_regression_slices_report_metric_only():
     r = F.slice_report(y, pred, g, metric_fn=lambda t, p: float(np.abs(t - p).mean()), metric_name="mae", min_group=1)
     assert [x["mae"] for x in r["groups"]] == [0.25, 0.5]
     assert r["metric_gap"] == pytest.approx(0.25) and r["demographic_parity_difference"] is None
+
+
+def test_groups_with_few_positives_are_too_small_for_rates():
+    y = np.array(([1] * 5 + [0] * 95) + ([1] * 30 + [0] * 70))
+    pred = y.copy()
+    g = np.array(["few"] * 100 + ["many"] * 100)
+    r = F.slice_report(y, pred, g, positive=1, n_boot=0)
+    assert r["too_small"] == [{"group": "few", "rows": 100, "reason": "5 positives < 10"}]
+    assert r["assessable"] is False  # one group left to judge: no gap to compute

@@ -138,3 +138,48 @@ def test_oof_score_one_pass_equals_the_rowwise_estimator(task, k, seed):
         y = codes * 0.5 + rng.normal(0, 1, n)
     got = L.oof_score(codes, n_codes, y, task, k, seed=seed)
     assert got == pytest.approx(_oof_rowwise(codes, n_codes, y, task, k, seed=seed), abs=1e-12)
+
+
+# ---- the blind band: near-copies with a few percent noise (issue 17) -----------------------------------
+
+def near_copy(n, seed, task, kind, f):
+    df = clean(n, seed, task)
+    rng = np.random.default_rng(900 + seed)
+    y = df["target"].to_numpy()
+    flip = rng.random(n) < f
+    if task == "regression":
+        df["copy"] = np.where(flip, rng.permutation(y), y + rng.normal(0, 0.01 * y.std(), n))
+    else:
+        noisy = np.where(flip, 1 - y, y)
+        df["copy"] = np.where(noisy == 1, "closed", "open") if kind == "categorical" else noisy + rng.normal(0, 0.1, n)
+    return df
+
+
+@pytest.mark.parametrize("task,kind,n,f,seed", [
+    ("classification", "categorical", 1000, 0.02, 0), ("classification", "categorical", 3000, 0.05, 1),
+    ("classification", "numeric", 1000, 0.03, 2), ("classification", "numeric", 3000, 0.05, 3),
+    ("regression", "numeric", 1000, 0.02, 4), ("regression", "numeric", 3000, 0.05, 5),
+])
+def test_near_copy_in_the_blind_band_is_flagged(task, kind, n, f, seed):
+    df = near_copy(n, seed, task, kind, f)
+    scores = L.single_feature_scores(df, "target")
+    assert scores["copy"] < (L.THRESHOLD_AUC if task == "classification" else L.THRESHOLD_R2)  # under the old bar
+    flags = {x["column"]: x for x in L.find_leaks(df, "target")}
+    assert set(flags) == {"copy"}, flags
+    assert flags["copy"]["reason"] in ("near_deterministic", "dominant_predictor", "target_copy")
+    assert flags["copy"]["reason"] != "single_feature_predictor"
+
+
+def test_near_deterministic_low_cardinality_status():
+    df = near_copy(2000, 7, "classification", "categorical", 0.02)
+    f = L.near_deterministic(df, "target")
+    assert [x["column"] for x in f] == ["copy"] and f[0]["evidence"]["conditional_entropy"] <= L.NEAR_DET_ENTROPY
+    assert L.near_deterministic(clean(2000, 7), "target") == []  # region, plan: genuine, far from determining
+
+
+def test_genuine_strong_features_are_not_dominant():
+    """breast_cancer: many single features reach AUC 0.9-0.97, but the rest of the table does as well."""
+    from sklearn import datasets
+
+    df = datasets.load_breast_cancer(as_frame=True).frame
+    assert L.dominant_predictors(df, "target") == []

@@ -79,3 +79,37 @@ def test_nothing_left_is_usage_error():
     df = pd.DataFrame({"id": np.arange(50), "k": 1, "target": [0, 1] * 25})
     with pytest.raises(UsageError, match="no feature columns left"):
         features.build(df, "target", "minimal")
+
+
+def test_sensitive_columns_are_carried_for_slicing_and_validate_slices_by_them():
+    """The product page's chain: features one-hot encodes region; with --sensitive region the original
+    column travels along (named in carried_columns), and validate slices by it without using it as input."""
+    import numpy as np
+
+    from loom_py.verbs import validate
+
+    r = np.random.default_rng(0)
+    n = 1200
+    df = pd.DataFrame({"tenure": r.integers(1, 72, n), "region": r.choice(["north", "south", "east"], n),
+                       "plan": r.choice(["a", "b"], n)})
+    df["y"] = (r.random(n) < 1 / (1 + np.exp(0.05 * (df.tenure - 30)))).astype(int)
+    out, manifest, report = features.build(df, "y", carry=["region"])
+    assert report["carried_columns"] == ["region"] and "region__north" in out.columns
+    assert (out["region"] == df["region"]).all()
+    assert {"column": "region", "inputs": ["region"], "transform": "carried unchanged for slicing (not a model input)"} in manifest
+    opts = validate.resolve_options(out, {"target": "y", "sensitive": ["region"], "carried": report["carried_columns"]})
+    s = validate.evaluate(out, opts, content_hash="sha256:t")["summary"]
+    assert set(g["group"] for g in s["fairness"]["region"]["groups"]) == {"north", "south", "east"}
+    # without carrying, validate says how to get it
+    out2, _, _ = features.build(df, "y")
+    with pytest.raises(UsageError) as e:
+        validate.resolve_options(out2, {"target": "y", "sensitive": ["region"]})
+    assert "--sensitive region" in e.value.message
+
+
+def test_carrying_an_unknown_or_target_column_is_refused():
+    df = pd.DataFrame({"a": range(50), "b": ["x", "y"] * 25, "y": [0, 1] * 25})
+    with pytest.raises(UsageError):
+        features.build(df, "y", carry=["nope"])
+    with pytest.raises(UsageError):
+        features.build(df, "y", carry=["y"])

@@ -72,3 +72,42 @@ def test_html_renders_tables_lists_and_escapes():
     assert "<h1>T &lt;x&gt;</h1>" in html
     assert "<li>a <code>code</code></li>" in html and "<li class='sub'>sub</li>" in html
     assert "<td>x|y</td>" in html and "<strong>bold</strong>" in html
+
+
+def test_caveats_of_a_pass_reach_the_verdict_line_the_caveats_and_the_html():
+    """A PASS with a caveat in its messages (the search saw the sealed rows) must not read as a plain PASS."""
+    nodes = fake_nodes()
+    val = nodes["ValidateFlow/5"]
+    caveat = "OptimizeFlow/4 chose its solution by scoring on its own split of FeaturesFlow/3: the holdout is optimistic"
+    val.update(status="OK", verdict="PASS", messages=[caveat])
+    val["summary"].update(verdict="PASS", reasons=[])
+    nodes["FeaturesFlow/3"]["messages"] = ["no --from eda run: leakage checks were run here"]
+    card = report.build_card(nodes, "ValidateFlow/5")
+    md = card["markdown"]
+    assert "**VERDICT: PASS, with 1 caveat** from `ValidateFlow/5`" in md
+    assert f"- caveat: {caveat}" in md
+    by = {c["pathspec"]: c for c in card["caveats"]}
+    assert caveat in by["ValidateFlow/5"]["items"] and by["ValidateFlow/5"]["status"] == "PASS"
+    assert "no --from eda run: leakage checks were run here" in by["FeaturesFlow/3"]["items"]
+    assert card["metrics"]["caveats"] == [caveat]
+    page = report.to_html(md)
+    assert "VERDICT: PASS, with 1 caveat" in page and "the holdout is optimistic" in page
+
+
+def test_card_shows_the_fairness_decision_the_baseline_and_failed_calibration_bounds():
+    nodes = fake_nodes()
+    vs = nodes["ValidateFlow/5"]["summary"]
+    vs["holdout"]["baseline"] = {"what": "class frequencies of the CV rows", "baseline": 0.5, "improvement": 0.2,
+                                 "required": 0.06, "beats": True}
+    vs["calibration"]["judged"] = {"failed": ["slope 3.1 (95% CI 2.5–3.7) above 1.25: probabilities too timid"]}
+    vs["fairness"] = {"region": {"groups": [{"group": "north", "rows": 40, "roc_auc": 0.6, "auc": 0.6, "judged": True}],
+                                 "too_small": [], "decision": {"threshold": 0.21, "how": "base-rate matching"},
+                                 "auc_gap": 0.27, "assessable": False,
+                                 "not_assessable_because": ["group south has no positives"],
+                                 "demographic_parity_difference": None, "demographic_parity_ratio": None,
+                                 "equalized_odds_difference": None}}
+    md = report.build_card(nodes, "ValidateFlow/5")["markdown"]
+    assert "Decisions at threshold 0.21 (base-rate matching); per-group ROC-AUC gap 0.27" in md
+    assert "**Not assessable**: group south has no positives" in md
+    assert "failed: slope 3.1" in md and "trivial baseline (class frequencies of the CV rows): 0.5" in md
+    assert "| group | rows | roc_auc | auc |" in md

@@ -116,6 +116,12 @@ def execute(flow, current) -> None:
                               time_col=getattr(flow, "time", "") or None, group_col=getattr(flow, "group", "") or None,
                               holdout=getattr(flow, "holdout", None))
     events.progress(f"seal {cfg['seal']['id']}: {cfg['seal']['rows_excluded']} rows validate will hold out are left out of the search")
+    from loom_py.verbs.optimize import leakdrop
+
+    # eda's leakage checks on what the search will see (after the seal is left out)
+    cfg["keep_leaky"] = bool(getattr(flow, "keep_leaky", False))
+    df, leak_rec = leakdrop.screen(df, cfg["target"], keep_leaky=cfg["keep_leaky"],
+                                   carried=info.get("carried_columns"), seed=cfg["seed"])
     workdir = tempfile.mkdtemp(prefix="loom-opt-", dir=os.environ.get("LOOM_TMP") or None)
     try:
         rec = search.run_search(df, cfg, workdir=workdir, emit=lambda kind, **kw: events.emit(kind, **kw), prior=prior)
@@ -177,9 +183,10 @@ def execute(flow, current) -> None:
         "seal": cfg["seal"],
         "overhead_seconds_per_node": round(sum(overhead) / len(overhead), 3) if overhead else None,
         "data_notes": data_notes,
+        "leakage": leak_rec,
     }
     status = "OK" if best else "NO_SOLUTION"
-    msgs = data_notes + list(spec["split"].get("notes", []))
+    msgs = data_notes + leakdrop.messages(leak_rec) + list(spec["split"].get("notes", []))
     finished = lambda js: sum(1 for n in js if n.get("status") != "interrupted")  # noqa: E731
     left = max(1, int(cfg["steps"]) - (finished(journal) - finished(prior)))
     resume = f"loom run --resume {me} --steps {left} --model-provider {cfg['provider']}"
