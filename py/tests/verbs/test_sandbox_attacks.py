@@ -181,7 +181,7 @@ def chdir_then_write():
         f.write("0,1,0,0,1")
 attempt("relative-after-chdir", chdir_then_write)
 def chdir_up_write():
-    os.chdir("/work")
+    os.chdir("/loom/work")
     for _ in range(6):
         os.chdir("..")
     open("attack-@MARK@", "w").write("x")
@@ -197,12 +197,12 @@ attempt("sqlite", lambda: sqlite3.connect("@LOOM@/attack.db").execute("create ta
 attempt("absolute", lambda: open("@LOOM@/IngestDataset/1/data/blob", "a").write("poison"))
 attempt("staged-data", lambda: open("@DATA@/train.parquet", "ab").write(b"poison"))
 def hardlink():
-    os.link("/work/train.parquet", "/work/t2")
-    os.chmod("/work/t2", 0o644)
-    open("/work/t2", "ab").write(b"poison")  # its own copy: the staged file and the next candidate's are untouched
+    os.link("/loom/work/train.parquet", "/loom/work/t2")
+    os.chmod("/loom/work/t2", 0o644)
+    open("/loom/work/t2", "ab").write(b"poison")  # its own copy: the staged file and the next candidate's are untouched
     return "own copy changed"
 attempt("hardlink", hardlink)
-attempt("link-out", lambda: os.link("/work/train.parquet", "@DATA@/x"))
+attempt("link-out", lambda: os.link("/loom/work/train.parquet", "@DATA@/x"))
 attempt("home", lambda: open(os.path.expanduser("~/attack-@MARK@"), "w").write("x"))
 attempt("root-home", lambda: open("/root/attack-@MARK@", "w").write("x"))
 attempt("host-tmp", lambda: open("/tmp/attack-@MARK@", "w").write("x"))
@@ -231,7 +231,7 @@ def test_datastore_seal_and_secrets_are_not_in_view(world, hook):
     payload = '''
 def scan():
     seen = []
-    for top in ("/", "/work/..", "/tmp", "/root", "/home", "/var", "/run"):
+    for top in ("/", "/loom/work/..", "/tmp", "/root", "/home", "/var", "/run"):
         try:
             seen.append((top, sorted(os.listdir(top))[:50]))
         except OSError as e:
@@ -251,7 +251,7 @@ def walk():
                 hits.append(os.path.join(d, f))
     return hits
 attempt("walk", walk)
-attempt("own-dir", lambda: sorted(os.listdir("/work")))
+attempt("own-dir", lambda: sorted(os.listdir("/loom/work")))
 attempt("env", lambda: {k: v for k, v in os.environ.items()})
 '''
     got, _ = run_attack(world, "read", payload, hook=hook)

@@ -6,7 +6,7 @@ Layers (docs/architecture.md, "The sandbox"):
    UTS and cgroup namespaces, ``--die-with-parent``, ``--new-session``. The candidate's root is built from
    nothing: the system directories (``/usr``, ``/etc``, the ``/bin``-style links) and Python's own prefixes
    read-only, a fresh ``/proc`` and minimal ``/dev``, a private ``/tmp`` and a private size-limited
-   ``/dev/shm``, and its own directory at ``/work`` — the only writable place. The workspace, the datastore,
+   ``/dev/shm``, and its own directory at ``/loom/work`` — the only writable place. The workspace, the datastore,
    ``LOOM_HOME``'s runtime, the home directory, the host's ``/tmp`` (the warm image's socket) and every other
    socket are not in its view at all; no network interface but loopback exists.
 2. **the candidate directory** lives in a private 0700 directory under the host's temp directory, never under
@@ -95,7 +95,7 @@ def _root_args() -> list[str]:
             args += ["--ro-bind", p, p]
     args += ["--ro-bind", BOOT, f"{BOX_BOOT}/sandbox_boot.py", "--ro-bind", ZYGOTE, f"{BOX_BOOT}/sandbox_zygote.py"]
     args += ["--proc", "/proc", "--dev", "/dev", "--size", str(16 << 20), "--tmpfs", "/tmp",
-             "--size", str(SHM_MB << 20), "--tmpfs", "/dev/shm", "--dir", "/work", "--chdir", "/work"]
+             "--size", str(SHM_MB << 20), "--tmpfs", "/dev/shm", "--dir", "/loom/work", "--chdir", "/loom/work"]
     return args
 
 
@@ -300,10 +300,10 @@ class Zygote:
         self.root = new_root()
         self.confined = os_sandbox() is not None
         self.cgroup = _cgroup(mem_cap_mb << 20) if mem_cap_mb and self.confined else None
-        env = dict(BASE_ENV, HOME="/work" if self.confined else self.root,
+        env = dict(BASE_ENV, HOME="/loom/work" if self.confined else self.root,
                    MPLCONFIGDIR="/tmp" if self.confined else os.path.join(self.root, ".probe"))
         if self.confined:
-            cmd = bwrap_command([(self.root, "/sandbox")], caps=True) + [sys.executable, "-I", "-B",
+            cmd = bwrap_command([(self.root, "/loom/sandbox")], caps=True) + [sys.executable, "-I", "-B",
                                                                        f"{BOX_BOOT}/sandbox_zygote.py", "--confine"]
         else:
             cmd = [*_unshare_prefix(), sys.executable, "-I", "-B", ZYGOTE]
@@ -418,7 +418,7 @@ class Running:
         with open(os.path.join(cand, "solution.py"), "w") as f:
             f.write(code)
         os.makedirs(os.path.join(cand, "tmp"), exist_ok=True)
-        here = "/work" if self.boxed else cand
+        here = "/loom/work" if self.boxed else cand
         env = {**BASE_ENV, "HOME": here, "TMPDIR": os.path.join(here, "tmp"), "MPLCONFIGDIR": os.path.join(here, "tmp"),
                "LOOM_SANDBOX_MEM_MB": str(mem_mb), "LOOM_SANDBOX_CPU_S": str(int(timeout * 2 + 5))}
         if not audit_hook:
@@ -437,7 +437,7 @@ class Running:
         self._out = open(self.out_path, "wb")
         if self.boxed:
             self.cgroup = _cgroup((mem_mb + 512) << 20)
-            cmd = bwrap_command([(cand, "/work")]) + [sys.executable, "-I", "-B", f"{BOX_BOOT}/sandbox_boot.py"]
+            cmd = bwrap_command([(cand, "/loom/work")]) + [sys.executable, "-I", "-B", f"{BOX_BOOT}/sandbox_boot.py"]
         else:
             cmd = [*_unshare_prefix(), sys.executable, "-I", "-B", BOOT]
         self.proc = subprocess.Popen(cmd, cwd=cand, env=env, stdin=subprocess.DEVNULL, stdout=self._out,

@@ -1,5 +1,5 @@
 """Runs INSIDE a candidate's sandbox process (``python -I -B sandbox_boot.py`` with cwd = the candidate's
-directory; under bubblewrap that directory is ``/work`` and nothing of the host but the system and Python's
+directory; under bubblewrap that directory is ``/loom/work`` and nothing of the host but the system and Python's
 files is visible, see sandbox.py). Self-contained on purpose: it must not import loom_py.
 
 1. limits: RLIMIT_AS (memory: it counts shared mappings too, so a shared mmap cannot outgrow the limit),

@@ -1,13 +1,13 @@
 """A pre-forked sandbox launcher (self-contained; must not import loom_py).
 
 Started once per search, inside bubblewrap (sandbox.py: new user, mount, PID, network, IPC, UTS and cgroup
-namespaces; the system and Python read-only; the search's private candidate root bound at ``/sandbox``; the
+namespaces; the system and Python read-only; the search's private candidate root bound at ``/loom/sandbox``; the
 capabilities of the new user namespace kept so that it can confine each child) — or, where there is no
 bubblewrap, as ``[unshare -rn] python -I -B sandbox_zygote.py``. It imports numpy / pandas / scikit-learn /
 lightgbm once, then reads one JSON command per line on stdin and forks a child per candidate:
 
 * ``{"dir", "env", "confine", "shm_mb"}``: start a candidate. Confined (under bubblewrap), the child enters
-  a new mount, PID and IPC namespace, binds its own directory at ``/work``, covers ``/sandbox`` (the other
+  a new mount, PID and IPC namespace, binds its own directory at ``/loom/work``, covers ``/loom/sandbox`` (the other
   candidates' directories) with an empty read-only tmpfs, mounts a private size-limited ``/dev/shm`` and
   ``/tmp``, and forks the candidate as PID 1 of the new PID namespace: a fresh ``/proc`` (no ancestor is
   visible), every capability dropped, ``no_new_privs``, and the kernel kills everything the candidate
@@ -75,8 +75,8 @@ def confine(name: str, shm_mb: int) -> int:
     its namespace, no capabilities left), or the candidate's pid in the waiting parent."""
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "unshare")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    _mount(os.path.join("/sandbox", name), "/work", None, MS_BIND | MS_REC)
-    _mount("tmpfs", "/sandbox", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=4k,mode=0555")
+    _mount(os.path.join("/loom/sandbox", name), "/loom/work", None, MS_BIND | MS_REC)
+    _mount("tmpfs", "/loom/sandbox", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=4k,mode=0555")
     _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={max(1, int(shm_mb))}m,mode=1777")
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")
     pid = os.fork()
@@ -107,7 +107,7 @@ def child(cmd):
             _, status = os.waitpid(inner, 0)
             os._exit(_exit_code(status))
         os.setsid()
-        work = "/work"
+        work = "/loom/work"
     fd = os.open(os.path.join(work, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -144,7 +144,7 @@ def probe() -> bool:
                 _, status = os.waitpid(inner, 0)
                 code = _exit_code(status)
             else:
-                code = 0 if not os.listdir("/sandbox") and os.getpid() == 1 else 1
+                code = 0 if not os.listdir("/loom/sandbox") and os.getpid() == 1 else 1
         except BaseException:  # noqa: BLE001
             code = 1
         finally:
