@@ -18,6 +18,7 @@ import numpy as np
 from loom_py.verbs.optimize import metric_spec, scoring
 
 ROUNDS = 25
+MIN_GAIN = 1e-6  # relative: a smaller gain over the best single node is not worth the ensemble's fit
 POOL = 20  # at most this many of the best nodes are candidates (and keep their out-of-sample predictions)
 
 
@@ -115,7 +116,9 @@ def build(journal: list[dict], spec: dict, task: str, y, rounds: int = ROUNDS, g
         return None
     preds = [p for _, p in cands]
     sel = select(preds, y, spec, task, classes, rounds, groups)
-    if len(sel["weights"]) < 2 or not metric_spec.is_better(spec, sel["score"], sel["single"]):
+    gain = abs(sel["score"] - sel["single"])
+    if (len(sel["weights"]) < 2 or not metric_spec.is_better(spec, sel["score"], sel["single"])
+            or gain <= MIN_GAIN * max(abs(sel["single"]), 1e-12)):  # float noise of mixing near-identical nodes
         return None
     members = [cands[j][0] for j in sel["weights"]]
     weights = [round(w, 6) for w in sel["weights"].values()]

@@ -55,9 +55,9 @@ SAFE["lgbm_log"] = dict(SAFE["lgbm"])
 DEFAULTS["lgbm_log"] = dict(DEFAULTS["lgbm"])
 NAMES = {"linear": "LogisticRegression", "linear_reg": "Ridge", "rf": "RandomForest", "et": "ExtraTrees",
          "hgb": "HistGradientBoosting", "lgbm": "LightGBM", "lgbm_log": "LightGBM(log target)"}
-# draft order: the simple baseline first (AIDE's habit), then the stronger families, cheapest-strong first so a
-# short --time-limit still reaches gradient boosting
-DRAFT_ORDER = ["linear", "lgbm", "lgbm_log", "hgb", "et", "rf"]
+# draft order: LightGBM first (strong and cheap: a short --time-limit has a good node within seconds), then the
+# self-tuning linear baseline, then the other families
+DRAFT_ORDER = ["lgbm", "linear", "lgbm_log", "hgb", "et", "rf"]
 # families whose code also carries these settings, kept by `improve` (TPE tunes only the SPACES entries)
 CARRIED = ("early_stopping",)
 
@@ -126,7 +126,7 @@ BODIES = {
     ("linear_reg", "regression"): ("from sklearn.linear_model import Ridge", "Ridge(alpha={alpha!r})", "onehot"),
     # the linear drafts choose their regularization by an inner cross-validation on the training rows only
     ("linear_cv", "classification"): ("from sklearn.linear_model import LogisticRegressionCV",
-                                      "LogisticRegressionCV(Cs=np.logspace(-3, 3, 13), cv=5, scoring={scoring!r}, max_iter=2000)",
+                                      "LogisticRegressionCV(Cs=np.logspace(-3, 3, 13), cv={cv!r}, scoring={scoring!r}, max_iter=2000)",
                                       "onehot"),
     ("linear_reg_cv", "regression"): ("from sklearn.linear_model import RidgeCV", "RidgeCV(alphas=np.logspace(-3, 3, 13))",
                                       "onehot"),
@@ -224,7 +224,7 @@ def starting_params(fam: str, prof: dict | None) -> dict:
 def render(family: str, task: str, params: dict, *, plan: str, drop: list[str], seed: int) -> str:
     body = family
     if family in ("linear", "linear_reg") and params.get("auto"):  # the draft: regularization by inner CV
-        body, params = family + "_cv", {"scoring": params.get("scoring")}
+        body, params = family + "_cv", {"scoring": params.get("scoring"), "cv": params.get("cv") or 5}
     imp, ctor, prep = BODIES[(body, task)]
     p = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in params.items()}
     if family == "hgb":
@@ -289,7 +289,8 @@ class OfflineProposer:
         fams = families(self.task, self.profile)
         drafted = [n.get("family") for n in journal if n["operator"] == "draft"]
         remaining = [f for f in fams if f not in drafted] or fams
-        fam = remaining[0]
+        ahead = max(0, index - 1 - len(journal))  # drafts proposed earlier in this round (parallel > 1), not yet run
+        fam = remaining[ahead % len(remaining)]
         params = starting_params(fam, self.profile)
         how = "settings chosen for its rows" if self.profile else "its standard settings"
         plan = f"Draft: {NAMES[fam]} with {how} and sound preprocessing ({_fmt(params)})."
@@ -298,9 +299,10 @@ class OfflineProposer:
         if fam == "lgbm_log":
             plan = plan[:-1] + f"; fitted on log1p(target) (target skewness {self.profile.get('skew')})."
         if fam in ("linear", "linear_reg"):
-            params = {"auto": True, "scoring": INNER_SCORING.get(self.metric) if fam == "linear" else None}
-            plan = (f"Draft: {NAMES[fam]} with sound preprocessing, its regularization chosen by a 5-fold cross-validation "
-                    "on the training rows.")
+            inner = 5 if int((self.profile or {}).get("rows") or 0) < 2000 else 3  # the inner CV's cost grows with rows
+            params = {"auto": True, "scoring": INNER_SCORING.get(self.metric) if fam == "linear" else None, "cv": inner}
+            plan = (f"Draft: {NAMES[fam]} with sound preprocessing, its regularization chosen by a {inner}-fold "
+                    "cross-validation on the training rows.")
         return self._node(fam, params, plan)
 
     def improve(self, journal: list[dict], parent: dict, index: int) -> dict:

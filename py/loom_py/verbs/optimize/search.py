@@ -29,7 +29,9 @@ def resolve_target(df, target: str | None) -> str:
     raise UsageError(f"no column named target/label/y/class: pass --target COL (columns: {', '.join(map(str, cols[:30]))})")
 
 
-CV_BELOW = 10000  # fewer labeled rows than this: select by K-fold cross-validation (decision 0400)
+CV_ALWAYS = 1000  # fewer labeled rows than this: always select by K-fold cross-validation (decision 0400)
+CV_BELOW = 10000  # up to here too, when --time-limit allows CV_S_PER_1K seconds per 1,000 rows (or there is none)
+CV_S_PER_1K = 10.0
 CV_FOLDS = 5
 
 
@@ -83,6 +85,10 @@ def cv_folds(df, target: str, seed: int, task: str, k: int = CV_FOLDS):
 
 def selection_for(n_labeled: int, cfg: dict) -> dict:
     below = int(cfg.get("cv_below", CV_BELOW))
+    limit_s = float(cfg["time_limit_min"]) * 60 if cfg.get("time_limit_min") else None
+    if "cv_below" not in cfg and n_labeled >= CV_ALWAYS and limit_s is not None and limit_s < CV_S_PER_1K * n_labeled / 1000:
+        return {"kind": "holdout", "why": f"{n_labeled} labeled rows and a {limit_s:g} s time limit: one held-out split "
+                                          f"(k-fold selection needs ~{CV_S_PER_1K * n_labeled / 1000:.0f} s here)"}
     if n_labeled < below:
         return {"kind": "cv", "folds": int(cfg.get("cv_folds") or CV_FOLDS),
                 "why": f"{n_labeled} labeled rows < {below}: each candidate is scored by {int(cfg.get('cv_folds') or CV_FOLDS)}-fold "
