@@ -53,11 +53,11 @@ def test_score(spec, model, test) -> float:
     return scoring.score(spec, y, pred, classes=getattr(model, "classes_", None))
 
 
-def loom_search(dev, spec, *, steps=1000, time_limit_s=None, policy="aide", seed=0, parallel=1):
+def loom_search(dev, spec, *, steps=1000, time_limit_s=None, policy="aide", seed=0, parallel=1, **extra):
     cfg = {"target": "target", "spec": spec, "goal": "bench", "steps": steps, "provider": "offline", "seed": seed,
            "parallel": parallel, "node_timeout": 120, "policy": policy,
            "time_limit_min": (time_limit_s / 60.0) if time_limit_s else None,
-           "final_fit": False}  # the bench refits the best itself (refit_best), as load_solution does
+           "final_fit": False, **extra}  # the bench refits the best itself (refit_best), as load_solution does
     with tempfile.TemporaryDirectory(prefix="loom-bench-") as wd:
         return search.run_search(dev, cfg, workdir=wd)
 

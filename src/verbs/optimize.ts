@@ -23,7 +23,7 @@ type Provider = (typeof PROVIDERS)[number];
 const Row = v.looseObject({
   rank: v.nullable(v.number()),
   node: v.number(),
-  operator: v.picklist(["draft", "improve", "debug"]),
+  operator: v.picklist(["draft", "improve", "debug", "ensemble"]),
   model: v.string(),
   score: v.nullable(v.number()),
   seconds: v.number(),
@@ -246,6 +246,7 @@ export default defineVerb({
       kv("stopped", s.stopped_because),
       ...sealLine(s),
       ...leakageLines(s),
+      ...ensembleLines(s),
       "",
       ...renderBoard({ step: 0, steps: 0, metric: s.metric_spec.label, best: { node: null, score: null }, spend_usd: s.spend.usd, rows: s.leaderboard as any }).slice(0, -1),
     ];
@@ -284,9 +285,23 @@ function leakageLines(s: Summary): string[] {
   return [kv("leakage", lk.keep_leaky ? `KEPT on request (--keep-leaky): ${what}` : `dropped before the search: ${what}`)];
 }
 
+/** The ensemble (members, weights, chosen or why not) and how the wall clock was spent. */
+function ensembleLines(s: Summary): string[] {
+  const e = (s as { ensemble?: { node?: number; members?: number[]; weights?: number[]; chosen?: boolean; why?: string } }).ensemble;
+  const t = (s as { time?: { limit_s?: number | null; search_s?: number; ensemble_s?: number; final_fit_s?: number; total_s?: number } }).time;
+  const out: string[] = [];
+  if (e?.members) {
+    const mix = e.members.map((m, i) => `node ${m}×${(e.weights?.[i] ?? 0).toFixed(2)}`).join(" + ");
+    out.push(kv("ensemble", `${e.node !== undefined ? `node ${e.node}: ` : ""}${mix} — ${e.chosen ? "chosen" : "not chosen"}: ${e.why ?? ""}`));
+  } else if (e?.why) out.push(kv("ensemble", `none: ${e.why}`));
+  if (t?.total_s !== undefined)
+    out.push(kv("time", `${t.total_s}s${t.limit_s ? ` of ${t.limit_s}s` : ""}: search ${t.search_s}s, ensemble ${t.ensemble_s}s, final refit ${t.final_fit_s}s`));
+  return out;
+}
+
 function selectionText(s: Summary): string {
   const sel = (s as { selection?: { kind?: string; folds?: number } }).selection;
-  if (sel?.kind === "cv") return `by ${sel.folds}-fold cross-validation (small data)`;
+  if (sel?.kind === "cv") return `by ${sel.folds}-fold cross-validation`;
   return `on a ${Math.round(s.metric_spec.split.fraction * 100)}% held-out split`;
 }
 

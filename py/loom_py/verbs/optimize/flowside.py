@@ -181,6 +181,8 @@ def execute(flow, current) -> None:
         "rows": {"train": rec["train_rows"], "held_out": rec["val_rows"], "test": rec["test_rows"], "test_source": rec["test_source"]},
         "selection": {k: v for k, v in rec["selection"].items()},
         "seal": cfg["seal"],
+        **({"ensemble": rec["ensemble"]} if rec.get("ensemble") else {}),  # members, weights, chosen and why
+        **({"time": rec["time"]} if rec.get("time") else {}),  # how the wall clock was spent
         "overhead_seconds_per_node": round(sum(overhead) / len(overhead), 3) if overhead else None,
         "data_notes": data_notes,
         "leakage": leak_rec,

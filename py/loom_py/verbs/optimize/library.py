@@ -22,6 +22,10 @@ SPACES = {
     "hgb": {"max_iter": ("int", 50, 800, True), "learning_rate": ("float", 0.01, 0.3, True),
             "max_leaf_nodes": ("int", 7, 127, True), "min_samples_leaf": ("int", 5, 100, True),
             "l2_regularization": ("float", 1e-4, 10.0, True)},
+    "lgbm_log": {"n_estimators": ("int", 50, 1000, True), "learning_rate": ("float", 0.01, 0.3, True),
+                 "num_leaves": ("int", 7, 127, True), "min_child_samples": ("int", 5, 100, True),
+                 "subsample": ("float", 0.5, 1.0, False), "colsample_bytree": ("float", 0.3, 1.0, False),
+                 "reg_lambda": ("float", 1e-3, 10.0, True)},
     "lgbm": {"n_estimators": ("int", 50, 1000, True), "learning_rate": ("float", 0.01, 0.3, True),
              "num_leaves": ("int", 7, 127, True), "min_child_samples": ("int", 5, 100, True),
              "subsample": ("float", 0.5, 1.0, False), "colsample_bytree": ("float", 0.3, 1.0, False),
@@ -47,10 +51,15 @@ SAFE = {  # what `debug` falls back to: small and quick
     "lgbm": {"n_estimators": 100, "learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 20,
              "subsample": 1.0, "colsample_bytree": 0.8, "reg_lambda": 1.0},
 }
+SAFE["lgbm_log"] = dict(SAFE["lgbm"])
+DEFAULTS["lgbm_log"] = dict(DEFAULTS["lgbm"])
 NAMES = {"linear": "LogisticRegression", "linear_reg": "Ridge", "rf": "RandomForest", "et": "ExtraTrees",
-         "hgb": "HistGradientBoosting", "lgbm": "LightGBM"}
-# draft order: the simple baseline first (AIDE's habit), then the stronger families
-DRAFT_ORDER = ["linear", "rf", "hgb", "lgbm", "et"]
+         "hgb": "HistGradientBoosting", "lgbm": "LightGBM", "lgbm_log": "LightGBM(log target)"}
+# draft order: LightGBM first (strong and cheap: a short --time-limit has a good node within seconds), then the
+# self-tuning linear baseline, then the other families
+DRAFT_ORDER = ["lgbm", "linear", "lgbm_log", "hgb", "et", "rf"]
+# families whose code also carries these settings, kept by `improve` (TPE tunes only the SPACES entries)
+CARRIED = ("early_stopping",)
 
 PREAMBLE = '''"""{plan}"""
 import warnings
@@ -82,7 +91,19 @@ def prepare(X):
     return X
 
 
+def as_category(X):
+    """Non-numeric columns -> pandas categories: LightGBM splits on them natively (at predict it maps them onto
+    the categories it was fitted on; unseen ones count as missing)."""
+    X = X.copy()
+    for c in X.columns:
+        if not pd.api.types.is_numeric_dtype(X[c]):
+            X[c] = X[c].astype("category")
+    return X
+
+
 def preprocessor(kind):
+    if kind == "category":
+        return make_pipeline(FunctionTransformer(prepare), FunctionTransformer(as_category))
     numeric = make_column_selector(dtype_include="number")
     categorical = make_column_selector(dtype_exclude="number")
     if kind == "onehot":
@@ -105,7 +126,7 @@ BODIES = {
     ("linear_reg", "regression"): ("from sklearn.linear_model import Ridge", "Ridge(alpha={alpha!r})", "onehot"),
     # the linear drafts choose their regularization by an inner cross-validation on the training rows only
     ("linear_cv", "classification"): ("from sklearn.linear_model import LogisticRegressionCV",
-                                      "LogisticRegressionCV(Cs=np.logspace(-3, 3, 13), cv=5, scoring={scoring!r}, max_iter=2000)",
+                                      "LogisticRegressionCV(Cs=np.logspace(-3, 3, 13), cv={cv!r}, scoring={scoring!r}, max_iter=2000)",
                                       "onehot"),
     ("linear_reg_cv", "regression"): ("from sklearn.linear_model import RidgeCV", "RidgeCV(alphas=np.logspace(-3, 3, 13))",
                                       "onehot"),
@@ -124,34 +145,90 @@ BODIES = {
     ("hgb", "classification"): ("from sklearn.ensemble import HistGradientBoostingClassifier",
                                 "HistGradientBoostingClassifier(max_iter={max_iter!r}, learning_rate={learning_rate!r}, "
                                 "max_leaf_nodes={max_leaf_nodes!r}, min_samples_leaf={min_samples_leaf!r}, "
-                                "l2_regularization={l2_regularization!r}, early_stopping=False, random_state=SEED)", "native"),
+                                "l2_regularization={l2_regularization!r}, early_stopping={early_stopping!r}, "
+                                "validation_fraction=0.1, n_iter_no_change=20, random_state=SEED)", "native"),
     ("hgb", "regression"): ("from sklearn.ensemble import HistGradientBoostingRegressor",
                             "HistGradientBoostingRegressor(max_iter={max_iter!r}, learning_rate={learning_rate!r}, "
-                            "max_leaf_nodes={max_leaf_nodes!r}, min_samples_leaf={min_samples_leaf!r}, "
-                            "l2_regularization={l2_regularization!r}, early_stopping=False, random_state=SEED)", "native"),
+                                "max_leaf_nodes={max_leaf_nodes!r}, min_samples_leaf={min_samples_leaf!r}, "
+                                "l2_regularization={l2_regularization!r}, early_stopping={early_stopping!r}, "
+                                "validation_fraction=0.1, n_iter_no_change=20, random_state=SEED)", "native"),
     ("lgbm", "classification"): ("from lightgbm import LGBMClassifier",
                                  "LGBMClassifier(n_estimators={n_estimators!r}, learning_rate={learning_rate!r}, "
                                  "num_leaves={num_leaves!r}, min_child_samples={min_child_samples!r}, subsample={subsample!r}, "
                                  "subsample_freq=1, colsample_bytree={colsample_bytree!r}, reg_lambda={reg_lambda!r}, "
-                                 "n_jobs=1, random_state=SEED, verbose=-1)", "native"),
+                                 "n_jobs=1, random_state=SEED, verbose=-1)", "category"),
     ("lgbm", "regression"): ("from lightgbm import LGBMRegressor",
                              "LGBMRegressor(n_estimators={n_estimators!r}, learning_rate={learning_rate!r}, "
                              "num_leaves={num_leaves!r}, min_child_samples={min_child_samples!r}, subsample={subsample!r}, "
                              "subsample_freq=1, colsample_bytree={colsample_bytree!r}, reg_lambda={reg_lambda!r}, "
-                             "n_jobs=1, random_state=SEED, verbose=-1)", "native"),
+                             "n_jobs=1, random_state=SEED, verbose=-1)", "category"),
+    # skewed positive targets: fit on log1p(y), predict expm1 (selection on the spec's own metric decides if it helps)
+    ("lgbm_log", "regression"): ("from lightgbm import LGBMRegressor\nfrom sklearn.compose import TransformedTargetRegressor",
+                                 "TransformedTargetRegressor(regressor=LGBMRegressor(n_estimators={n_estimators!r}, "
+                                 "learning_rate={learning_rate!r}, num_leaves={num_leaves!r}, "
+                                 "min_child_samples={min_child_samples!r}, subsample={subsample!r}, subsample_freq=1, "
+                                 "colsample_bytree={colsample_bytree!r}, reg_lambda={reg_lambda!r}, n_jobs=1, "
+                                 "random_state=SEED, verbose=-1), func=np.log1p, inverse_func=np.expm1)", "category"),
 }
 
 
-def families(task: str) -> list[str]:
-    return [("linear" if task == "classification" else "linear_reg") if f == "linear" else f for f in DRAFT_ORDER]
+def families(task: str, profile: dict | None = None) -> list[str]:
+    out = [("linear" if task == "classification" else "linear_reg") if f == "linear" else f for f in DRAFT_ORDER]
+    if task != "regression" or not (profile or {}).get("log_target"):
+        out.remove("lgbm_log")
+    return out
+
+
+LOG_SKEW = 1.0  # skewness of a positive regression target above which a log-target draft is added
+
+
+def profile(train, target: str, task: str, metric: str | None = None) -> dict:
+    """What the drafts' starting settings depend on: rows, categorical columns and their cardinality, and (regression)
+    whether the target is positive and skewed enough for a log-target draft."""
+    import numpy as np
+    import pandas as pd
+
+    X = train.drop(columns=[target])
+    cats = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])]
+    out = {"rows": int(len(train)), "columns": int(X.shape[1]), "categorical": len(cats),
+           "max_cardinality": int(max([X[c].nunique() for c in cats] or [0])), "log_target": False}
+    if task == "regression":
+        y = pd.to_numeric(train[target], errors="coerce").dropna().to_numpy(dtype=float)
+        if len(y) > 2 and y.min() >= 0 and y.std() > 0:
+            skew = float(np.mean(((y - y.mean()) / y.std()) ** 3))
+            out["skew"] = round(skew, 3)
+            out["log_target"] = bool(skew > LOG_SKEW and metric in ("rmse", "mae", "r2", None))
+    return out
+
+
+def starting_params(fam: str, prof: dict | None) -> dict:
+    """Data-dependent starting hyperparameters: gradient boosting's leaves, leaf size, learning rate and rounds by
+    the number of rows; histogram boosting with early stopping on an inner 10% split."""
+    params = dict(DEFAULTS[fam])
+    n = int((prof or {}).get("rows") or 0)
+    if not n:
+        return params
+    if fam in ("lgbm", "lgbm_log"):
+        params.update(num_leaves=15 if n < 2000 else 31 if n < 20000 else 63,
+                      min_child_samples=int(min(50, max(5, n // 200))),
+                      learning_rate=0.03 if n < 2000 else 0.05, n_estimators=400 if n < 20000 else 600,
+                      subsample=0.8, colsample_bytree=0.8, reg_lambda=1.0)
+    elif fam == "hgb":
+        params.update(max_iter=1000, learning_rate=0.05 if n < 20000 else 0.1, early_stopping=n >= 1000,
+                      max_leaf_nodes=15 if n < 2000 else 31, min_samples_leaf=int(min(50, max(5, n // 200))))
+    elif fam in ("rf", "et"):
+        params.update(min_samples_leaf=1 if n < 20000 else 2)
+    return params
 
 
 def render(family: str, task: str, params: dict, *, plan: str, drop: list[str], seed: int) -> str:
     body = family
     if family in ("linear", "linear_reg") and params.get("auto"):  # the draft: regularization by inner CV
-        body, params = family + "_cv", {"scoring": params.get("scoring")}
+        body, params = family + "_cv", {"scoring": params.get("scoring"), "cv": params.get("cv") or 5}
     imp, ctor, prep = BODIES[(body, task)]
     p = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in params.items()}
+    if family == "hgb":
+        p.setdefault("early_stopping", False)
     return (PREAMBLE.format(plan=plan.replace('"""', "'''"), drop=list(drop), seed=seed) + imp + "\n\n\n"
             + "def make_model():\n"
             + f"    return make_pipeline(preprocessor({prep!r}), {ctor.format(**p)})\n")
@@ -202,33 +279,44 @@ class OfflineProposer:
 
     kind = "offline"
 
-    def __init__(self, task: str, direction: str, drop: list[str], seed: int, metric: str | None = None):
+    def __init__(self, task: str, direction: str, drop: list[str], seed: int, metric: str | None = None,
+                 profile: dict | None = None):
         self.task, self.direction, self.drop, self.seed, self.metric = task, direction, drop, seed, metric
+        self.profile = profile
+        self.num_drafts = len(families(task, profile))
 
     def draft(self, journal: list[dict], index: int) -> dict:
-        fams = families(self.task)
+        fams = families(self.task, self.profile)
         drafted = [n.get("family") for n in journal if n["operator"] == "draft"]
         remaining = [f for f in fams if f not in drafted] or fams
-        fam = remaining[0]
-        params = dict(DEFAULTS[fam])
-        plan = f"Draft: {NAMES[fam]} with its standard settings and sound preprocessing ({_fmt(params)})."
+        ahead = max(0, index - 1 - len(journal))  # drafts proposed earlier in this round (parallel > 1), not yet run
+        fam = remaining[ahead % len(remaining)]
+        params = starting_params(fam, self.profile)
+        how = "settings chosen for its rows" if self.profile else "its standard settings"
+        plan = f"Draft: {NAMES[fam]} with {how} and sound preprocessing ({_fmt(params)})."
+        if fam in ("lgbm", "lgbm_log"):
+            plan = plan[:-1] + "; categorical columns split on natively."
+        if fam == "lgbm_log":
+            plan = plan[:-1] + f"; fitted on log1p(target) (target skewness {self.profile.get('skew')})."
         if fam in ("linear", "linear_reg"):
-            params = {"auto": True, "scoring": INNER_SCORING.get(self.metric) if fam == "linear" else None}
-            plan = (f"Draft: {NAMES[fam]} with sound preprocessing, its regularization chosen by a 5-fold cross-validation "
-                    "on the training rows.")
+            inner = 5 if int((self.profile or {}).get("rows") or 0) < 2000 else 3  # the inner CV's cost grows with rows
+            params = {"auto": True, "scoring": INNER_SCORING.get(self.metric) if fam == "linear" else None, "cv": inner}
+            plan = (f"Draft: {NAMES[fam]} with sound preprocessing, its regularization chosen by a {inner}-fold "
+                    "cross-validation on the training rows.")
         return self._node(fam, params, plan)
 
     def improve(self, journal: list[dict], parent: dict, index: int) -> dict:
         fam = parent["family"]
         hist = [(n["params"], n["score"]) for n in journal if n.get("family") == fam and n.get("score") is not None]
         params = tpe_params(fam, hist, direction=self.direction, seed=self.seed * 100003 + index)
+        params.update({k: parent["params"][k] for k in CARRIED if k in (parent.get("params") or {})})
         changed = {k: v for k, v in params.items() if parent["params"].get(k) != v}
         plan = (f"Improve node {parent['id']} ({NAMES[fam]}): one TPE step over its hyperparameters, "
                 f"trying {_fmt(changed)}.")
         return self._node(fam, params, plan)
 
     def debug(self, journal: list[dict], parent: dict, index: int) -> dict:
-        fam = parent.get("family") or families(self.task)[0]
+        fam = parent.get("family") or families(self.task, self.profile)[0]
         params = dict(SAFE[fam])
         plan = f"Debug node {parent['id']} (failed: {(parent.get('error') or '')[:120]}): retry {NAMES[fam]} with small, safe settings."
         return self._node(fam, params, plan)

@@ -32,11 +32,12 @@ def choose(journal: list[dict], spec_key, rng: random.Random, *, policy: str = "
         return "draft", None
     if rng.random() < debug_prob:
         children = {n.get("parent") for n in nodes}
-        buggy = [n for n in journal if n["status"] != "ok" and n["id"] not in children
+        buggy = [n for n in journal if n["status"] != "ok" and n["id"] not in children and n["operator"] != "ensemble"
                  and debug_depth(n, by_id) < max_debug_depth]
         if buggy:
             return "debug", buggy[rng.randrange(len(buggy))]
-    good = sorted([n for n in journal if n["status"] == "ok"], key=lambda n: (spec_key(n["score"]), n["id"]))
+    # an ensemble (a resumed search's) is improved through its members, never as a node of its own
+    good = sorted([n for n in journal if n["status"] == "ok" and n["operator"] != "ensemble"], key=lambda n: (spec_key(n["score"]), n["id"]))
     if not good:
         return "draft", None
     if policy == "aide" or len(good) == 1:

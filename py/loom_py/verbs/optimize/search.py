@@ -11,7 +11,7 @@ import shutil
 import time
 
 from loom_py.runtime.errors import UsageError
-from loom_py.verbs.optimize import library, llm, metric_spec, policy, sandbox, scoring
+from loom_py.verbs.optimize import ensemble, library, llm, metric_spec, policy, sandbox, scoring
 
 TARGET_NAMES = ("target", "label", "labels", "y", "class", "outcome", "response")
 
@@ -29,7 +29,9 @@ def resolve_target(df, target: str | None) -> str:
     raise UsageError(f"no column named target/label/y/class: pass --target COL (columns: {', '.join(map(str, cols[:30]))})")
 
 
-CV_BELOW = 1000  # fewer labeled rows than this: select by K-fold cross-validation (decision 0400)
+CV_ALWAYS = 1000  # fewer labeled rows than this: always select by K-fold cross-validation (decision 0400)
+CV_BELOW = 10000  # up to here too, when --time-limit allows CV_S_PER_1K seconds per 1,000 rows (or there is none)
+CV_S_PER_1K = 10.0
 CV_FOLDS = 5
 
 
@@ -83,6 +85,10 @@ def cv_folds(df, target: str, seed: int, task: str, k: int = CV_FOLDS):
 
 def selection_for(n_labeled: int, cfg: dict) -> dict:
     below = int(cfg.get("cv_below", CV_BELOW))
+    limit_s = float(cfg["time_limit_min"]) * 60 if cfg.get("time_limit_min") else None
+    if "cv_below" not in cfg and n_labeled >= CV_ALWAYS and limit_s is not None and limit_s < CV_S_PER_1K * n_labeled / 1000:
+        return {"kind": "holdout", "why": f"{n_labeled} labeled rows and a {limit_s:g} s time limit: one held-out split "
+                                          f"(k-fold selection needs ~{CV_S_PER_1K * n_labeled / 1000:.0f} s here)"}
     if n_labeled < below:
         return {"kind": "cv", "folds": int(cfg.get("cv_folds") or CV_FOLDS),
                 "why": f"{n_labeled} labeled rows < {below}: each candidate is scored by {int(cfg.get('cv_folds') or CV_FOLDS)}-fold "
@@ -156,7 +162,8 @@ def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, pri
     key = metric_spec.sort_key(spec)
     node_timeout = float(cfg.get("node_timeout") or 120)
     if cfg["provider"] == "offline":
-        proposer = library.OfflineProposer(task, spec["direction"], drop, seed, metric=spec["metric"])
+        proposer = library.OfflineProposer(task, spec["direction"], drop, seed, metric=spec["metric"],
+                                           profile=library.profile(train, target, task, spec["metric"]))
     else:
         preview = llm.data_preview(train, target, task)
         proposer = llm.LLMProposer(cfg["proposer_url"], goal=cfg["goal"], spec=spec, spec_key=key, preview=preview,
@@ -177,8 +184,25 @@ def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, pri
     try:
         rec = _loop(locals())
         rec["selection"] = selection
+        # --- ENSEMBLE (decision 0400): greedy forward selection over the nodes' out-of-sample predictions ---
+        t_ens = time.time()
+        if cfg.get("ensemble", True) and rec["stopped_because"] != INTERRUPTED:
+            _ensemble_step(rec, folds, workdir, zygote, cfg, emit, spec, selection, deadline, node_timeout)
+        t_fit = time.time()
+        # --- end ENSEMBLE ---
         if full_dir and rec["best_id"] is not None and cfg.get("final_fit", True) and rec["stopped_because"] != INTERRUPTED:
-            rec["best_dir"] = _final_fit(rec, folds, full_dir, workdir, zygote, cfg, emit, no_unlabeled=test_source.startswith("out-of-fold"))
+            no_unl = test_source.startswith("out-of-fold")
+            rec["best_dir"] = _final_fit(rec, folds, full_dir, workdir, zygote, cfg, emit, no_unlabeled=no_unl)
+            ens = rec.get("ensemble") or {}
+            if rec["best_dir"] is None and ens.get("node") == rec["best_id"]:  # the ensemble's refit failed: its best member
+                rec["best_id"] = ens["best_single"]
+                ens["chosen"], ens["why"] = False, "its refit on all labeled rows failed"
+                rec["best_dir"] = _final_fit(rec, folds, full_dir, workdir, zygote, cfg, emit, no_unlabeled=no_unl)
+        rec["time"] = {"limit_s": float(cfg["time_limit_min"]) * 60 if cfg.get("time_limit_min") else None,
+                       "search_s": round(t_ens - t_start, 2), "ensemble_s": round(t_fit - t_ens, 2),
+                       "final_fit_s": round(time.time() - t_fit, 2), "total_s": round(time.time() - t_start, 2),
+                       "nodes_s": round(sum(n.get("seconds") or 0.0 for n in rec["journal"]), 2)}
+        rec["seconds"] = time.time() - t_start
         for n in rec["journal"]:
             n.pop("oof", None)
         return rec
@@ -291,7 +315,7 @@ def _record_result(node, results, folds, spec):
             node["score"] = float(np.mean(scores))
             if len(scores) > 1:
                 node["fold_scores"] = [round(x, 6) for x in scores]
-                node["oof"] = _oof(folds, results)
+            node["oof"] = _oof(folds, results)  # out-of-sample predictions: the ensemble's input (search.ENSEMBLE)
             node["status"] = "ok"
         except scoring.ScoringError as e:
             node["status"], node["error"] = "failed", f"scoring: {e}"
@@ -342,8 +366,8 @@ def _loop(v: dict) -> dict:
             if spend >= budget or (per and spend + per > budget):
                 stopped = f"budget: ${spend:.4f} spent of ${budget:g}"
                 break
-        if deadline and time.time() > deadline - 2:
-            stopped = f"time limit: {cfg['time_limit_min']:g} min reached"
+        if deadline and time.time() > deadline - 2 - _reserve(journal, selection, deadline - t_start, spec):
+            stopped = f"time limit: {cfg['time_limit_min']:g} min reached (the rest kept for the ensemble and refit)"
             break
         rnd += 1
         k = min(parallel, steps - done)
@@ -355,7 +379,7 @@ def _loop(v: dict) -> dict:
                 pending.append(node)
                 continue
             op, parent = policy.choose(journal, key, rng, policy=cfg.get("policy") or "aide", pending=pending,
-                                       num_drafts=int(cfg.get("num_drafts", 5)))
+                                       num_drafts=int(cfg.get("num_drafts", getattr(proposer, "num_drafts", 5))))
             nid = len(journal) + len(pending) + 1
             t0 = time.perf_counter()
             try:
@@ -403,6 +427,7 @@ def _loop(v: dict) -> dict:
             sb = t["sandbox_overhead"] if "sandbox_overhead" in t else max(0.0, (t.get("sandbox") or 0) - own)
             node["timings"]["overhead"] = (t.get("propose") or 0) + sb + \
                 (t.get("score") or 0) + t["record"]
+        ensemble.prune(journal, spec)  # out-of-sample predictions kept for the best ensemble.POOL nodes only
         best = _score_of(journal, best_id)
         emit("leaderboard", step=len(journal), steps=len(prior or []) + steps, round=rnd,
              best={"node": best_id, "score": best}, spend_usd=round(spend, 6), metric=spec["label"],
@@ -416,10 +441,6 @@ def _loop(v: dict) -> dict:
             break
     if stopped is None:
         stopped = f"steps: {done} of {steps} done"
-    best = next((n for n in journal if n["id"] == best_id), None)
-    for n in journal:  # out-of-fold arrays are kept for the best only (its test predictions when no rows are unlabeled)
-        if n is not best:
-            n.pop("oof", None)
     return {"journal": journal, "task": task, "target": target, "train_rows": len(train), "val_rows": val_rows,
             "test_rows": len(test_X), "test_source": test_source, "dropped_columns": drop, "best_id": best_id,
             "spend_usd": spend, "stopped_because": stopped, "seconds": time.time() - t_start,
@@ -438,3 +459,87 @@ def _score_of(journal, nid):
         if n["id"] == nid:
             return n["score"]
     return None
+
+
+# --- ENSEMBLE and time budget (decision 0400) ---------------------------------------------------------------------
+RESERVE_SHARE = 0.3  # at most this share of --time-limit is kept back for the ensemble and the final refit
+RESERVE_MEMBERS = 5
+
+
+def _full_fit_seconds(node, selection) -> float:
+    """One fit of ``node`` on all the rows it would be refit on, estimated from its searched fits."""
+    fit = float((node.get("timings") or {}).get("fit") or node.get("seconds") or 0.0)
+    if selection["kind"] == "cv":
+        return fit / max(1, selection["folds"]) * 1.25  # a fold fit sees (k-1)/k of the rows
+    return fit
+
+
+def _reserve(journal, selection, total_s: float, spec) -> float:
+    """Seconds to keep back at the end of a timed search: the refit of an ensemble of the best few nodes."""
+    key = metric_spec.sort_key(spec)
+    ok = sorted([n for n in journal if n["status"] == "ok"], key=lambda n: (key(n["score"]), n["id"]))[:RESERVE_MEMBERS]
+    need = sum(_full_fit_seconds(n, selection) for n in ok) * (1 if selection["kind"] == "cv" else 1.1)
+    return min(need, RESERVE_SHARE * total_s)
+
+
+def _ensemble_step(rec, folds, workdir, zygote, cfg, emit, spec, selection, deadline, node_timeout):
+    """Build the greedy ensemble over the journal's out-of-sample predictions; record it as a node; make it the best
+    when it beats the best single node. Cross-validated selection: its score is its members' out-of-fold predictions
+    combined (the refit on all rows gives its model). Held-out selection: it is fitted in the sandbox like any node
+    and Loom scores its held-out predictions."""
+    import numpy as np
+
+    journal, task = rec["journal"], rec["task"]
+    idx = np.concatenate([np.asarray(f["index"]) for f in folds])
+    yy = np.concatenate([np.asarray(f["y"]) for f in folds])
+    y = np.empty_like(yy)
+    y[idx] = yy
+    t0 = time.perf_counter()
+    groups = [np.asarray(f["index"]) for f in folds] if len(folds) > 1 else None
+    ens = ensemble.build(journal, spec, task, y, groups=groups)
+    best_single = rec["best_id"]
+    if ens is None:
+        rec["ensemble"] = {"chosen": False, "why": "fewer than two usable nodes, or no mix beat the best single node"}
+        return
+    members = [n for n in journal if n["id"] in ens["members"]]
+    if deadline:
+        need = sum(_full_fit_seconds(n, selection) for n in members)
+        if time.time() + need > deadline + 0.1 * need:
+            rec["ensemble"] = {"chosen": False, "members": ens["members"], "weights": ens["weights"],
+                               "why": f"no time left to fit it (~{need:.0f} s needed)"}
+            return
+    nid = max(n["id"] for n in journal) + 1
+    node = {"id": nid, "parent": None, "operator": "ensemble", "round": max(n.get("round", 0) for n in journal) + 1,
+            "plan": "", "code": ensemble.render(ens, task), "family": "ensemble",
+            "params": {"members": ens["members"], "weights": ens["weights"]}, "members": ens["members"],
+            "weights": ens["weights"], "model": ensemble.label(ens), "llm_model": None,
+            "tokens": {"input": 0, "output": 0}, "usd": 0.0, "raw_reply": None, "status": "pending", "score": None,
+            "error": None, "output": "", "seconds": 0.0, "timings": {"propose": time.perf_counter() - t0},
+            "oof_score": round(ens["score"], 6)}
+    node["plan"] = node["code"].split('"""')[1]
+    emit("progress", message=f"ensemble of nodes {', '.join(map(str, ens['members']))}: out-of-sample "
+                             f"{spec['label']} {ens['score']:.4f} vs best single {ens['single']:.4f}")
+    if selection["kind"] == "cv":
+        node.update(status="ok", score=float(ens["score"]), oof=ens["oof"], fold_scores=ens["fold_scores"],
+                    score_source="its members' out-of-fold predictions, combined with these weights")
+    else:
+        timeout = node_timeout * len(members)
+        if deadline:
+            timeout = max(5.0, min(timeout, deadline - time.time() + 5.0))
+        if (cfg.get("executor") or "local") == "metaflow":
+            from loom_py.verbs.optimize.foreach import run_round
+            results = run_round([node], folds, cfg, None, timeout, emit, workdir)
+        else:
+            results = _run_local([node], folds, workdir, zygote, cfg, None, timeout)
+        _record_result(node, results[nid], folds, spec)
+    journal.append(node)
+    chosen = node["status"] == "ok" and metric_spec.is_better(spec, node["score"], _score_of(journal, best_single))
+    if chosen:
+        rec["best_id"] = nid
+    rec["ensemble"] = {"node": nid, "members": ens["members"], "weights": ens["weights"], "score": node["score"],
+                       "oof_score": round(ens["score"], 6), "best_single": best_single,
+                       "best_single_score": _score_of(journal, best_single), "chosen": bool(chosen),
+                       "why": "it beat the best single node on the out-of-sample rows" if chosen else
+                       (f"its fit failed: {(node.get('error') or '')[:160]}" if node["status"] != "ok" else
+                        "it did not beat the best single node")}
+# --- end ENSEMBLE and time budget ---------------------------------------------------------------------------------
