@@ -79,7 +79,7 @@ export default defineVerb({
   tier: (input: Input) => (input.apply ? "irreversible" : "workspace-write"),
   tierLabel: "workspace-write (irreversible with --apply)",
   args: {
-    validate: { type: "string", description: "the ValidateFlow run to promote (its VERDICT must be PASS)" },
+    validate: { type: "string", description: "the ValidateFlow run to promote (its VERDICT must be PASS), or a PipelineFlow run (its validate stage)" },
     rollback: { type: "string", description: "registered model name: plan moving its alias back to the previous version (--apply does it)" },
     name: { type: "string", description: "registered model name (default: <dataset label>-<target>)" },
     alias: { type: "string", description: "the MLflow alias to move (default champion; e.g. challenger stages a candidate)" },

@@ -90,6 +90,12 @@ print(json.dumps({"tags": [sorted(t for t in r.user_tags if t.startswith(("pipel
     const card = cardText(r.json.card_path);
     for (const s of st) expect(card).toContain(s.pathspec);
     expect(card).toContain("VERDICT PASS");
+    // deploy takes the pipeline's pathspec for its validate stage: a PLAN of that ValidateFlow run
+    const d = await loom(["deploy", "--validate", r.json.pathspec, "--name", "pipe-model", "--json"], { cwd: ws });
+    expectNoTraceback(d);
+    expect(d.code).toBe(0);
+    expect(d.json.status).toBe("PLANNED");
+    expect(d.json.inputs[0]).toBe(st[3].pathspec);
   }, 240_000);
 
   test("a planted leak is dropped by features; an unreachable --threshold stops the pipeline at validate", async () => {
@@ -120,6 +126,10 @@ print(json.dumps({"flags": [x["column"] for x in e.data.leakage_flags],
     expect(back.flags).toContain("refund_flag");
     expect(back.dropped).toContain("refund_flag");
     expect(back.columns).not.toContain("refund_flag");
+    // a pipeline that FAILed at validate: deploy refuses it with validate's reason (exit 1)
+    const d = await loom(["deploy", "--validate", r.json.pathspec, "--json"], { cwd: ws });
+    expect(d.code).toBe(1);
+    expect(d.json.messages[0]).toMatch(/^deploy refused: validate VERDICT FAIL/);
   }, 240_000);
 
   test("the seal: a search that left out another seal keeps validate's caveat", async () => {

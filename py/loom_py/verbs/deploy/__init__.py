@@ -153,6 +153,25 @@ def default_name(dataset_label: str | None, target: str) -> str:
     return base[:100]
 
 
+def validate_stage(pathspec: str) -> str:
+    """The ValidateFlow run that ``pathspec`` names: itself, or a pipeline's validate stage (exit 1 when the
+    pipeline stopped before validate ran)."""
+    from loom_py.runtime.data import resolve_run
+
+    run = resolve_run(pathspec, ("ValidateFlow", "PipelineFlow"), what="validate run (or pipeline)")
+    if run.pathspec.split("/")[0] != "PipelineFlow":
+        return run.pathspec
+    res = run.data.loom_result if "loom_result" in run.data else {}
+    stages = (res.get("summary") or {}).get("stages") or []
+    st = next((x for x in stages if x.get("name") == "validate"), None)
+    if not st or not st.get("pathspec"):
+        stop = next((x for x in stages if x.get("status") not in ("OK", "PASS", "WARN", "SKIPPED")), None)
+        why = f"it stopped at its {stop['name']} stage ({stop.get('reason') or stop.get('status')})" if stop else "it has no validate stage"
+        raise DomainError(f"deploy refused: {run.pathspec} has no validate result to promote: {why}", status="REFUSED",
+                          summary={"mode": "plan", "validate": None, "verdict": res.get("verdict"), "reasons": [why]})
+    return st["pathspec"]
+
+
 def validated(pathspec: str) -> dict:
     """The ValidateFlow run's facts deploy needs; exit 2 for a wrong flow or unknown run, exit 1 (refused)
     for VERDICT FAIL."""
@@ -195,6 +214,7 @@ def _prepare(params: dict) -> dict:
     v = params.get("validate")
     if not v:
         raise UsageError("deploy needs --validate ValidateFlow/N (a PASS verdict) or --rollback NAME")
+    v = validate_stage(v)  # a PipelineFlow run stands for its validate stage
     facts = validated(v)
     s = facts["summary"]
     name = name or default_name(s["dataset"].get("label"), s["target"])
