@@ -158,7 +158,7 @@ export default defineVerb({
       else add("data objects", "PASS", `${res.checked} data object(s): stored bytes match their recorded sha256`);
       if (res?.leftovers?.length) {
         const mb = res.leftovers.reduce((a, l) => a + l.bytes, 0) / 2 ** 20;
-        add("leftover staging", "WARN", `${res.leftovers.length} staging file(s) or folder(s) left by runs that were killed (${mb.toFixed(1)} MiB) in ${join(ws.dir, "tmp")}`,
+        add("leftover staging", "WARN", `${res.leftovers.length} staging file(s) or folder(s) left by runs that were killed (${mb.toFixed(1)} MiB) (in ${join(ws.dir, "tmp")} and the sandbox roots loom-sbx-* in the temp directory)`,
           `rm -rf ${res.leftovers.slice(0, 5).map((l) => JSON.stringify(l.path)).join(" ")}${res.leftovers.length > 5 ? " …" : ""}`);
       }
     }

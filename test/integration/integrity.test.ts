@@ -5,7 +5,8 @@
  * cleans it (issue 21, item 4/5).
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { readdirSync, utimesSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expectNoTraceback, loom, loomPython, tempWorkspace } from "../helpers";
 
@@ -66,9 +67,19 @@ print(hit)`;
     writeFileSync(join(left, "train.parquet"), "x".repeat(2048));
     const old = Date.now() / 1000 - 3600;
     utimesSync(left, old, old);
-    const d = await loom(["doctor", "--json"], { cwd: ws });
-    const c = d.json.summary.checks.find((x: any) => x.name === "leftover staging");
-    expect(c.status).toBe("WARN");
-    expect(c.fix).toContain(`rm -rf "${left}"`);
+    // and a sandbox root a SIGKILLed search left in the host's temp directory
+    const sbx = mkdtempSync(join(tmpdir(), "loom-sbx-"));
+    writeFileSync(join(sbx, "train.parquet"), "y".repeat(1024));
+    utimesSync(sbx, old - 7200, old - 7200);
+    try {
+      const d = await loom(["doctor", "--json"], { cwd: ws });
+      const c = d.json.summary.checks.find((x: any) => x.name === "leftover staging");
+      expect(c.status).toBe("WARN");
+      expect(c.fix).toMatch(/^rm -rf /);
+      expect(c.fix).toContain(`"${left}"`);
+      expect(c.fix).toContain(`"${sbx}"`);
+    } finally {
+      rmSync(sbx, { recursive: true, force: true });
+    }
   }, 60_000);
 });

@@ -391,10 +391,25 @@ def verify_all(params: dict | None = None) -> dict:
                 verified_bytes(run)
             except UsageError as e:
                 damaged.append({"pathspec": run.pathspec, "why": str(e)})
+    import tempfile
+
     tmp = os.environ.get("LOOM_TMP") or ""
     leftovers = []
+    now = time.time()
+    # sandbox roots (verbs/optimize/sandbox.py makes loom-sbx-* in the host's temp directory): one a killed
+    # search left behind stops changing; a live one changes with every candidate it starts
+    host = tempfile.gettempdir()
+    for name in sorted(os.listdir(host)) if os.path.isdir(host) else []:
+        p = os.path.join(host, name)
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        if name.startswith("loom-sbx-") and os.path.isdir(p) and st.st_uid == os.getuid() and now - st.st_mtime > 3600:
+            size = sum(os.path.getsize(os.path.join(dp, f)) for dp, _d, fs in os.walk(p) for f in fs
+                       if os.path.isfile(os.path.join(dp, f)) and not os.path.islink(os.path.join(dp, f)))
+            leftovers.append({"path": p, "bytes": size})
     if tmp and os.path.isdir(tmp):
-        now = time.time()
         for name in sorted(os.listdir(tmp)):
             p = os.path.join(tmp, name)
             try:
