@@ -128,6 +128,9 @@ export default defineVerb<I>({
       for (const x of s.last_failures.slice(0, 5)) lines.push(kv("failed", `${x.pathspec}: ${x.why ?? ""}`));
       for (const x of s.never_finished.slice(0, 5)) lines.push(kv("unfinished", `${x.pathspec} (started ${x.created ?? "?"}, no live process)`));
       lines.push(kv("datastore", `${mb(s.datastore.total_bytes)} (Metaflow ${mb(s.datastore.metaflow_bytes)}, artifacts ${mb(s.datastore.artifacts_bytes)})`));
+      const deployed = (s.deployed ?? []) as { name: string; alias: string; version: number | null; last_move: { run: string; from: number | null; when?: string }; moves: number }[];
+      for (const d of deployed)
+        lines.push(kv("deployed", `${d.name}@${d.alias} → version ${d.version ?? "?"} (last move ${d.last_move.from ?? "none"} → ${d.version ?? "?"} by ${d.last_move.run}; ${d.moves} move(s))`));
       return lines;
     }
     if (s.mode === "leaderboard") {

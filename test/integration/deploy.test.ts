@@ -75,7 +75,7 @@ describe("deploy", () => {
       loom(["validate", "--dataset", ds, "--target", "y", "--threshold", "0.99", "--json"], { cwd: ws }),
     ]);
     if (o.code !== 0) throw new Error(o.stdout + o.stderr);
-    const p = await loom(["validate", "--dataset", ds, "--target", "y", "--threshold", "0.7", "--max-ece", "0.2", "--model", o.json.pathspec, "--json"], { cwd: ws });
+    const p = await loom(["validate", "--dataset", ds, "--target", "y", "--threshold", "0.7", "--max-ece", "0.2", "--calibrate", "sigmoid", "--model", o.json.pathspec, "--json"], { cwd: ws });
     if (p.json?.verdict !== "PASS" || f.json?.verdict !== "FAIL") throw new Error(p.stdout + p.stderr + f.stdout);
     pass = p.json.pathspec;
     fail = f.json.pathspec;
@@ -187,6 +187,9 @@ describe("deploy", () => {
     const first = await loom(["deploy", "--rollback", "m", "--json"], { cwd: ws });
     expect(first.code).toBe(1);
     expect(first.json.messages[0]).toMatch(/rollback refused: m@champion is at version 1, the first version/);
+    // ops health shows what the alias points at now
+    const ops = await loom(["ops", "--json"], { cwd: ws });
+    expect(ops.json.summary.deployed).toEqual([expect.objectContaining({ name: "m", alias: "champion", version: 1, interrupted_since: [] })]);
   }, 300_000); // generous: on a loaded 2-core box one step of the chain took up to 135 s
 
   test("kill -9 mid-apply: the alias stays at the old version and doctor names the interrupted apply", async () => {
@@ -200,6 +203,10 @@ describe("deploy", () => {
     const c = d.json.summary.checks.find((x: any) => x.name === "deploy");
     expect(c.status).toBe("WARN");
     expect(c.detail).toContain("registered m version 2 but was stopped before moving the alias: m@champion still points at version 1");
+    const ops = await loom(["ops", "--json"], { cwd: ws });
+    expect(ops.code).toBe(1);
+    expect(ops.json.summary.deployed[0]).toMatchObject({ name: "m", alias: "champion", version: 1 });
+    expect(ops.json.summary.deployed[0].interrupted_since.length).toBe(1);
   }, 300_000); // generous: on a loaded 2-core box one step of the chain took up to 135 s
 
   test("two racing applies: one holder, both moves recorded in order; rollback moves the alias back", async () => {

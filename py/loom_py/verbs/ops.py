@@ -184,10 +184,20 @@ def health(params: dict) -> dict:
     size = {"metaflow_bytes": _dir_size(os.path.join(root, ".metaflow")),
             "artifacts_bytes": _dir_size(os.path.join(root, "artifacts"))}
     size["total_bytes"] = size["metaflow_bytes"] + size["artifacts_bytes"]
+    from loom_py.verbs.deploy import deployed_aliases
+
+    try:
+        deployed = deployed_aliases()
+    except Exception as e:  # an unreadable record is reported, never a crash
+        deployed, attention = [], attention + [f"deploy record unreadable: {type(e).__name__}"]
+    for d in deployed:
+        if d["interrupted_since"]:
+            attention.append(f"{d['name']}@{d['alias']}: an apply since version {d['version']} never finished "
+                             f"({', '.join(d['interrupted_since'][:3])}); `loom doctor` says what happened")
     status = "ATTENTION" if attention else "HEALTHY"
     summary = {"mode": "health", "flows": flows, "last_failures": failures[:LAST_FAILURES],
                "never_finished": unfinished, "attention": attention, "datastore": size,
-               "deployed": None}
+               "deployed": deployed}
     nxt = ["loom doctor"] if attention else []
     return {"status": status, "verdict": status, "exit_code": 1 if attention else 0, "summary": summary,
             "messages": attention, "next": nxt}

@@ -82,6 +82,18 @@ class SandboxedSolution:
         self._tmp = None
         self.last_model_bytes = None
 
+    def calibrated(self, method: str) -> "SandboxedSolution":
+        """The same solution with its ``make_model()`` wrapped in scikit-learn's CalibratedClassifierCV, as code
+        the sandbox runs (validate --calibrate)."""
+        if method not in ("sigmoid", "isotonic"):
+            raise UsageError(f"--calibrate must be sigmoid or isotonic, got {method!r}")
+        wrap = (f"\n\n# --- added by loom validate --calibrate {method} ---\n"
+                "_loom_uncalibrated_make_model = make_model\n\n\n"
+                "def make_model():\n"
+                "    from sklearn.calibration import CalibratedClassifierCV\n\n"
+                f"    return CalibratedClassifierCV(_loom_uncalibrated_make_model(), method={method!r}, cv=3)\n")
+        return SandboxedSolution(self.pathspec, self.code + wrap, timeout=self.timeout, mem_mb=self.mem_mb)
+
     def isolation(self) -> dict:
         from loom_py.verbs.optimize import sandbox
 

@@ -579,6 +579,26 @@ def holders(moves: list[dict]) -> list[int]:
     return stack
 
 
+def deployed_aliases() -> list[dict]:
+    """What each alias Loom moved points at now, from Loom's record of moves (no registry call): one row per
+    registry, model and alias, with the last move and whether an apply since then never finished. For `loom ops`."""
+    done = sorted((e for e in journals() if e.get("state") == "moved"), key=lambda e: e.get("when_ns") or 0)
+    rows: dict = {}
+    for e in done:
+        rows.setdefault((e.get("registry"), e.get("name"), e.get("alias")), []).append(e)
+    out = []
+    for (uri, name, alias), moves in sorted(rows.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+        last = moves[-1]
+        stack = holders(moves)
+        pending = [e for e in journals() if e.get("state") != "moved" and e.get("registry") == uri
+                   and e.get("name") == name and e.get("alias") == alias and (e.get("when_ns") or 0) > (last.get("when_ns") or 0)]
+        out.append({"registry": uri, "name": name, "alias": alias, "version": stack[-1] if stack else last.get("to"),
+                    "last_move": {"run": last.get("run"), "from": last.get("from"), "to": last.get("to"),
+                                  "why": last.get("why"), "when": last.get("when")},
+                    "moves": len(moves), "interrupted_since": [e.get("run") for e in pending]})
+    return out
+
+
 def rollback_target(uri: str, name: str, alias: str) -> dict:
     moves = history(uri, name, alias)
     stack = holders(moves)
