@@ -29,7 +29,7 @@ df.to_csv(${JSON.stringify(join(ws, "near_copy.csv"))}, index=False)`;
   ds = ing.json.pathspec;
   eda = await loom(["eda", "--dataset", ds, "--target", "target", "--json"], { cwd: ws });
   feats = await loom(["features", "--dataset", ds, "--from", eda.json.pathspec, "--sensitive", "region", "--json"], { cwd: ws });
-  val = await loom(["validate", "--dataset", feats.json.pathspec, "--target", "target", "--sensitive", "region"], { cwd: ws });
+  val = await loom(["validate", "--dataset", feats.json.pathspec, "--target", "target", "--sensitive", "region"], { cwd: ws, env: { COLUMNS: "1000" } }); // one line per field, as a wide terminal shows it
   search = await loom(
     ["run", "--dataset", ds, "--metric", "Maximize ROC-AUC on a held-out split.", "--target", "target", "--steps", "2", "--model-provider", "offline", "--json"],
     { cwd: ws },
