@@ -20,12 +20,24 @@ DATASET_FLOWS = ("IngestDataset", "FeaturesFlow")
 PATHSPEC_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*/[A-Za-z0-9_.-]+$")
 
 
+def datastore_type() -> str:
+    """local or s3: the datastore the CLI pointed Metaflow at (src/core/scaleout.ts)."""
+    return os.environ.get("METAFLOW_DEFAULT_DATASTORE") or "local"
+
+
 def datastore_root() -> str:
+    if datastore_type() == "s3":
+        return os.environ.get("METAFLOW_DATASTORE_SYSROOT_S3", "")
     return os.environ.get("METAFLOW_DATASTORE_SYSROOT_LOCAL", "")
 
 
 def require_datastore() -> str:
     root = datastore_root()
+    if datastore_type() != "local":
+        # runs and artifacts are remote: the Client API is the only way to them (resolve_run says when not found)
+        if not root:
+            raise UsageError("the s3 datastore needs METAFLOW_DATASTORE_SYSROOT_S3=s3://BUCKET/PREFIX: run `loom doctor`")
+        return root
     if not root or not os.path.isdir(os.path.join(root, ".metaflow")):
         raise UsageError(
             f"no Loom datastore at {root or '(unset)'}: ingest data first (`loom ingest --source FILE`) "
