@@ -351,3 +351,26 @@ def probe_datastore(params: dict | None = None) -> dict:
     else:
         add("metadata", "PASS", f"local metadata in {os.path.join(os.environ.get('METAFLOW_DATASTORE_SYSROOT_LOCAL', '.'), '.metaflow')}")
     return {"status": "OK", "summary": {"checks": checks}}
+
+
+# ---- what a heavy step asks of remote compute (@resources; ignored on this machine) ------------------
+
+TASK_RESOURCES = {  # cpu cores, memory MiB: sized for a few million rows x a few hundred columns
+    "validate": (2, 8192),
+    "optimize": (4, 16384),
+    "features": (1, 8192),
+    "train": (4, 16384),
+}
+
+
+def task_resources(kind: str) -> dict:
+    """``@resources(**task_resources("validate"))``: the cores and memory a heavy step asks of Kubernetes or
+    Batch, overridable per run with LOOM_RESOURCES_CPU / LOOM_RESOURCES_MEMORY_MB for bigger data (they are
+    read when the flow file is, in the launcher). Metaflow ignores them on local compute."""
+    cpu, mem = TASK_RESOURCES.get(kind, (1, 4096))
+    try:
+        cpu = int(os.environ.get("LOOM_RESOURCES_CPU") or cpu)
+        mem = int(os.environ.get("LOOM_RESOURCES_MEMORY_MB") or mem)
+    except ValueError:
+        pass
+    return {"cpu": max(1, cpu), "memory": max(512, mem)}

@@ -118,3 +118,36 @@ t = Task({pathspec!r} + '/start/' + {str(task_id)!r})
 print(json.dumps({{"ok": t.successful, "rows": t.data.rows}}))
 """)
     assert res["ok"] and res["rows"] == 60
+
+
+def test_local_speedups_step_aside_on_remote_compute(monkeypatch):
+    """The warm image forks tasks on this machine and the sidecar takes a "spare" core the kernel reports:
+    neither holds on Kubernetes/Batch, so both are off in a launcher started with --with kubernetes|batch
+    (LOOM_METAFLOW_WITH, set by the CLI) and inside a remote task (METAFLOW_RUNTIME_ENVIRONMENT)."""
+    from loom_py.runtime import sidecar, warm
+
+    for k in ("LOOM_METAFLOW_WITH", "METAFLOW_RUNTIME_ENVIRONMENT", "METAFLOW_KUBERNETES_WORKLOAD", "LOOM_WARM", "LOOM_SIDECAR"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setattr(sidecar, "spare_cores", lambda: 3)
+    if not (sys.platform.startswith("linux") and hasattr(os, "fork")):
+        pytest.skip("the speed-ups are Linux-only")
+    assert warm.enabled() and sidecar.enabled() and sidecar.remote_compute() is None
+    for env in ({"LOOM_METAFLOW_WITH": "kubernetes:image=loom:1"}, {"LOOM_METAFLOW_WITH": "retry batch"},
+                {"METAFLOW_RUNTIME_ENVIRONMENT": "kubernetes"}, {"METAFLOW_RUNTIME_ENVIRONMENT": "aws-batch"}):
+        with monkeypatch.context() as m:
+            for k, v in env.items():
+                m.setenv(k, v)
+            assert sidecar.remote_compute() in ("kubernetes", "batch")
+            assert not warm.enabled() and not sidecar.enabled(), env
+    monkeypatch.setenv("LOOM_METAFLOW_WITH", "retry:times=2")  # a local decorator is not remote compute
+    assert warm.enabled() and sidecar.enabled()
+
+
+def test_task_resources_defaults_and_overrides(monkeypatch):
+    from loom_py.runtime.data import task_resources
+
+    monkeypatch.delenv("LOOM_RESOURCES_CPU", raising=False)
+    monkeypatch.delenv("LOOM_RESOURCES_MEMORY_MB", raising=False)
+    assert task_resources("optimize") == {"cpu": 4, "memory": 16384}
+    monkeypatch.setenv("LOOM_RESOURCES_MEMORY_MB", "65536")
+    assert task_resources("validate")["memory"] == 65536
