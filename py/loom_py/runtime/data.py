@@ -298,7 +298,11 @@ def probe_datastore(params: dict | None = None) -> dict:
 
     if datastore_type() == "s3":
         root = datastore_root()
-        endpoint = os.environ.get("METAFLOW_S3_ENDPOINT_URL") or None
+        try:  # Metaflow's own reading: the environment, else the active profile
+            from metaflow.metaflow_config import S3_ENDPOINT_URL as endpoint
+        except Exception:
+            endpoint = os.environ.get("METAFLOW_S3_ENDPOINT_URL")
+        endpoint = endpoint or None
         bucket, _, prefix = root[len("s3://"):].partition("/")
         where = f"{root}{f' at {endpoint}' if endpoint else ''}"
         try:
