@@ -194,7 +194,12 @@ print(json.dumps(out))
     const c2 = nob.json.summary.checks.find((c: { name: string }) => c.name === "datastore");
     expect(c2.status).toBe("FAIL");
     expect(c2.detail).toContain("'no-such-bucket' does not exist");
-  }, 60_000);
+    // remote compute with local metadata: a warning, not a failure (the runs launched here stay visible here)
+    const warn = await loom(["doctor", "--json"], { cwd: ws, env: { ...env, LOOM_METAFLOW_WITH: "kubernetes" } });
+    const c3 = warn.json.summary.checks.find((c: { name: string }) => c.name === "remote metadata");
+    expect(c3.status).toBe("WARN");
+    expect(c3.fix).toContain("METAFLOW_DEFAULT_METADATA=service");
+  }, 90_000);
 
   test("a shell pointing at another datastore is refused in one line (the runs are where the record says)", async () => {
     const r = await loom(["datasets"], { cwd: ws, env: { ...env, METAFLOW_DEFAULT_DATASTORE: "local" } });
