@@ -2,7 +2,9 @@
 the eda run behind --from (successful, same data object); this run drops eda's leakage flags first,
 applies the recipe, and stores the result as a data object with a feature manifest and lineage."""
 
-from metaflow import FlowSpec, Parameter, card, current, step
+from metaflow import FlowSpec, Parameter, card, current, resources, step
+
+from loom_py.runtime.data import task_resources
 
 from loom_py.runtime.flowkit import final_cards_only
 
@@ -18,6 +20,7 @@ class FeaturesFlow(FlowSpec):
     task = Parameter("task", default="", help="classification | regression (default: inferred)")
     sensitive = Parameter("sensitive", default="[]", help="JSON list of columns carried unchanged for slicing")
 
+    @resources(**task_resources("features"))  # asked of Kubernetes / Batch; ignored on local compute
     @card(type="blank", id="features")
     @step
     def start(self):

@@ -2,7 +2,9 @@
 proposals (offline library, or the CLI's proposer server for anthropic/openai), sandboxed candidates, Loom's
 own scoring — and records the journal, leaderboard, best code, fitted model and test predictions."""
 
-from metaflow import FlowSpec, Parameter, card, current, step
+from metaflow import FlowSpec, Parameter, card, current, resources, step
+
+from loom_py.runtime.data import task_resources
 
 from loom_py.runtime.flowkit import final_cards_only
 
@@ -36,6 +38,7 @@ class OptimizeFlow(FlowSpec):
     executor = Parameter("executor", default="local",
                          help="local (a sandboxed process pool, default) or metaflow (each round's candidates as a foreach)")
 
+    @resources(**task_resources("optimize"))  # asked of Kubernetes / Batch; ignored on local compute
     @card(type="blank", id="optimize")
     @step
     def start(self):

@@ -2,7 +2,9 @@
 already refused what cannot run and resolved the columns; this run plans (nemo), launches (nemo
 --launch, through Modal) or builds the CPU stand-in backbone (local: PPMI + SVD), and records it."""
 
-from metaflow import FlowSpec, Parameter, card, current, step
+from metaflow import FlowSpec, Parameter, card, current, resources, step
+
+from loom_py.runtime.data import task_resources
 
 from loom_py.runtime.flowkit import final_cards_only
 
@@ -23,6 +25,7 @@ class TrainFlow(FlowSpec):
     gpu_hourly_usd = Parameter("gpu_hourly_usd", default=3.0, type=float, help="dollars per GPU-hour")
     column_notes = Parameter("column_notes", default="[]", help="JSON: how the columns were found")
 
+    @resources(**task_resources("train"))  # asked of Kubernetes / Batch; ignored on local compute
     @card(type="blank", id="train")
     @step
     def start(self):

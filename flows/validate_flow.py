@@ -5,7 +5,9 @@ the rest (purged K-fold with embargo / group K-fold / stratified K-fold), scores
 checks calibration, per-slice fairness and leakage. PASS only when every check passes. The seal's
 evaluation count comes from earlier ValidateFlow runs with the same ``seal_id`` artifact (Client API)."""
 
-from metaflow import FlowSpec, Parameter, card, current, step
+from metaflow import FlowSpec, Parameter, card, current, resources, step
+
+from loom_py.runtime.data import task_resources
 
 from loom_py.runtime.flowkit import final_cards_only
 
@@ -34,6 +36,7 @@ class ValidateFlow(FlowSpec):
                                    help="probability cut for the fairness decisions (default: base-rate matching)")
     calibrate = Parameter("calibrate", default="", help="sigmoid | isotonic: wrap the model in CalibratedClassifierCV")
 
+    @resources(**task_resources("validate"))  # asked of Kubernetes / Batch; ignored on local compute
     @card(type="blank", id="validate")
     @step
     def start(self):

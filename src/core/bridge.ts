@@ -4,7 +4,7 @@ import { materialize } from "./assets";
 import { UsageError } from "./errors";
 import { loomHome } from "./home";
 import { requirePython } from "./pyenv";
-import type { Workspace } from "./workspace";
+import { workspaceDatastoreEnv, type Workspace } from "./workspace";
 
 export const EVENT_MARKER = "@@loom ";
 
@@ -51,12 +51,14 @@ export function withoutSecrets(env: Record<string, string>): Record<string, stri
   return env;
 }
 
-/** The environment every Python process of Loom gets. Pure, so it can be table-tested. */
+/** The environment every Python process of Loom gets. Pure, so it can be table-tested. `datastore` is the
+ * METAFLOW_* set for the workspace's datastore (scaleout.ts datastoreEnv; default: local in the workspace). */
 export function bridgeEnv(
   base: NodeJS.ProcessEnv,
   ws: Workspace,
   rt: { pyPath: string; flowsDir: string },
   extra: Record<string, string> = {},
+  datastore?: Record<string, string>,
 ): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(base)) if (v !== undefined) env[k] = v;
@@ -64,9 +66,7 @@ export function bridgeEnv(
   delete env.METAFLOW_CARD_LOCALROOT; // cards are found from the datastore root (cwd = .loom)
   Object.assign(env, {
     METAFLOW_USER: base.METAFLOW_USER || base.USER || base.LOGNAME || "loom",
-    METAFLOW_DEFAULT_METADATA: "local",
-    METAFLOW_DEFAULT_DATASTORE: "local",
-    METAFLOW_DATASTORE_SYSROOT_LOCAL: ws.dir,
+    ...(datastore ?? { METAFLOW_DEFAULT_METADATA: "local", METAFLOW_DEFAULT_DATASTORE: "local", METAFLOW_DATASTORE_SYSROOT_LOCAL: ws.dir, LOOM_DATASTORE: "local" }),
     LOOM_WORKSPACE_DIR: ws.dir,
     LOOM_TMP: join(ws.dir, "tmp"),
     LOOM_FLOWS_DIR: rt.flowsDir,
@@ -89,7 +89,7 @@ export interface BridgeOptions {
 export async function callBridge(req: BridgeRequest, opts: BridgeOptions): Promise<BridgeReply> {
   const py = requirePython();
   const rt = materialize(loomHome());
-  const env = bridgeEnv(process.env, opts.ws, rt, opts.env);
+  const env = bridgeEnv(process.env, opts.ws, rt, opts.env, workspaceDatastoreEnv(opts.ws));
   let proc;
   try {
     proc = Bun.spawn([py.python, "-m", "loom_py.runtime.bridge"], {

@@ -10,6 +10,7 @@ import { requirePython } from "./pyenv";
 import type { Tier } from "./tiers";
 import { closest, colorAllowed, stripControl, termWidth } from "./term";
 import { makeUI } from "./ui";
+import { computePreflight } from "./compute";
 import { DEFAULT_LIMITS, datastoreExists, ensureWorkspace, locateWorkspace, readLimits, type Workspace } from "./workspace";
 
 export const COMMON_ARGS: ArgsDef = {
@@ -17,13 +18,17 @@ export const COMMON_ARGS: ArgsDef = {
   debug: { type: "boolean", description: "show the Python/Metaflow log and tracebacks" },
   quiet: { type: "boolean", description: "no progress lines" },
 };
+/** Metaflow's remote compute for every flow the verb runs (scaleout.ts): `--with kubernetes`, `--with batch:cpu=4`. */
+export const WITH_ARG: ArgsDef = {
+  with: { type: "string", repeatable: true, description: "run the flow's steps on Metaflow remote compute: kubernetes, kubernetes:image=IMAGE, batch (also LOOM_METAFLOW_WITH)" } as ArgsDef[string],
+};
 export const YES_ARG: ArgsDef = {
   yes: { type: "boolean", description: "accept the expensive-tier gate (never skips an irreversible confirmation)" },
 };
 
 export function argsFor(verb: VerbDef): ArgsDef {
   const gated = verb.tier === "expensive" || !!verb.cost;
-  return { ...verb.args, ...COMMON_ARGS, ...(gated ? YES_ARG : {}) };
+  return { ...verb.args, ...COMMON_ARGS, ...(verb.needsPython !== false ? WITH_ARG : {}), ...(gated ? YES_ARG : {}) };
 }
 
 /** Pure: flags in rawArgs that the verb does not declare. */
@@ -110,7 +115,7 @@ function flushNotes() {
   while (pendingNotes.length) process.stderr.write(pendingNotes.shift() + "\n");
 }
 
-function makeContext(verb: VerbDef, ws: Workspace, flags: { json: boolean; debug: boolean; yes: boolean; quiet: boolean }): VerbContext {
+function makeContext(verb: VerbDef, ws: Workspace, flags: { json: boolean; debug: boolean; yes: boolean; quiet: boolean }, withOpts: string[] = []): VerbContext {
   const ui = makeUI({ quiet: flags.quiet });
   const onEvent = (ev: { kind: string; [k: string]: unknown }) => {
     if (ev.kind === "prepared") return flushNotes();
@@ -126,8 +131,8 @@ function makeContext(verb: VerbDef, ws: Workspace, flags: { json: boolean; debug
     async flow(req) {
       ctx.workspace = ensureWorkspace(ctx.workspace);
       return bridge(
-        { mode: "flow", flow: req.flow, flow_name: req.flowName, params: req.params, prepare: req.prepare, flow_options: req.flowOptions },
-        req.env,
+        { mode: "flow", flow: req.flow, flow_name: req.flowName, params: req.params, prepare: req.prepare, flow_options: [...(req.flowOptions ?? []), ...withOpts] },
+        withOpts.length ? { ...req.env, LOOM_METAFLOW_WITH: withOpts.filter((o) => o !== "--with").join(" ") } : req.env, // flows a flow starts (optimize's foreach) inherit it
       );
     },
     async call(fn, params, opts) {
@@ -207,7 +212,9 @@ export async function executeVerb(verb: VerbDef, rawArgs: string[], isVerb: (nam
           `no Loom datastore here (looked for .loom/ from ${process.cwd()} upward): ingest data first (\`loom ingest --source FILE\`), set LOOM_WORKSPACE, or run \`loom doctor\``,
         );
     }
-    const ctx = makeContext(verb, ws, flags);
+    // remote compute is checked before the gate and before any run: one line, exit 2 (compute.ts)
+    const withOpts = verb.needsPython !== false ? computePreflight(parsed.with, ws) : [];
+    const ctx = makeContext(verb, ws, flags, withOpts);
     if (verb.preflight) {
       const early = await verb.preflight(input, ctx);
       if (early) return print(early);

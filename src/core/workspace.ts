@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync, renameSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { UsageError } from "./errors";
+import { datastoreEnv, readMetaflowProfile, resolveDatastore, type DatastoreChoice, type Profile, type RecordedDatastore } from "./scaleout";
 
 export interface Limits {
   /** any dollar spend above this asks for confirmation (default 0: any spend asks) */
@@ -52,15 +53,50 @@ export function locateWorkspace(env: NodeJS.ProcessEnv = process.env, cwd = proc
   return { dir, root, exists: found !== null };
 }
 
-export function ensureWorkspace(ws: Workspace): Workspace {
+export function ensureWorkspace(ws: Workspace, env: NodeJS.ProcessEnv = process.env): Workspace {
+  const ds = workspaceDatastore(ws, env); // refuses a configuration that disagrees with the record before writing
   for (const sub of ["", "tmp", "artifacts"]) mkdirSync(join(ws.dir, sub), { recursive: true });
   const cfg = join(ws.dir, "config.json");
-  if (!existsSync(cfg)) writeJson(cfg, { limits: DEFAULT_LIMITS });
+  if (!existsSync(cfg)) writeJson(cfg, { limits: DEFAULT_LIMITS, datastore: recordOf(ds) });
+  else {
+    // a workspace made before the record existed keeps what it has used since (its first verb records it)
+    const cur = readJson<Record<string, unknown> | null>(cfg, null);
+    if (cur && typeof cur === "object" && !Array.isArray(cur) && cur.datastore === undefined) writeJson(cfg, { ...cur, datastore: recordOf(ds) });
+  }
   return { ...ws, exists: true };
 }
 
+const recordOf = (ds: DatastoreChoice) => (ds.type === "local" ? { type: "local" } : { type: ds.type, root: ds.root });
+
+/** The workspace's config.json as an object (null when absent or not an object). */
+export function readConfig(ws: Workspace): Record<string, unknown> | null {
+  const c = readJson<unknown>(join(ws.dir, "config.json"), null);
+  return c && typeof c === "object" && !Array.isArray(c) ? (c as Record<string, unknown>) : null;
+}
+
+export function recordedDatastore(ws: Workspace): RecordedDatastore | null {
+  const d = readConfig(ws)?.datastore as RecordedDatastore | undefined;
+  return d && typeof d === "object" && typeof d.type === "string" ? d : null;
+}
+
+/** The datastore this workspace's flows use (Metaflow's configuration, else the record), or exit 2. */
+export function workspaceDatastore(ws: Workspace, env: NodeJS.ProcessEnv = process.env): DatastoreChoice & { profile: Profile } {
+  const prof = readMetaflowProfile(env);
+  if (typeof prof === "string") throw new UsageError(prof);
+  const ds = resolveDatastore(env, prof.profile, recordedDatastore(ws));
+  if (typeof ds === "string") throw new UsageError(ds);
+  return { ...ds, profile: prof.profile };
+}
+
+/** The METAFLOW_* environment for this workspace's datastore (for bridgeEnv). */
+export function workspaceDatastoreEnv(ws: Workspace, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return datastoreEnv(workspaceDatastore(ws, env), ws.dir);
+}
+
 export function datastoreExists(ws: Workspace): boolean {
-  return isDir(join(ws.dir, ".metaflow"));
+  if (isDir(join(ws.dir, ".metaflow"))) return true;
+  const rec = recordedDatastore(ws);
+  return !!rec && rec.type !== "local"; // a remote datastore with service metadata keeps nothing here
 }
 
 /**

@@ -9,7 +9,8 @@ import { cleanupCommand, unfinishedRuns } from "../core/unfinished-runs";
 import { interruptedLines, readJournal } from "../core/deploy-journal";
 import { loomHome, venvPython } from "../core/home";
 import { choosePython, findSystemPython, readSetupRecord } from "../core/pyenv";
-import { datastoreExists, locateWorkspace } from "../core/workspace";
+import { datastoreExists, locateWorkspace, readConfig, workspaceDatastore } from "../core/workspace";
+import { datastoreEnv, remoteCompute, withSpecs, type DatastoreChoice } from "../core/scaleout";
 import { EMBEDDED } from "../generated/embedded";
 
 type Status = "PASS" | "WARN" | "FAIL" | "INFO";
@@ -120,10 +121,37 @@ export default defineVerb({
       }
       add("workspace", writable ? "PASS" : "FAIL", `${ws.dir}${writable ? " (writable)" : " is not writable"}`, writable ? null : `fix the permissions of ${ws.dir}`);
     }
-    if (ws.exists && !datastoreExists(ws)) add("datastore", "WARN", `no Metaflow datastore yet at ${mfDir}`, "`loom ingest --source FILE` creates it");
+    // the configured datastore (Metaflow's own configuration, else the workspace's record): scaleout.ts
+    let ds: DatastoreChoice | null = null;
+    try {
+      ds = workspaceDatastore(ws);
+    } catch (e) {
+      add("datastore config", "FAIL", (e as Error).message, null);
+    }
+    const dsEnv = ds ? datastoreEnv(ds, ws.dir) : undefined;
+    if (ds && ds.type !== "local" && pythonExe) {
+      const rt = materialize(home);
+      const code = "import json; from loom_py.runtime.data import probe_datastore; print(json.dumps(probe_datastore()['summary']))";
+      const p = Bun.spawnSync([pythonExe, "-c", code], { stdout: "pipe", stderr: "pipe", cwd: ws.exists ? ws.dir : process.cwd(), env: bridgeEnv(process.env, ws, rt, {}, dsEnv) });
+      let res: { checks?: Check[] } | null = null;
+      try {
+        res = JSON.parse(p.stdout.toString().trim().split("\n").pop() ?? "");
+      } catch {
+        res = null;
+      }
+      if (!res?.checks) add("datastore", "FAIL", `could not probe the ${ds.type} datastore ${ds.root}: ${p.stderr.toString().trim().split("\n").pop() ?? `exit ${p.exitCode}`}`, "run `loom doctor --debug`");
+      else for (const c of res.checks) add(c.name, c.status, c.detail, c.fix);
+    }
+    const remote = remoteCompute(withSpecs(undefined, process.env, readConfig(ws)));
+    if (ds && remote && ds.metadata === "local")
+      add("remote metadata", "WARN", `remote compute (${remote}) with local metadata: runs launched from elsewhere are invisible to the Client here`,
+        "set METAFLOW_DEFAULT_METADATA=service and METAFLOW_SERVICE_URL (a Metaflow metadata service) in the profile");
+    if (!ds || ds.type !== "local") {
+      /* a remote datastore was probed above (its local part is metadata only); a configuration error said its line */
+    } else if (ws.exists && !datastoreExists(ws)) add("datastore", "WARN", `no Metaflow datastore yet at ${mfDir}`, "`loom ingest --source FILE` creates it");
     else if (ws.exists) {
       const scan = scanDatastore(mfDir);
-      const moved = scan.recorded_roots.filter((r) => r !== mfDir);
+      const moved = scan.recorded_roots.filter((r) => r !== mfDir && !/^[a-z0-9]+:\/\//.test(r));
       if (scan.problems.length)
         add("datastore", "FAIL", `${scan.problems.length} problem(s) in ${scan.runs} runs: ${scan.problems.slice(0, 3).join("; ")}`, "the datastore is damaged (truncated or partly deleted): restore it from a copy, or move the damaged runs out of .loom/.metaflow");
       else if (moved.length)
@@ -140,11 +168,12 @@ export default defineVerb({
         );
     }
 
-    if (ws.exists && datastoreExists(ws) && pythonExe) {
+    const remoteOk = !ds || ds.type === "local" || !checks.some((c) => c.name === "datastore" && c.status === "FAIL");
+    if (ws.exists && datastoreExists(ws) && pythonExe && ds && remoteOk) {
       // every data object's stored bytes against their recorded sha256, and staging a killed run left behind
       const rt = materialize(home);
       const code = "import json; from loom_py.runtime.data import verify_all; print(json.dumps(verify_all()['summary']))";
-      const p = Bun.spawnSync([pythonExe, "-c", code], { stdout: "pipe", stderr: "pipe", cwd: ws.dir, env: bridgeEnv(process.env, ws, rt) });
+      const p = Bun.spawnSync([pythonExe, "-c", code], { stdout: "pipe", stderr: "pipe", cwd: ws.dir, env: bridgeEnv(process.env, ws, rt, {}, dsEnv) });
       let res: { checked?: number; damaged?: { pathspec: string; why: string }[]; leftovers?: { path: string; bytes: number }[] } | null = null;
       try {
         res = JSON.parse(p.stdout.toString().trim().split("\n").pop() ?? "");
@@ -201,7 +230,7 @@ export default defineVerb({
         checks,
         python_executable: pythonExe ?? (sys?.path ?? null),
         workspace: ws.dir,
-        metaflow_env: { METAFLOW_DATASTORE_SYSROOT_LOCAL: ws.dir, METAFLOW_USER: user || "loom", METAFLOW_DEFAULT_METADATA: "local", METAFLOW_DEFAULT_DATASTORE: "local" },
+        metaflow_env: { METAFLOW_DATASTORE_SYSROOT_LOCAL: ws.dir, METAFLOW_USER: user || "loom", METAFLOW_DEFAULT_METADATA: "local", METAFLOW_DEFAULT_DATASTORE: "local", ...(dsEnv ?? {}) },
       },
       messages: failed.map((c) => `${c.name}: ${c.fix ?? c.detail}`),
       next: failed.length ? [] : ["loom ingest --source FILE", "loom datasets"],

@@ -60,6 +60,10 @@ def _flow_args(params: dict) -> list[str]:
 
 
 def card_path_of(run) -> str | None:
+    """The path of the run's first card on this machine. On the local datastore, the card file itself; on
+    a remote one (s3), the card is fetched through the Client's card API into the workspace's cards/
+    folder (a browser opens a file, not an s3:// URL), so nothing is read from the launcher's disk but
+    what the datastore returns."""
     from metaflow.cards import get_cards
 
     for step in run:
@@ -69,11 +73,33 @@ def card_path_of(run) -> str | None:
             except Exception:
                 continue
             for c in cards:
-                if c.path:
+                if not c.path:
+                    continue
+                if (os.environ.get("METAFLOW_DEFAULT_DATASTORE") or "local") == "local":
                     root = os.environ.get("METAFLOW_DATASTORE_SYSROOT_LOCAL", "")
                     full = os.path.join(root, ".metaflow", "mf.cards", c.path)
                     return full if os.path.exists(full) else c.path
+                return fetch_card(c, task.pathspec)
     return None
+
+
+def fetch_card(card, pathspec: str) -> str | None:
+    """A remote card's HTML written to <workspace>/cards/<Flow>-<run>-<step>-<task>-<hash>.html."""
+    ws = os.environ.get("LOOM_WORKSPACE_DIR") or os.getcwd()
+    name = "-".join(pathspec.split("/")) + f"-{(card.hash or 'card')[:12]}.html"
+    dest = os.path.join(ws, "cards", name)
+    try:
+        html = card.get()
+    except Exception:
+        return None
+    if not html:
+        return None
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    tmp = f"{dest}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(html)
+    os.replace(tmp, dest)
+    return dest
 
 
 # Where the warm image is off (loom_py/runtime/warm.py): the flow's launcher process, started before prepare: it imports Metaflow (~0.4-0.9 s) while prepare

@@ -20,12 +20,24 @@ DATASET_FLOWS = ("IngestDataset", "FeaturesFlow")
 PATHSPEC_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*/[A-Za-z0-9_.-]+$")
 
 
+def datastore_type() -> str:
+    """local or s3: the datastore the CLI pointed Metaflow at (src/core/scaleout.ts)."""
+    return os.environ.get("METAFLOW_DEFAULT_DATASTORE") or "local"
+
+
 def datastore_root() -> str:
+    if datastore_type() == "s3":
+        return os.environ.get("METAFLOW_DATASTORE_SYSROOT_S3", "")
     return os.environ.get("METAFLOW_DATASTORE_SYSROOT_LOCAL", "")
 
 
 def require_datastore() -> str:
     root = datastore_root()
+    if datastore_type() != "local":
+        # runs and artifacts are remote: the Client API is the only way to them (resolve_run says when not found)
+        if not root:
+            raise UsageError("the s3 datastore needs METAFLOW_DATASTORE_SYSROOT_S3=s3://BUCKET/PREFIX: run `loom doctor`")
+        return root
     if not root or not os.path.isdir(os.path.join(root, ".metaflow")):
         raise UsageError(
             f"no Loom datastore at {root or '(unset)'}: ingest data first (`loom ingest --source FILE`) "
@@ -423,3 +435,97 @@ def verify_all(params: dict | None = None) -> dict:
                                if os.path.isfile(os.path.join(dp, f)))
                 leftovers.append({"path": p, "bytes": size})
     return {"status": "OK", "summary": {"checked": checked, "damaged": damaged, "leftovers": leftovers}}
+
+# ---- the configured datastore, probed (loom doctor) ---------------------------------------------
+
+def probe_datastore(params: dict | None = None) -> dict:
+    """Checks of the remote datastore and the metadata provider Metaflow is pointed at, each
+    ``{"name", "status", "detail", "fix"}``: the endpoint answers, the credentials are accepted, the bucket
+    exists and can be listed, and the metadata service answers. Read-only: nothing is written."""
+    checks: list[dict] = []
+
+    def add(name, status, detail, fix=None):
+        checks.append({"name": name, "status": status, "detail": detail, "fix": fix})
+
+    if datastore_type() == "s3":
+        root = datastore_root()
+        try:  # Metaflow's own reading: the environment, else the active profile
+            from metaflow.metaflow_config import S3_ENDPOINT_URL as endpoint
+        except Exception:
+            endpoint = os.environ.get("METAFLOW_S3_ENDPOINT_URL")
+        endpoint = endpoint or None
+        bucket, _, prefix = root[len("s3://"):].partition("/")
+        where = f"{root}{f' at {endpoint}' if endpoint else ''}"
+        try:
+            import boto3
+            from botocore.config import Config
+            from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ConnectTimeoutError
+        except ImportError:
+            add("datastore", "FAIL", "boto3 is not importable: the s3 datastore needs it", "run `loom setup --force`")
+            return {"status": "OK", "summary": {"checks": checks}}
+        s3 = boto3.client("s3", endpoint_url=endpoint, config=Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1}))
+        try:
+            s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+            add("datastore", "PASS", f"s3 datastore {where}: reachable, credentials accepted, bucket listable")
+        except NoCredentialsError:
+            add("datastore", "FAIL", f"no AWS credentials for {where}",
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment or the Metaflow profile")
+        except (EndpointConnectionError, ConnectTimeoutError) as e:
+            add("datastore", "FAIL", f"cannot reach the S3 endpoint for {where} ({type(e).__name__})",
+                "check METAFLOW_S3_ENDPOINT_URL and the network (is the object store up?)")
+        except ClientError as e:
+            code = str(e.response.get("Error", {}).get("Code", ""))
+            if code in ("NoSuchBucket", "404"):
+                add("datastore", "FAIL", f"bucket '{bucket}' does not exist ({where})",
+                    f"create it (`aws s3 mb s3://{bucket}`) or fix METAFLOW_DATASTORE_SYSROOT_S3")
+            elif code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                add("datastore", "FAIL", f"the credentials are refused for bucket '{bucket}' ({code})",
+                    "use credentials that may list and write the bucket (AWS_ACCESS_KEY_ID / AWS_PROFILE)")
+            else:
+                add("datastore", "FAIL", f"S3 answered {code or type(e).__name__} for {where}", "check the bucket and the credentials")
+        except Exception as e:  # anything else botocore raises: one line
+            add("datastore", "FAIL", f"cannot use {where}: {type(e).__name__}: {str(e)[:160]}",
+                "check METAFLOW_S3_ENDPOINT_URL, the credentials and the bucket")
+
+    md = os.environ.get("METAFLOW_DEFAULT_METADATA") or "local"
+    if md == "service":
+        url = (os.environ.get("METAFLOW_SERVICE_URL") or "").rstrip("/")
+        import urllib.request
+
+        try:
+            req = urllib.request.Request(url + "/ping")
+            auth = os.environ.get("METAFLOW_SERVICE_AUTH_KEY")
+            if auth:
+                req.add_header("x-api-key", auth)
+            with urllib.request.urlopen(req, timeout=5) as r:
+                ok = 200 <= r.status < 300
+            add("metadata", "PASS" if ok else "FAIL", f"metadata service {url} answers", None if ok else "check METAFLOW_SERVICE_URL")
+        except Exception as e:
+            add("metadata", "FAIL", f"the metadata service {url} does not answer ({type(e).__name__})",
+                "check METAFLOW_SERVICE_URL (and METAFLOW_SERVICE_AUTH_KEY), or use METAFLOW_DEFAULT_METADATA=local")
+    else:
+        add("metadata", "PASS", f"local metadata in {os.path.join(os.environ.get('METAFLOW_DATASTORE_SYSROOT_LOCAL', '.'), '.metaflow')}")
+    return {"status": "OK", "summary": {"checks": checks}}
+
+
+# ---- what a heavy step asks of remote compute (@resources; ignored on this machine) ------------------
+
+TASK_RESOURCES = {  # cpu cores, memory MiB: sized for a few million rows x a few hundred columns
+    "validate": (2, 8192),
+    "optimize": (4, 16384),
+    "features": (1, 8192),
+    "train": (4, 16384),
+}
+
+
+def task_resources(kind: str) -> dict:
+    """``@resources(**task_resources("validate"))``: the cores and memory a heavy step asks of Kubernetes or
+    Batch, overridable per run with LOOM_RESOURCES_CPU / LOOM_RESOURCES_MEMORY_MB for bigger data (they are
+    read when the flow file is, in the launcher). Metaflow ignores them on local compute."""
+    cpu, mem = TASK_RESOURCES.get(kind, (1, 4096))
+    try:
+        cpu = int(os.environ.get("LOOM_RESOURCES_CPU") or cpu)
+        mem = int(os.environ.get("LOOM_RESOURCES_MEMORY_MB") or mem)
+    except ValueError:
+        pass
+    return {"cpu": max(1, cpu), "memory": max(512, mem)}

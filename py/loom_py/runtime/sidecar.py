@@ -37,11 +37,30 @@ def spare_cores() -> int:
     return max(0, n - 1)
 
 
+REMOTE_COMPUTE = ("kubernetes", "batch")
+
+
+def remote_compute() -> str | None:
+    """The Metaflow remote compute this process belongs to, or None on the user's machine: inside a remote
+    task (Metaflow sets METAFLOW_RUNTIME_ENVIRONMENT / METAFLOW_KUBERNETES_WORKLOAD there), or in the
+    launcher of a run started with ``--with kubernetes|batch`` (the CLI sets LOOM_METAFLOW_WITH)."""
+    rt = os.environ.get("METAFLOW_RUNTIME_ENVIRONMENT", "")
+    if rt in ("kubernetes", "aws-batch") or os.environ.get("METAFLOW_KUBERNETES_WORKLOAD"):
+        return "batch" if rt == "aws-batch" else "kubernetes"
+    for spec in os.environ.get("LOOM_METAFLOW_WITH", "").split():
+        name = spec.split(":", 1)[0]
+        if name in REMOTE_COMPUTE:
+            return name
+    return None
+
+
 def enabled() -> bool:
     """On by default on Linux only: forking a process that has used macOS system frameworks (Accelerate,
-    the Objective-C runtime) can crash the child, so elsewhere it takes ``LOOM_SIDECAR=1`` to opt in."""
+    the Objective-C runtime) can crash the child, so elsewhere it takes ``LOOM_SIDECAR=1`` to opt in.
+    Off on remote compute: a container's CPU share is its pod's limit, not the cores the kernel reports,
+    so a "spare" core there would oversubscribe the task (and Loom's local speed-ups stay local)."""
     flag = os.environ.get("LOOM_SIDECAR", "")
-    if flag == "0" or not hasattr(os, "fork") or spare_cores() < 1:
+    if flag == "0" or not hasattr(os, "fork") or remote_compute() or spare_cores() < 1:
         return False
     return flag == "1" or sys.platform.startswith("linux")
 

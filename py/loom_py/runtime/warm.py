@@ -65,8 +65,12 @@ _THREADS = {"OMP_NUM_THREADS": "openmp", "OPENBLAS_NUM_THREADS": "blas", "MKL_NU
 
 
 def enabled() -> bool:
+    from loom_py.runtime.sidecar import remote_compute
+
     v = os.environ.get("LOOM_WARM", "").strip().lower()
     if v in ("0", "false", "no", "off"):
+        return False
+    if remote_compute():  # the tasks run in remote containers: there is nothing local to fork them from
         return False
     if not hasattr(socket, "send_fds") or not hasattr(os, "fork"):
         return False

@@ -1,0 +1,98 @@
+"""The happy path on an S3 datastore (moto's S3-compatible server on loopback) against the local datastore,
+in one invocation: seconds per verb through build/loom, the ratio, and where the added time goes (bytes
+uploaded per verb, the code package's share).
+
+    python bench/scaleout_bench.py [--rows 2000]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import LOOM, ROOT, loom_python, timed, workspace  # noqa: E402
+
+
+def bucket_usage(env, prefix):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=env["METAFLOW_S3_ENDPOINT_URL"], aws_access_key_id="test", aws_secret_access_key="test",
+                      region_name="us-east-1")
+    total = n = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="loom", Prefix=prefix + "/"):
+        for o in page.get("Contents", []):
+            n += 1
+            total += o["Size"]
+    return n, total
+
+
+def chain(ws, env, rows):
+    with open(os.path.join(ws, "data.csv"), "w") as f:
+        import random
+
+        r = random.Random(5)
+        f.write("a,b,g,y\n")
+        for i in range(rows):
+            a, b = r.random() * 2 - 1, r.random() * 2 - 1
+            f.write(f"{a:.4f},{b:.4f},{'uv'[i % 2]},{int(a + 0.5 * b + (r.random() - 0.5) * 0.8 > 0)}\n")
+    out, steps = {}, []
+
+    def go(name, args):
+        dt, p = timed([LOOM, *args, "--json"], cwd=ws, env=env)
+        out[name] = dt
+        res = json.loads(p.stdout)
+        steps.append((name, res))
+        return res
+
+    ds = go("ingest", ["ingest", "--source", "data.csv"])["pathspec"]
+    go("eda", ["eda", "--dataset", ds, "--target", "y"])
+    fs = go("features", ["features", "--dataset", ds, "--target", "y", "--recipe", "standard"])["pathspec"]
+    rn = go("run", ["run", "--dataset", fs, "--metric", "Maximize ROC-AUC", "--target", "y", "--steps", "2", "--parallel", "2",
+                    "--executor", "metaflow", "--model-provider", "offline", "--yes"])["pathspec"]
+    vs = go("validate", ["validate", "--dataset", fs, "--target", "y", "--model", rn])["pathspec"]
+    go("report", ["report", "--run", vs])
+    go("datasets", ["datasets"])
+    return out, steps
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=2000)
+    a = ap.parse_args()
+    srv = subprocess.Popen([loom_python(), os.path.join(ROOT, "test", "fixtures", "s3-server.py"), "loom"], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    port = int(srv.stdout.readline().split()[1])
+    base = dict(os.environ)
+    base.pop("METAFLOW_USER", None)
+    local_env = {k: v for k, v in base.items() if not k.startswith("METAFLOW_")}
+    local_env["METAFLOW_HOME"] = workspace()
+    s3_env = dict(local_env, METAFLOW_DEFAULT_DATASTORE="s3", METAFLOW_DATASTORE_SYSROOT_S3="s3://loom/bench",
+                  METAFLOW_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+                  AWS_DEFAULT_REGION="us-east-1")
+    try:
+        local, _ = chain(workspace(), local_env, a.rows)
+        s3_ws = workspace()
+        remote, _ = chain(s3_ws, s3_env, a.rows)
+        n, total = bucket_usage(s3_env, "bench")
+        # one code package's size, read back through the Client from the S3 workspace's metadata
+        code = ("import json; from metaflow import Flow, namespace; namespace(None); r = Flow('ValidateFlow').latest_run; "
+                "t = next(t for s in r for t in s if t.code is not None); print(json.dumps({'pkg': len(t.code._code_obj.getvalue())}))")
+        env = dict(s3_env, METAFLOW_USER="bench", METAFLOW_DEFAULT_METADATA="local", METAFLOW_DATASTORE_SYSROOT_LOCAL=os.path.join(s3_ws, ".loom"))
+        p = subprocess.run([loom_python(), "-c", code], env=env, capture_output=True, text=True)
+        pkg = json.loads(p.stdout.strip().splitlines()[-1])["pkg"] if p.returncode == 0 else -1
+    finally:
+        srv.stdin.close()
+        srv.wait(timeout=30)
+    print(f"rows {a.rows}; seconds per verb through build/loom (one run each, same machine, same invocation)")
+    print(f"{'verb':<10}{'local s':>9}{'s3 s':>9}{'s3/local':>10}{'added s':>9}")
+    for k in local:
+        print(f"{k:<10}{local[k]:>9.2f}{remote[k]:>9.2f}{remote[k] / local[k]:>10.2f}{remote[k] - local[k]:>9.2f}")
+    tl, tr = sum(local.values()), sum(remote.values())
+    print(f"{'total':<10}{tl:>9.2f}{tr:>9.2f}{tr / tl:>10.2f}{tr - tl:>9.2f}")
+    print(f"bucket after the chain: {n} objects, {total / 2**20:.2f} MiB; one code package {pkg / 2**20:.2f} MiB" if pkg > 0
+          else f"bucket after the chain: {n} objects, {total / 2**20:.2f} MiB")
+
+
+if __name__ == "__main__":
+    main()

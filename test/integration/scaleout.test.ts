@@ -1,0 +1,295 @@
+/**
+ * Scale-out through build/loom: a fresh workspace configured for an S3 datastore (Metaflow's own variables,
+ * against a local S3-compatible server on loopback: test/fixtures/s3-server.py) runs the happy path
+ * ingest → eda → features → run (offline, --executor metaflow) → validate → report; every artifact and card is
+ * read back through the Client API from a directory outside the workspace, and nothing but metadata lands in
+ * the local datastore. Then the remote-compute preflights: one line, exit 2, no run, before the gate.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, expectNoTraceback, loom, loomPython, rng, tempDir, tempWorkspace } from "../helpers";
+
+type R = Awaited<ReturnType<typeof loom>>;
+
+function csv(n: number): string {
+  const r = rng(16);
+  const rows = ["a,b,g,y"];
+  for (let i = 0; i < n; i++) {
+    const a = r() * 2 - 1;
+    const b = r() * 2 - 1;
+    rows.push(`${a.toFixed(4)},${b.toFixed(4)},${i % 2 ? "u" : "v"},${a + 0.5 * b + (r() - 0.5) * 0.8 > 0 ? 1 : 0}`);
+  }
+  return rows.join("\n") + "\n";
+}
+
+/** every file under a directory (relative paths) */
+function walk(dir: string, base = dir): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? walk(p, base) : [p.slice(base.length + 1)];
+  });
+}
+
+let server: ReturnType<typeof Bun.spawn> | null = null;
+let port = 0;
+const mfHome = tempDir("loom-mfhome-"); // no user profile leaks in
+const s3env = (prefix: string): Record<string, string> => ({
+  METAFLOW_HOME: mfHome,
+  METAFLOW_DEFAULT_DATASTORE: "s3",
+  METAFLOW_DATASTORE_SYSROOT_S3: `s3://loom/${prefix}`,
+  METAFLOW_S3_ENDPOINT_URL: `http://127.0.0.1:${port}`,
+  AWS_ACCESS_KEY_ID: "test",
+  AWS_SECRET_ACCESS_KEY: "test",
+  AWS_DEFAULT_REGION: "us-east-1",
+});
+
+beforeAll(async () => {
+  server = Bun.spawn([loomPython(), join(ROOT, "test", "fixtures", "s3-server.py"), "loom"], { stdin: "pipe", stdout: "pipe", stderr: "ignore" });
+  const reader = (server.stdout as ReadableStream<Uint8Array>).getReader();
+  let buf = "";
+  while (!/ready \d+/.test(buf)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the S3 test server did not start: ${buf}`);
+    buf += new TextDecoder().decode(value);
+  }
+  port = Number(/ready (\d+)/.exec(buf)![1]);
+}, 60_000);
+
+afterAll(() => {
+  try {
+    (server?.stdin as { end?: () => void } | undefined)?.end?.(); // the server stops when its stdin closes
+  } catch {
+    /* already gone */
+  }
+  server?.kill();
+});
+
+/** Python with plain Metaflow, from a directory outside any workspace, pointed at the S3 datastore. */
+function clientFrom(cwd: string, wsRoot: string, env: Record<string, string>, code: string): any {
+  const p = Bun.spawnSync([loomPython(), "-c", code], {
+    cwd,
+    env: { ...process.env, ...env, METAFLOW_USER: "someone-else", METAFLOW_DEFAULT_METADATA: "local", METAFLOW_DATASTORE_SYSROOT_LOCAL: join(wsRoot, ".loom") },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  if (p.exitCode !== 0) throw new Error(`python failed: ${p.stderr.toString().slice(-2000)}`);
+  return JSON.parse(p.stdout.toString().trim().split("\n").pop()!);
+}
+
+describe("the happy path on an S3 datastore", () => {
+  const ws = tempWorkspace();
+  let env: Record<string, string>;
+  let ingest: R, eda: R, features: R, run: R, validate: R, report: R, datasets: R, doctor: R;
+
+  beforeAll(async () => {
+    env = s3env("happy");
+    writeFileSync(join(ws, "data.csv"), csv(300));
+    const go = async (args: string[], ok = [0]) => {
+      const r = await loom([...args, "--json"], { cwd: ws, env });
+      if (!ok.includes(r.code)) throw new Error(`loom ${args[0]} exit ${r.code}: ${r.stdout.slice(0, 1500)}${r.stderr.slice(-1500)}`);
+      return r;
+    };
+    ingest = await go(["ingest", "--source", "data.csv"]);
+    const ds = ingest.json.pathspec;
+    eda = await go(["eda", "--dataset", ds, "--target", "y"], [0, 1]);
+    features = await go(["features", "--dataset", ds, "--target", "y", "--recipe", "standard"]);
+    const fs = features.json.pathspec;
+    run = await go(["run", "--dataset", fs, "--metric", "Maximize ROC-AUC", "--target", "y", "--steps", "2", "--parallel", "2",
+                    "--executor", "metaflow", "--model-provider", "offline", "--yes"]);
+    validate = await go(["validate", "--dataset", fs, "--target", "y", "--model", run.json.pathspec], [0, 1]);
+    report = await go(["report", "--run", validate.json.pathspec]);
+    datasets = await go(["datasets"]);
+    doctor = await loom(["doctor", "--json"], { cwd: ws, env });
+  }, 600_000);
+
+  test("the workspace records its datastore; Loom's env came from Metaflow's own variables", () => {
+    const cfg = JSON.parse(readFileSync(join(ws, ".loom", "config.json"), "utf8"));
+    expect(cfg.datastore).toEqual({ type: "s3", root: "s3://loom/happy" });
+  });
+
+  test("every verb ran and names its inputs; datasets lists both data objects through the Client", () => {
+    expect(features.json.inputs).toContain(ingest.json.pathspec);
+    expect(validate.json.inputs).toEqual([features.json.pathspec, run.json.pathspec]);
+    expect(["PASS", "FAIL"]).toContain(validate.json.verdict);
+    const listed = datasets.json.summary.datasets.map((d: { pathspec: string }) => d.pathspec);
+    expect(listed).toEqual(expect.arrayContaining([ingest.json.pathspec, features.json.pathspec]));
+  });
+
+  test("nothing but metadata in the local datastore: no artifact blob, no data.json, no card file", () => {
+    const files = walk(join(ws, ".loom", ".metaflow"));
+    expect(files.length).toBeGreaterThan(0); // local metadata (the Client's index) lives here
+    const content = files.filter((f) => f.split("/").includes("data") || /\.data\.json$/.test(f) || f.startsWith("mf.cards"));
+    expect(content).toEqual([]);
+  });
+
+  test("the artifacts, code packages and cards are in the bucket", () => {
+    const got = clientFrom(tempDir(), ws, env, `
+import json, boto3, os
+s3 = boto3.client("s3", endpoint_url=os.environ["METAFLOW_S3_ENDPOINT_URL"])
+keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket="loom", Prefix="happy/") for o in p.get("Contents", [])]
+flows = sorted({k.split("/")[1] for k in keys})
+print(json.dumps({"flows": flows, "cards": sum("/mf.cards/" in "/" + k for k in keys), "blobs": sum("/data/" in k for k in keys)}))
+`);
+    expect(got.flows).toEqual(expect.arrayContaining(["IngestDataset", "EdaFlow", "FeaturesFlow", "OptimizeFlow", "OptimizeRoundFlow", "ValidateFlow", "ReportFlow", "mf.cards"]));
+    expect(got.blobs).toBeGreaterThan(10);
+    expect(got.cards).toBeGreaterThanOrEqual(6);
+  }, 60_000);
+
+  test("cards are fetched from S3 into .loom/cards and open as HTML", () => {
+    for (const r of [ingest, eda, features, validate, report]) {
+      expect(r.json.card_path).toStartWith(join(ws, ".loom", "cards") + "/");
+      expect(readFileSync(r.json.card_path, "utf8")).toContain("<html");
+    }
+  });
+
+  test("from a directory outside the workspace, the Client reads every run's artifacts and cards back", () => {
+    const elsewhere = tempDir("loom-elsewhere-");
+    const got = clientFrom(elsewhere, ws, env, `
+import json
+from metaflow import Run, namespace
+from metaflow.cards import get_cards
+namespace(None)
+out = {}
+for ps in ${JSON.stringify([ingest.json.pathspec, eda.json.pathspec, features.json.pathspec, run.json.pathspec, validate.json.pathspec, report.json.pathspec])}:
+    r = Run(ps)
+    res = r.data.loom_result
+    cards = []
+    for s in r:
+        for t in s:
+            try:
+                cards += list(get_cards(t))
+            except Exception:  # a step without a card (end) raises CardNotPresentException on S3
+                pass
+    out[ps.split("/")[0]] = {"ok": r.successful, "ds": r["start"].task.metadata_dict.get("ds-type"), "status": res.get("status"), "card": len(cards[0].get()) if cards else 0}
+out["rows"] = Run(${JSON.stringify(ingest.json.pathspec)}).data.rows
+print(json.dumps(out))
+`);
+    expect(got.rows).toBe(300);
+    for (const f of ["IngestDataset", "EdaFlow", "FeaturesFlow", "OptimizeFlow", "ValidateFlow", "ReportFlow"]) {
+      expect(got[f].ok).toBe(true);
+      expect(got[f].ds).toBe("s3");
+    }
+    for (const f of ["IngestDataset", "ValidateFlow", "ReportFlow"]) expect(got[f].card).toBeGreaterThan(1000);
+  }, 120_000);
+
+  test("doctor checks the S3 datastore: reachable, credentials, bucket, metadata", () => {
+    const checks = doctor.json.summary.checks as { name: string; status: string; detail: string }[];
+    const ds = checks.find((c) => c.name === "datastore")!;
+    expect(ds.status).toBe("PASS");
+    expect(ds.detail).toContain("s3://loom/happy");
+    expect(checks.find((c) => c.name === "metadata")!.status).toBe("PASS");
+    expect(checks.find((c) => c.name === "data objects")!.detail).toMatch(/^2 data object/);
+  });
+
+  test("doctor: a dead endpoint and a missing bucket are one actionable line each", async () => {
+    const dead = await loom(["doctor", "--json"], { cwd: ws, env: { ...env, METAFLOW_S3_ENDPOINT_URL: "http://127.0.0.1:9" } });
+    const c1 = dead.json.summary.checks.find((c: { name: string }) => c.name === "datastore");
+    expect(c1.status).toBe("FAIL");
+    expect(c1.fix).toContain("METAFLOW_S3_ENDPOINT_URL");
+    const other = tempWorkspace();
+    mkdirSync(join(other, ".loom"));
+    const nob = await loom(["doctor", "--json"], { cwd: other, env: { ...env, METAFLOW_DATASTORE_SYSROOT_S3: "s3://no-such-bucket/x" } });
+    const c2 = nob.json.summary.checks.find((c: { name: string }) => c.name === "datastore");
+    expect(c2.status).toBe("FAIL");
+    expect(c2.detail).toContain("'no-such-bucket' does not exist");
+    // remote compute with local metadata: a warning, not a failure (the runs launched here stay visible here)
+    const warn = await loom(["doctor", "--json"], { cwd: ws, env: { ...env, LOOM_METAFLOW_WITH: "kubernetes" } });
+    const c3 = warn.json.summary.checks.find((c: { name: string }) => c.name === "remote metadata");
+    expect(c3.status).toBe("WARN");
+    expect(c3.fix).toContain("METAFLOW_DEFAULT_METADATA=service");
+  }, 90_000);
+
+  test("a shell pointing at another datastore is refused in one line (the runs are where the record says)", async () => {
+    const r = await loom(["datasets"], { cwd: ws, env: { ...env, METAFLOW_DEFAULT_DATASTORE: "local" } });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain("this workspace's runs are on the s3 datastore s3://loom/happy");
+    expectNoTraceback(r);
+  });
+
+  test("--with kubernetes without a cluster: one line, exit 2, within seconds, no run", async () => {
+    const before = walk(join(ws, ".loom", ".metaflow", "EdaFlow")).length;
+    const t0 = Date.now();
+    const r = await loom(["eda", "--dataset", ingest.json.pathspec, "--target", "y", "--with", "kubernetes"], { cwd: ws, env: { ...env, KUBECONFIG: join(ws, "no-kubeconfig") } });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    // which of the prerequisites is missing first depends on the machine: the package, then the kubeconfig
+    expect(lines[0]).toMatch(/^loom eda: --with kubernetes (needs the `kubernetes` Python package|finds no kubeconfig \(KUBECONFIG=)/);
+    expect(walk(join(ws, ".loom", ".metaflow", "EdaFlow")).length).toBe(before);
+    expectNoTraceback(r);
+  });
+
+  test("LOOM_METAFLOW_WITH=batch and the workspace config's compute.with pass through the same preflight", async () => {
+    const r = await loom(["features", "--dataset", ingest.json.pathspec, "--target", "y"], { cwd: ws, env: { ...env, LOOM_METAFLOW_WITH: "batch" } });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe("loom features: --with batch needs METAFLOW_BATCH_JOB_QUEUE (in the environment or the Metaflow profile)");
+    const cfgPath = join(ws, ".loom", "config.json");
+    const cfg = JSON.parse(readFileSync(cfgPath, "utf8"));
+    writeFileSync(cfgPath, JSON.stringify({ ...cfg, compute: { with: ["batch:cpu=4"] } }));
+    try {
+      const c = await loom(["validate", "--dataset", ingest.json.pathspec, "--target", "y"], { cwd: ws, env: { ...env, METAFLOW_BATCH_JOB_QUEUE: "q" } });
+      expect(c.code).toBe(2);
+      expect(c.stderr.trim()).toBe("loom validate: --with batch needs an image with Loom's pinned requirements: set METAFLOW_BATCH_CONTAINER_IMAGE (or --with batch:image=IMAGE)");
+    } finally {
+      writeFileSync(cfgPath, JSON.stringify(cfg));
+    }
+  });
+});
+
+test("--with kubernetes on the local datastore: one line, exit 2, no workspace made", async () => {
+  const ws = tempWorkspace();
+  writeFileSync(join(ws, "d.csv"), csv(20));
+  const r = await loom(["ingest", "--source", "d.csv", "--with", "kubernetes"], { cwd: ws, env: { METAFLOW_HOME: mfHome } });
+  expect(r.code).toBe(2);
+  expect(r.stderr.trim().split("\n")).toEqual([
+    "loom ingest: --with kubernetes needs a shared datastore: remote tasks cannot read this machine's .loom; set METAFLOW_DEFAULT_DATASTORE=s3 and METAFLOW_DATASTORE_SYSROOT_S3=s3://BUCKET/PREFIX (or a Metaflow profile) in a new workspace",
+  ]);
+  expect(existsSync(join(ws, ".loom"))).toBe(false);
+});
+
+test("a Metaflow profile names the datastore: METAFLOW_PROFILE → config_<name>.json", async () => {
+  const home = tempDir("loom-mfprofile-");
+  writeFileSync(join(home, "config_shared.json"), JSON.stringify({ METAFLOW_DEFAULT_DATASTORE: "s3", METAFLOW_DATASTORE_SYSROOT_S3: "s3://loom/profiled", METAFLOW_S3_ENDPOINT_URL: `http://127.0.0.1:${port}` }));
+  const ws = tempWorkspace();
+  mkdirSync(join(ws, ".loom"));
+  const env = { METAFLOW_HOME: home, METAFLOW_PROFILE: "shared", AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test", AWS_DEFAULT_REGION: "us-east-1" };
+  const d = await loom(["doctor", "--json"], { cwd: ws, env });
+  const c = d.json.summary.checks.find((x: { name: string }) => x.name === "datastore");
+  expect(c.status).toBe("PASS");
+  expect(c.detail).toContain("s3://loom/profiled");
+  const missing = await loom(["doctor", "--json"], { cwd: ws, env: { ...env, METAFLOW_PROFILE: "nope" } });
+  const m = missing.json.summary.checks.find((x: { name: string }) => x.name === "datastore config");
+  expect(m.status).toBe("FAIL");
+  expect(m.detail).toContain("METAFLOW_PROFILE=nope but");
+}, 60_000);
+
+test("Argo Workflows: a flow compiles to a WorkflowTemplate naming the code package, the image, each step and its @resources", () => {
+  const env = s3env("argo");
+  const wsDir = join(tempWorkspace(), ".loom");
+  mkdirSync(wsDir, { recursive: true });
+  const p = Bun.spawnSync([loomPython(), join(ROOT, "flows", "validate_flow.py"), "--no-pylint", "argo-workflows", "create", "--only-json"], {
+    cwd: wsDir,
+    env: {
+      ...process.env, ...env, METAFLOW_USER: "loom", METAFLOW_DEFAULT_METADATA: "local", METAFLOW_DATASTORE_SYSROOT_LOCAL: wsDir,
+      METAFLOW_KUBERNETES_CONTAINER_IMAGE: "registry.example/loom-runtime:0.1", PYTHONPATH: join(ROOT, "py"),
+    },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  if (p.exitCode !== 0) throw new Error(p.stderr.toString().slice(-2000));
+  const out = p.stdout.toString();
+  const tpl = JSON.parse(out.slice(out.indexOf("{")));
+  expect(tpl.kind).toBe("WorkflowTemplate");
+  const steps = tpl.spec.templates.map((t: { name: string }) => t.name);
+  expect(steps).toEqual(expect.arrayContaining(["start", "end"]));
+  const start = tpl.spec.templates.find((t: { name: string }) => t.name === "start");
+  expect(start.container.image).toBe("registry.example/loom-runtime:0.1");
+  expect(start.container.resources.requests).toMatchObject({ cpu: "2.0", memory: "8192.0M" }); // @resources(**task_resources("validate"))
+  const cmd = JSON.stringify(start.container);
+  expect(cmd).toMatch(/s3:\/\/loom\/argo\/ValidateFlow\/data\/[0-9a-f]{2}\/[0-9a-f]{40}/); // the code package, uploaded
+  expect(cmd).toContain(".mf_code"); // PYTHONPATH of the extracted package: loom_py comes from there
+}, 120_000);
