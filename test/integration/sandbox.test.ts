@@ -104,6 +104,7 @@ describe("the OS sandbox through build/loom", () => {
     before = datastoreHash(ws, "IngestDataset");
     r = await loom(["run", "--dataset", ds, "--metric", "Maximize ROC-AUC on a held-out split.", "--steps", "1", "--yes", "--json"],
       { cwd: ws, env: env() });
+    if (!r.json?.pathspec) throw new Error(`loom run made no run: ${r.stdout}\n${r.stderr}`);
     const journal = plainMetaflow(ws, `
 import json
 from metaflow import Run, namespace

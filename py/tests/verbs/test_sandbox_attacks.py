@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import socket
+import shutil
 import stat
 import time
 import uuid
@@ -407,3 +408,26 @@ def test_validate_fits_a_model_written_solution_only_in_the_sandbox(world):
     assert classes == list(ref.classes_)
     assert np.allclose(proba, ref.predict_proba(X.iloc[1::2]), atol=1e-9)
     assert "solution" not in __import__("sys").modules or not hasattr(__import__("sys").modules["solution"], "found")
+
+
+@pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap is not installed: there is no OS sandbox to test")
+def test_a_python_under_the_hosts_tmp_still_runs_inside_the_sandbox(tmp_path):
+    """A checkout (and its Loom environment) under /tmp: the sandbox's private /tmp must not hide the interpreter.
+    The command is built by an interpreter that itself lives under /tmp, as in a CI clone there."""
+    import subprocess
+    import sys
+    import tempfile
+
+    venv = tempfile.mkdtemp(prefix="loom-venv-under-tmp-", dir="/tmp")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, capture_output=True)
+        py = os.path.join(venv, "bin", "python")
+        probe = ("import subprocess, sys; from loom_py.verbs.optimize import sandbox; "
+                 "r = subprocess.run(sandbox.bwrap_command([]) + [sys.executable, '-I', '-c', 'import json, sys; print(sys.prefix)'], "
+                 "capture_output=True, text=True); print(r.returncode, r.stdout.strip(), r.stderr.strip()[-200:])")
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        out = subprocess.run([py, "-c", probe], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": root})
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split()[:2] == ["0", venv], out.stdout
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)

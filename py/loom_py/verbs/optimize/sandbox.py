@@ -90,12 +90,15 @@ def _root_args() -> list[str]:
             args += ["--symlink", os.readlink(link), link]
         elif os.path.isdir(link):
             args += ["--ro-bind", link, link]
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(16 << 20), "--tmpfs", "/tmp",
+             "--size", str(SHM_MB << 20), "--tmpfs", "/dev/shm", "--dir", "/loom/work"]
+    # Python after the private /tmp: a venv that lives under the host's /tmp (a checkout there) is bound on top
+    # of the empty tmpfs, read-only, and nothing else of the host's /tmp is visible
     for p in _python_paths():
         if not p.startswith(("/usr/", "/opt/")):
             args += ["--ro-bind", p, p]
     args += ["--ro-bind", BOOT, f"{BOX_BOOT}/sandbox_boot.py", "--ro-bind", ZYGOTE, f"{BOX_BOOT}/sandbox_zygote.py"]
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(16 << 20), "--tmpfs", "/tmp",
-             "--size", str(SHM_MB << 20), "--tmpfs", "/dev/shm", "--dir", "/loom/work", "--chdir", "/loom/work"]
+    args += ["--chdir", "/loom/work"]
     return args
 
 
