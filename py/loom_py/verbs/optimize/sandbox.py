@@ -91,7 +91,7 @@ def _root_args() -> list[str]:
         elif os.path.isdir(link):
             args += ["--ro-bind", link, link]
     args += ["--proc", "/proc", "--dev", "/dev", "--size", str(16 << 20), "--tmpfs", "/tmp",
-             "--size", str(SHM_MB << 20), "--tmpfs", "/dev/shm", "--dir", "/loom/work"]
+             "--size", str(SHM_MB << 20), "--tmpfs", "/dev/shm", "--dir", "/loom/work", "--dir", "/loom/hold"]
     # Python after the private /tmp: a venv that lives under the host's /tmp (a checkout there) is bound on top
     # of the empty tmpfs, read-only, and nothing else of the host's /tmp is visible
     for p in _python_paths():

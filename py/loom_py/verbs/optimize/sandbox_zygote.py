@@ -38,6 +38,7 @@ for mod in ("numpy", "pandas", "pyarrow.parquet", "sklearn.pipeline", "sklearn.c
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 4096, 16384, 1 << 18
+MS_REMOUNT = 32
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -70,6 +71,17 @@ def _drop_capabilities() -> None:
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 
+def _python_paths_under_tmp() -> list[str]:
+    """The interpreter's prefixes (a venv and the installation it points to) that lie under /tmp."""
+    out = []
+    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+              os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))):
+        for q in (p, os.path.realpath(p)):
+            if q and q.startswith("/tmp/") and os.path.isdir(q) and q not in out:
+                out.append(q)
+    return out
+
+
 def confine(name: str, shm_mb: int) -> int:
     """In a child of the zygote: the candidate's own namespaces and view. Returns 0 in the candidate (PID 1 of
     its namespace, no capabilities left), or the candidate's pid in the waiting parent."""
@@ -78,7 +90,19 @@ def confine(name: str, shm_mb: int) -> int:
     _mount(os.path.join("/loom/sandbox", name), "/loom/work", None, MS_BIND | MS_REC)
     _mount("tmpfs", "/loom/sandbox", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=4k,mode=0555")
     _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={max(1, int(shm_mb))}m,mode=1777")
+    # the candidate's own /tmp; Python's own paths that live under /tmp (a checkout there) are held aside first
+    # and bound back on top of it, read-only, so the interpreter keeps seeing its modules
+    held = _python_paths_under_tmp()
+    if held:
+        _mount("tmpfs", "/loom/hold", "tmpfs", MS_NOSUID | MS_NODEV, "size=4k,mode=0700")
+        for i, path in enumerate(held):
+            os.mkdir(f"/loom/hold/{i}")
+            _mount(path, f"/loom/hold/{i}", None, MS_BIND | MS_REC)
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")
+    for i, path in enumerate(held):
+        os.makedirs(path, exist_ok=True)
+        _mount(f"/loom/hold/{i}", path, None, MS_BIND | MS_REC)
+        _mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
     pid = os.fork()
     if pid:
         return pid
