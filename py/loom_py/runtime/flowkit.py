@@ -32,6 +32,22 @@ def result(status: str, summary: dict, *, verdict: str | None = None, exit_code:
     return res
 
 
+def param_list(v) -> list[str]:
+    """A repeatable flag's value as a list of names: citty gives a string or a list, the bridge may pass JSON
+    text; commas separate names too (``--sensitive region,plan``)."""
+    if v in (None, "", []):
+        return []
+    if isinstance(v, str):
+        try:
+            v = json.loads(v) if v.startswith("[") else [v]
+        except ValueError:
+            v = [v]
+    out = []
+    for x in v:
+        out += [s.strip() for s in str(x).split(",") if s.strip()]
+    return out
+
+
 @contextlib.contextmanager
 def relay_errors():
     """Inside a step: a LoomError becomes an ``error`` event (exit code + one line) before the step fails."""

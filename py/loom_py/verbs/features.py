@@ -232,7 +232,9 @@ def prepare(params: dict) -> dict:
         check_target_column(read_column(run, target), target, task)
     import json
 
-    carry = carry_list(params.get("sensitive"))
+    from loom_py.runtime.flowkit import param_list
+
+    carry = param_list(params.get("sensitive"))
     for c in carry:
         check_columns(info, ds, sensitive=c)
         if c == target:
@@ -240,13 +242,3 @@ def prepare(params: dict) -> dict:
     return {"params": {"dataset": ds, "target": target or "", "from_run": from_run or "", "recipe": recipe,
                        "time_column": time_col or "", "task": task or "", "sensitive": json.dumps(carry)},
             "inputs": inputs}
-
-
-def carry_list(v) -> list[str]:
-    import json
-
-    if v in (None, "", []):
-        return []
-    if isinstance(v, str):
-        v = json.loads(v) if v.startswith("[") else [v]
-    return [s.strip() for x in v for s in str(x).split(",") if s.strip()]

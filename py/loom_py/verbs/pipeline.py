@@ -19,6 +19,7 @@ import json
 import time
 
 from loom_py.runtime.errors import LoomError, UsageError
+from loom_py.runtime.flowkit import param_list
 
 STAGES = ("eda", "features", "optimize", "validate", "report")
 FLOW_OF = {
@@ -40,17 +41,6 @@ PROVIDERS = ("anthropic", "openai", "offline")
 
 # ---- options (launcher side: exit 2 before any run) ------------------------------------------------
 
-def _list(v) -> list[str]:
-    if v in (None, "", []):
-        return []
-    if isinstance(v, str):
-        try:
-            v = json.loads(v) if v.startswith("[") else [v]
-        except ValueError:
-            v = [v]
-    return [str(x) for x in v if str(x)]
-
-
 def options_of(params: dict) -> dict:
     """The pipeline's options, normalized (what PipelineFlow stores and --resume reads back)."""
     def num(k, kind=float):
@@ -66,7 +56,7 @@ def options_of(params: dict) -> dict:
     return {"dataset": params.get("dataset") or None, "target": params.get("target") or None,
             "goal": params.get("goal") or "Predict the target for each row.", "metric": params.get("metric") or None,
             "steps": 10 if steps is None else steps, "threshold": num("threshold"),
-            "recipe": params.get("recipe") or "minimal", "sensitive": _list(params.get("sensitive")),
+            "recipe": params.get("recipe") or "minimal", "sensitive": param_list(params.get("sensitive")),
             "time": params.get("time") or None, "group": params.get("group") or None,
             "model_provider": params.get("model_provider") or "anthropic", "model": params.get("model") or None,
             "budget_usd": num("budget_usd"), "seed": num("seed", int) or 0}

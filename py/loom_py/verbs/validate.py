@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from loom_py.runtime.errors import UsageError, did_you_mean
+from loom_py.runtime.flowkit import param_list
 
 # metric -> (task, higher is better, uses probabilities)
 METRICS = {
@@ -118,20 +119,6 @@ def _proba_full(est, X, classes) -> np.ndarray:
 
 # ---- input checks (launcher side, exit 2) ----------------------------------------------------------
 
-def _as_list(v) -> list[str]:
-    if v in (None, "", []):
-        return []
-    if isinstance(v, str):
-        try:
-            v = json.loads(v) if v.startswith("[") else [v]
-        except ValueError:
-            v = [v]
-    out = []
-    for x in v:
-        out += [s.strip() for s in str(x).split(",") if s.strip()]
-    return out
-
-
 def bound_overrides(params: dict) -> dict:
     """Bounds given as ``bounds`` (dict or JSON) and/or as top-level keys named like DEFAULT_BOUNDS."""
     over = params.get("bounds") or {}
@@ -206,7 +193,7 @@ def resolve_options(df, params: dict, columns: list[str] | None = None) -> dict:
         raise UsageError("pass --time or --group, not both (purged K-fold orders by time; group K-fold by entity)")
     if params.get("horizon") not in (None, "", 0, "0") and not time_col:
         raise UsageError("--horizon needs --time COL (the label horizon is measured along the time column)")
-    sensitive = _as_list(params.get("sensitive"))
+    sensitive = param_list(params.get("sensitive"))
     for s in sensitive:
         if s not in cols:
             encoded = [c for c in cols if str(c).startswith(f"{s}__")]
@@ -258,7 +245,7 @@ def resolve_options(df, params: dict, columns: list[str] | None = None) -> dict:
         raise UsageError(f"--calibrate must be one of {', '.join(CALIBRATE)}, got {calibrate!r}")
     if calibrate and task != "classification":
         raise UsageError(f"--calibrate wraps a classifier; '{target}' is a {task} target")
-    carried = [c for c in _as_list(params.get("carried")) if c in cols and c != target]
+    carried = [c for c in param_list(params.get("carried")) if c in cols and c != target]
     bounds = dict(DEFAULT_BOUNDS)
     over = bound_overrides(params)
     for k, v in over.items():
@@ -373,7 +360,7 @@ def option_columns(ds: str, params: dict):
     target = params.get("target")
     if target in names and nested and not [c for c in names if c != target and c not in nested]:
         raise UsageError(nothing_left(target, nested))
-    wanted = [params.get("target"), params.get("time"), params.get("group")] + _as_list(params.get("sensitive"))
+    wanted = [params.get("target"), params.get("time"), params.get("group")] + param_list(params.get("sensitive"))
     needed = list(dict.fromkeys(c for c in wanted if c and c in names))
     try:
         import pyarrow.parquet as pq
@@ -394,7 +381,7 @@ def prepared_frame(df, params: dict):
     (or JSON text when an option names them), ±inf as missing (``stats.tabular.model_frame``)."""
     from loom_py.stats.tabular import model_frame
 
-    named = [params.get("time"), params.get("group")] + _as_list(params.get("sensitive"))
+    named = [params.get("time"), params.get("group")] + param_list(params.get("sensitive"))
     target = params.get("target")
     return model_frame(df, target if target in df.columns else None, keep=[c for c in named if c])
 
