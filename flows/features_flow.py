@@ -39,7 +39,7 @@ class FeaturesFlow(FlowSpec):
             progress(f"building features ({self.recipe}) from {len(df):,} rows x {df.shape[1]} columns")
             out, manifest, report = features.build(df, self.target or None, self.recipe, task=self.task or None,
                                                    time_col=self.time_column or None, eda_flags=eda_flags,
-                                                   carry=features.carry_list(self.sensitive))
+                                                   carry=flowkit.param_list(self.sensitive))
             table = from_frame(out)
             inputs = [self.dataset] + ([self.from_run] if self.from_run else [])
             label = f"{info.get('label') or 'dataset'}-features-{self.recipe}"
