@@ -240,11 +240,11 @@ def render_card(card, me: str, s: dict) -> None:
         (f"holdout {ho['metric']}", f(ho["value"])), ("CV", f"{f(cv['mean'])} ± {f(cv['std'])}"),
         ("model", s["model"]["name"]), ("target", f"{s['target']} ({s['task']})"),
         ("leakage", "FOUND" if s["leakage"]["found"] else "none found")]))
+    card.append(Markdown("## Checks"))
+    card.append(flowkit.checks_block(s["checks"]))
     if s.get("caveats"):
         card.append(Markdown("## Caveats"))
         card.append(flowkit.items_block([H(c) for c in s["caveats"]]))
-    card.append(Markdown("## Checks"))
-    card.append(flowkit.checks_block(s["checks"]))
     if len(s["reasons"]) > 1:
         card.append(flowkit.items_block([H(r) for r in s["reasons"]]))
     card.append(flowkit.items_block([

@@ -32,18 +32,23 @@ export interface VerbRun {
 let current: Subprocess | null = null;
 
 /** Stop the running verb (Ctrl-C): SIGINT to the child (its Python tree shares the process group and
- * ends with it), SIGKILL if it is still there after a grace period. */
-export function interruptRunning(): boolean {
+ * ends with it), SIGKILL if it is still there after a grace period. ``fromTerminal``: the terminal already
+ * sent SIGINT to the whole foreground group, the child included, so a second one is not sent (a second
+ * Ctrl-C tells `loom run` to abort instead of recording the search so far); the grace is longer, for the
+ * verb to keep what it did. */
+export function interruptRunning(fromTerminal = false): boolean {
   const p = current;
   if (!p) return false;
-  try {
-    p.kill("SIGINT");
-  } catch {
-    /* already gone */
+  if (!fromTerminal) {
+    try {
+      p.kill("SIGINT");
+    } catch {
+      /* already gone */
+    }
   }
   setTimeout(() => {
     if (p.exitCode === null && !p.killed) p.kill("SIGKILL");
-  }, 5000).unref?.();
+  }, fromTerminal ? 20_000 : 5000).unref?.();
   return true;
 }
 

@@ -67,7 +67,7 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
     if (running) {
       interrupted = true;
       turn?.abort();
-      interruptRunning();
+      interruptRunning(true); // the terminal's SIGINT reached the verb too (same foreground group)
     }
   });
 

@@ -202,7 +202,9 @@ describe.skipIf(!HAVE_TMUX)("the REPL in a pty", () => {
     expect(inWs().length).toBeGreaterThan(0); // the search is running there now
     const t0 = Date.now();
     p.keys("C-c");
-    await p.waitFor(/stopped +: loom run was stopped \(Ctrl-C\)[\s\S]*loom>$/, 30_000);
+    // loom run keeps what it did: one Ctrl-C reaches it once, the search is recorded as INTERRUPTED (with its
+    // resume command), and the REPL is back
+    await p.waitFor(/next +: loom run --resume OptimizeFlow\/\d+[\s\S]*STATUS +: INTERRUPTED[\s\S]*loom>$/, 30_000);
     expect(Date.now() - t0).toBeLessThan(30_000);
     // its process tree ended
     for (let i = 0; i < 50 && inWs().length; i++) await Bun.sleep(200);

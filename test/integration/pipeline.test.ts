@@ -136,7 +136,9 @@ print(json.dumps({"flags": [x["column"] for x in e.data.leakage_flags],
     const o = await loom(["run", "--dataset", ds, "--target", "churned", "--metric", METRIC, "--steps", "1", "--model-provider", "offline", "--holdout", "0.3", "--json"], { cwd: ws });
     expect(o.code).toBe(0);
     expect(o.json.summary.seal).toMatchObject({ fraction: 0.3, rows_excluded: 600, rows_searched: 1400 });
-    expect(o.json.summary.rows.train + o.json.summary.rows.held_out).toBe(1400);
+    // what the search scored on: every searched row once (k-fold: train and held-out are the same rows)
+    const rows = o.json.summary.rows;
+    expect(o.json.summary.selection.kind === "cv" ? rows.train : rows.train + rows.held_out).toBe(1400);
     const v = await loom(["validate", "--dataset", ds, "--target", "churned", "--model", o.json.pathspec, "--json"], { cwd: ws });
     expectNoTraceback(v);
     expect(v.json.summary.seal.id).not.toBe(o.json.summary.seal.id);

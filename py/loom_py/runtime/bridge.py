@@ -163,7 +163,7 @@ def run_flow(req: dict, emit=None) -> dict:
         if warmed:
             warmed.stop()
         raise
-    if prep and prep.get("reuse"):  # prepare found this very result already in the datastore (ingest)
+    if prep and isinstance(prep.get("reuse"), str):  # prepare found this very result already in the datastore (ingest)
         _abandon(proc)
         if warmed:
             warmed.stop()

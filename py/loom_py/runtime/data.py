@@ -169,7 +169,7 @@ REF_PARAMS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "dataset": (DATASET_FLOWS, "data object"),
     "from": (("EdaFlow",), "eda run"),
     "from_run": (("EdaFlow",), "eda run"),
-    "resume": (("OptimizeFlow",), "search to resume"),
+    "resume": (None, "run to resume"),  # OptimizeFlow for `loom run`, PipelineFlow for `loom pipeline`: prepare checks
     "run": (None, "run"),
     "source_run": (None, "run"),
 }
