@@ -34,7 +34,8 @@ for config in configs:
         rec = loom_search(dev, spec, steps=steps)
         wall = time.time() - t0
         assert rec["isolation"]["launcher"] == launcher, rec["isolation"]
-        t = [n["timings"] for n in rec["journal"]]
+        # candidate nodes only (the ensemble node is combined from their predictions, it has no sandbox run of its own)
+        t = [n["timings"] for n in rec["journal"] if "overhead" in (n.get("timings") or {})]
         own = [(x.get("fit") or 0) + (x.get("predict") or 0) for x in t]
         over = [x["overhead"] for x in t]
         parts = {k: statistics.mean([(x.get(k) or 0) for x in t]) for k in ("propose", "score", "record")}
