@@ -2,7 +2,9 @@
  * `loom ops`: run health (default), the leaderboard (--leaderboard) and a drift check of a current data
  * object against a reference (--dataset CURRENT --reference REF → OpsFlow/N). Read-only: health and the
  * leaderboard read the datastore without creating a run; the drift check is a run whose VERDICT is
- * DRIFT (exit 1, a domain outcome) or NO_DRIFT (exit 0).
+ * DRIFT (exit 1, a domain outcome) or NO_DRIFT (exit 0). Where a model is deployed with the champion alias
+ * (--model / --alias choose), the drift check also scores both tables with it in the sandbox and compares
+ * its predictions (loom_py/verbs/ops_champion.py).
  */
 import * as v from "valibot";
 import { defineVerb } from "../core/define";
@@ -57,6 +59,29 @@ const ColumnDrift = v.looseObject({
   new_categories: v.nullable(v.looseObject({ count: v.number(), rows: v.number(), share: v.number(), values: v.array(v.string()) })),
 });
 const Side = v.object({ pathspec: v.string(), rows: v.number(), content_hash: v.nullable(v.string()) });
+/** the deployed champion's predictions on both tables (scored in the sandbox), or why they are not assessed */
+const PredictionDrift = v.object({
+  assessed: v.boolean(),
+  reason: v.nullable(v.string()),
+  model: v.nullable(
+    v.looseObject({
+      name: v.string(),
+      alias: v.string(),
+      version: v.number(),
+      registry: v.string(),
+      task: v.nullable(v.string()),
+      target: v.nullable(v.string()),
+      features: v.array(v.string()),
+      validate: v.nullable(v.string()),
+      model_written_code: v.nullable(v.boolean()),
+      verified: v.boolean(),
+    }),
+  ),
+  columns: v.array(ColumnDrift),
+  drifted: v.boolean(),
+  drifted_columns: v.array(v.string()),
+  rows: v.nullable(v.object({ reference: v.number(), current: v.number() })),
+});
 const Drift = v.looseObject({
   mode: v.literal("drift"),
   verdict: v.picklist(["DRIFT", "NO_DRIFT"]),
@@ -73,6 +98,7 @@ const Drift = v.looseObject({
   new_categories: v.array(v.string()),
   reasons: v.array(v.string()),
   drifted_columns: v.array(v.string()),
+  prediction_drift: PredictionDrift,
 });
 const Summary = v.variant("mode", [Health, Board, Drift]);
 
@@ -84,11 +110,14 @@ const Input = v.pipe(
     columns: v.optional(v.union([v.string(), v.array(v.string())])),
     target: v.optional(Column),
     metric: v.optional(v.string()),
+    model: v.optional(v.string()),
+    alias: v.optional(v.string()),
   }),
   v.check((i) => !i.leaderboard || (!i.reference && !i.columns && !i.target), "--leaderboard takes only --dataset and --metric (drop --reference, --columns, --target)"),
   v.check((i) => !!i.leaderboard || !!i.dataset === !!i.reference, "the drift check needs both --dataset CURRENT and --reference REFERENCE"),
   v.check((i) => !!i.leaderboard || !!i.dataset || (!i.columns && !i.target), "--columns and --target belong to the drift check: add --dataset CURRENT --reference REFERENCE"),
   v.check((i) => !!i.leaderboard || !i.metric, "--metric filters the leaderboard: add --leaderboard"),
+  v.check((i) => (!i.model && !i.alias) || (!i.leaderboard && !!i.reference), "--model and --alias choose the deployed model of the drift check: add --dataset CURRENT --reference REFERENCE"),
 );
 type I = v.InferOutput<typeof Input>;
 
@@ -105,7 +134,7 @@ function table(head: string[], rows: string[][]): string[] {
 export default defineVerb<I>({
   name: "ops",
   description:
-    "Run health (default: per flow succeeded/failed/running/never finished, last failures, durations, datastore size), --leaderboard, or a drift check --dataset CURRENT --reference REF (→ OpsFlow/N, VERDICT DRIFT exits 1)",
+    "Run health (default: per flow succeeded/failed/running/never finished, last failures, durations, datastore size), --leaderboard, or a drift check --dataset CURRENT --reference REF, with the deployed champion's prediction drift (→ OpsFlow/N, VERDICT DRIFT exits 1)",
   tier: "read-only",
   emitsVerdict: true,
   args: {
@@ -115,6 +144,8 @@ export default defineVerb<I>({
     columns: { type: "string", description: "drift: comma-separated columns to compare (default: all; schemas must line up)" },
     target: { type: "string", description: "drift: the target column, whose drift (label drift) is reported apart" },
     metric: { type: "string", description: "with --leaderboard: only rows whose metric contains this text" },
+    model: { type: "string", description: "drift: the registered model whose prediction drift is checked (default: the only one with the alias)" },
+    alias: { type: "string", description: "drift: the alias of the deployed model to score (default: champion)" },
   },
   input: Input,
   summary: Summary,
@@ -151,6 +182,16 @@ export default defineVerb<I>({
       ),
     );
     if (s.target) lines.push(kv("target", `${s.target.column}: ${s.target.test_name} ${f4(s.target.statistic)} → ${s.target.drifted ? "DRIFT" : "no drift"}`));
+    const p = s.prediction_drift;
+    if (!p.assessed || !p.model) lines.push(kv("predictions", `prediction drift ${p.reason ?? "not assessed"}`));
+    else
+      lines.push(
+        kv(
+          "predictions",
+          `${p.model.name}@${p.model.alias} (version ${p.model.version}): ` +
+            p.columns.map((c) => `${c.column} ${c.test_name ?? "skipped"} ${f4(c.statistic)} → ${c.test ? (c.drifted ? "DRIFT" : "no drift") : "-"}`).join("; "),
+        ),
+      );
     return lines;
   },
   run: (input, ctx) => {
@@ -161,7 +202,7 @@ export default defineVerb<I>({
       flow: "ops_flow.py",
       flowName: "OpsFlow",
       prepare: "loom_py.verbs.ops:prepare",
-      params: { dataset: input.dataset, reference: input.reference, columns: columns ?? "", target: input.target ?? "" },
+      params: { dataset: input.dataset, reference: input.reference, columns: columns ?? "", target: input.target ?? "", model: input.model ?? "", alias: input.alias ?? "" },
     });
   },
 });

@@ -317,19 +317,33 @@ def prepare(params: dict) -> dict:
         raise UsageError("columns numeric in one table and not in the other: "
                          + ", ".join(f"{c} ({types['reference'][c]} in the reference, {types['dataset'][c]} now)" for c in bad[:10])
                          + " (fix their types, or leave them out with --columns)")
-    return {"params": {"dataset": cur, "reference": ref, "columns": ",".join(cols), "target": params.get("target") or ""},
+    from loom_py.verbs import ops_champion
+
+    champion = ops_champion.resolve(params, types, {"dataset": cur, "reference": ref})
+    return {"params": {"dataset": cur, "reference": ref, "columns": ",".join(cols), "target": params.get("target") or "",
+                       **champion},
             "inputs": [cur, ref]}
 
 
-def drift_summary(res: dict, current: str, reference: str, info_cur: dict, info_ref: dict) -> dict:
+def drift_summary(res: dict, current: str, reference: str, info_cur: dict, info_ref: dict,
+                  prediction: dict | None = None) -> dict:
+    """The drift check's summary; ``prediction``: the deployed champion's prediction drift
+    (``ops_champion.assess``), whose drift alone also makes the verdict DRIFT."""
+    from loom_py.verbs import ops_champion
+
     tgt = res["target"]
-    drift_verdict = res["dataset_drift"] or bool(tgt and tgt["drifted"])
+    pred = prediction or ops_champion.not_assessed(ops_champion.NOT_DEPLOYED)
+    drift_verdict = res["dataset_drift"] or bool(tgt and tgt["drifted"]) or bool(pred["drifted"])
     reasons = []
     if res["dataset_drift"]:
         reasons.append(f"{res['drifted']} of {res['tested']} columns drifted (share {res['drifted_share']:.2f} ≥ "
                        f"{res['drift_share_threshold']})")
     if tgt and tgt["drifted"]:
         reasons.append(f"the target {tgt['column']} drifted ({tgt['test_name']} {tgt['statistic']:.4g})")
+    if pred["drifted"]:
+        m = pred["model"]
+        what = "; ".join(f"{r['column']} {r['test_name']} {r['statistic']:.4g}" for r in pred["columns"] if r["drifted"])
+        reasons.append(f"the predictions of the deployed {m['name']}@{m['alias']} (version {m['version']}) drifted ({what})")
     return {"mode": "drift", "verdict": "DRIFT" if drift_verdict else "NO_DRIFT",
             "current": {"pathspec": current, "rows": res["current_rows"], "content_hash": info_cur.get("content_hash")},
             "reference": {"pathspec": reference, "rows": res["reference_rows"], "content_hash": info_ref.get("content_hash")},
@@ -338,7 +352,25 @@ def drift_summary(res: dict, current: str, reference: str, info_cur: dict, info_
             "dataset_drift": res["dataset_drift"], "target": tgt, "missing_changed": res["missing_changed"],
             "new_categories": res["new_categories"], "reasons": reasons,
             "drifted_columns": [r["column"] for r in res["columns"] if r["drifted"]],
-            "prediction_drift": None}
+            "prediction_drift": pred}
+
+
+def verdict_reason(s: dict) -> str:
+    """The verdict's one-line reason: what drifted (columns, the target, the deployed model's predictions)."""
+    if s["reasons"]:
+        return "; ".join(s["reasons"])
+    p = s["prediction_drift"]
+    checked = "columns, target" if s["target"] else "columns"
+    return f"no drift in the {checked}" + (" or the deployed model's predictions" if p["assessed"] else "")
+
+
+def prediction_line(p: dict) -> str:
+    """One line on the deployed champion's prediction drift (card header)."""
+    if not p["assessed"]:
+        return f"prediction drift: {p['reason']}"
+    m = p["model"]
+    what = ", ".join(f"{r['column']} {'DRIFT' if r['drifted'] else 'no drift'}" for r in p["columns"] if r["test"])
+    return f"prediction drift of the deployed {m['name']}@{m['alias']} (version {m['version']}): {what}"
 
 
 def drift_chart(ref_s, cur_s, rec: dict) -> dict:
