@@ -2,12 +2,16 @@
  * ops end to end through build/loom: the drift check (a column shifted on purpose is flagged, an unchanged
  * one is not, the verdicts equal Evidently's on the same data; DRIFT exits 1; misaligned schemas exit 2
  * naming the columns), and health after a failed and a killed run (real Metaflow runs in the workspace).
+ * With a deployed champion (an offline search's solution: model-written code, validated and deployed in the
+ * test's own workspace), the drift check scores both tables with it in the sandbox: predictions drift on a
+ * shifted table and not on an unchanged one; missing feature columns, an unknown model and several champions
+ * exit 2; files that no longer match deploy's manifest are not scored.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { expectNoTraceback, loom, loomPython, rng, runsOf, tempWorkspace } from "../helpers";
+import { expectNoTraceback, LOOM, loom, loomPython, rng, ROOT, runsOf, tempWorkspace } from "../helpers";
 
 type R = Awaited<ReturnType<typeof loom>>;
 
@@ -86,6 +90,11 @@ describe("ops", () => {
     expect(card).toContain("Target drift");
     expect((card.match(/"vegaChart"/g) ?? []).length).toBe(3); // the three tested columns, most drifted first
     expect(card.indexOf("amount: K-S p_value")).toBeGreaterThan(0);
+    // no registry in this workspace: prediction drift is not assessed (not an error), and ops creates none
+    expect(j.summary.prediction_drift).toEqual({ assessed: false, reason: "not assessed: no deployed champion", model: null, columns: [], drifted: false, drifted_columns: [], rows: null });
+    expect(j.messages).toContain("prediction drift not assessed: no deployed champion");
+    expect(card).toContain("Prediction drift: not assessed: no deployed champion");
+    expect(existsSync(join(ws, ".loom", "mlflow"))).toBe(false);
   });
 
   test("drift: Loom's per-column statistic and verdict equal Evidently's on the same files", () => {
@@ -121,6 +130,7 @@ print(json.dumps({c: [v["drift_score"], bool(v["drift_detected"])] for c, v in r
     expect(same.code).toBe(0);
     expect(same.stdout).toContain("VERDICT     : NO_DRIFT");
     expect(same.stdout).toMatch(/amount\s+K-S p_value/);
+    expect(same.stdout).toMatch(/^predictions : prediction drift not assessed: no deployed champion$/m);
   });
 
   test("drift: schemas that do not line up exit 2 naming the columns", async () => {
@@ -202,4 +212,153 @@ print(json.dumps({c: [v["drift_score"], bool(v["drift_detected"])] for c, v in r
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--leaderboard takes only/);
   }, 120_000);
+});
+
+const GEN = `
+import sys, numpy as np, pandas as pd
+def table(seed, n, shift=0.0):
+    r = np.random.default_rng(seed)
+    X = r.normal(size=(n, 4))
+    X[:, 0] += shift
+    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(4)])
+    logit = 1.5 * X[:, 0] - 1.0 * X[:, 1] + 0.5 * X[:, 2] * X[:, 3]
+    df["cat"] = r.choice(["a", "b", "c"], n)
+    df["y"] = (r.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return df
+table(0, 1500).to_csv(sys.argv[1] + "/train.csv", index=False)
+table(1, 1200).to_csv(sys.argv[1] + "/same.csv", index=False)
+table(2, 1200, shift=1.0).to_csv(sys.argv[1] + "/shifted.csv", index=False)
+table(3, 300, shift=1.0).drop(columns=["x3"]).to_csv(sys.argv[1] + "/nox3.csv", index=False)
+`;
+
+/** the workspace's MLflow registry read (or changed) with MLflow's own client, not Loom's code */
+function mlflowClient(ws: string, code: string): any {
+  const p = Bun.spawnSync([loomPython(), "-c", `import json, os\nos.environ["MLFLOW_DISABLE_TELEMETRY"]="true"\nfrom mlflow import MlflowClient\nc = MlflowClient()\n${code}`], {
+    env: { ...process.env, MLFLOW_TRACKING_URI: `sqlite:///${ws}/.loom/mlflow/mlflow.db` },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  if (p.exitCode !== 0) throw new Error(p.stderr.toString());
+  return JSON.parse(p.stdout.toString().trim().split("\n").pop()!);
+}
+
+const cardText = (path: string) => {
+  const html = readFileSync(path, "utf8");
+  return Buffer.from(html.match(/__MF_DATA__\[[^\]]*\] = "([A-Za-z0-9+/=]+)"/)![1]!, "base64").toString("utf8");
+};
+
+describe("ops: prediction drift of the deployed champion", () => {
+  const ws = tempWorkspace();
+  const ds: Record<string, string> = {};
+  let validate = "";
+  let shifted: R, same: R, miss: R, unknown: R;
+  let opsRuns = 0;
+
+  beforeAll(async () => {
+    const g = Bun.spawnSync([loomPython(), "-c", GEN, ws], { stdout: "pipe", stderr: "pipe" });
+    if (g.exitCode !== 0) throw new Error(g.stderr.toString());
+    for (const name of ["train", "same", "shifted", "nox3"]) {
+      const r = await loom(["ingest", "--source", `${name}.csv`, "--json"], { cwd: ws });
+      if (r.code !== 0) throw new Error(r.stdout + r.stderr);
+      ds[name] = r.json.pathspec;
+    }
+    // the champion is an offline search's best solution (model-written code), validated and deployed as deploy's tests do
+    const o = await loom(["run", "--dataset", ds.train!, "--target", "y", "--metric", "Maximize ROC-AUC on a held-out split.", "--steps", "1", "--model-provider", "offline", "--json"], { cwd: ws });
+    if (o.code !== 0) throw new Error(o.stdout + o.stderr);
+    const v = await loom(["validate", "--dataset", ds.train!, "--target", "y", "--threshold", "0.7", "--max-ece", "0.2", "--calibrate", "sigmoid", "--model", o.json.pathspec, "--json"], { cwd: ws });
+    if (v.json?.verdict !== "PASS") throw new Error(v.stdout + v.stderr);
+    validate = v.json.pathspec;
+    const plan = await loom(["deploy", "--validate", validate, "--name", "m", "--json"], { cwd: ws });
+    if (plan.code !== 0) throw new Error(plan.stdout + plan.stderr);
+    const env: Record<string, string> = {};
+    for (const [k, x] of Object.entries(process.env)) if (x !== undefined && k !== "METAFLOW_USER") env[k] = x;
+    const pty = Bun.spawn([loomPython(), join(ROOT, "test", "fixtures", "pty_answer.py"), "y", LOOM, "deploy", "--validate", validate, "--name", "m", "--apply"], { cwd: ws, env, stdout: "pipe", stderr: "pipe" });
+    const applied = JSON.parse(await new Response(pty.stdout).text());
+    if (applied.code !== 0) throw new Error(applied.output);
+    // no --target: the shifted table's only drift that reaches the verdict is the model's predictions
+    [shifted, same, miss, unknown] = await Promise.all([
+      loom(["ops", "--dataset", ds.shifted!, "--reference", ds.train!, "--json"], { cwd: ws }),
+      loom(["ops", "--dataset", ds.same!, "--reference", ds.train!], { cwd: ws }),
+      loom(["ops", "--dataset", ds.nox3!, "--reference", ds.train!, "--columns", "x0,x1,x2,cat"], { cwd: ws }),
+      loom(["ops", "--dataset", ds.same!, "--reference", ds.train!, "--model", "mm"], { cwd: ws }),
+    ]);
+    opsRuns = runsOf(ws, "OpsFlow");
+  }, 300_000); // generous: on a loaded 2-core box one step of a deploy chain took up to 135 s
+
+  test("a shifted table: the champion's predictions drift, which alone makes the VERDICT DRIFT (exit 1), with a plot of both", () => {
+    expectNoTraceback(shifted);
+    expect(shifted.code).toBe(1);
+    const j = shifted.json;
+    expect(j.verdict).toBe("DRIFT");
+    expect(j.summary.dataset_drift).toBe(false); // x0 (and y) of six columns: under the 0.5 share
+    expect(j.summary.drifted_columns).toContain("x0");
+    const p = j.summary.prediction_drift;
+    expect(p.assessed).toBe(true);
+    expect(p.model).toMatchObject({ name: "m", alias: "champion", version: 1, task: "classification", target: "y", validate, model_written_code: true, verified: true });
+    expect(p.model.features).toEqual(["x0", "x1", "x2", "x3", "cat"]); // the target is not an input
+    expect(p.rows).toEqual({ reference: 1500, current: 1200 });
+    const col = (c: string) => p.columns.find((x: any) => x.column === c);
+    expect(col("prediction")).toMatchObject({ kind: "categorical", test: "jensenshannon", threshold: 0.1, drifted: true });
+    expect(col("proba_1")).toMatchObject({ kind: "numeric", test: "wasserstein", threshold: 0.1, drifted: true });
+    expect(col("proba_1").statistic).toBeGreaterThan(0.3);
+    expect(p.drifted).toBe(true);
+    expect(j.summary.reasons).toEqual([expect.stringMatching(/^the predictions of the deployed m@champion \(version 1\) drifted \(prediction Jensen-Shannon distance [\d.]+; proba_1 Wasserstein distance \(normed\) [\d.]+\)$/)]);
+    const card = cardText(j.card_path);
+    expect(card).toMatch(/VERDICT: <b>DRIFT<\/b> \\u2014 the predictions of the deployed m@champion \(version 1\) drifted/); // — as JSON writes it
+    expect(card).toContain("Prediction drift: the deployed <code>m@champion</code> (version 1) on both tables");
+    expect(card).toContain('"title": "proba_1: Wasserstein distance (normed)');
+    expect(card).toContain('"title": "prediction: Jensen-Shannon distance');
+    expect((card.match(/"vegaChart"/g) ?? []).length).toBe(6); // the two prediction outputs + the four most drifted columns
+  });
+
+  test("an unchanged table: the predictions do not drift, NO_DRIFT (exit 0, human output)", () => {
+    expectNoTraceback(same);
+    expect(same.code).toBe(0);
+    expect(same.stdout).toContain("VERDICT     : NO_DRIFT");
+    expect(same.stdout).toMatch(/^predictions : m@champion \(version 1\): prediction Jensen-Shannon distance [\d.]+\s+→ no drift; proba_1 Wasserstein distance \(normed\) [\d.]+\s+→ no\s+drift$/m);
+  });
+
+  test("missing feature columns and an unknown model exit 2 naming them; nothing is run", async () => {
+    expect(miss.code).toBe(2);
+    expectNoTraceback(miss);
+    expect(miss.stderr.trim().split("\n")).toEqual([`loom ops: the deployed model m@champion (version 1) needs feature columns that the current table ${ds.nox3} does not have: x3 (pass --model NAME for another model)`]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/--model mm: no registered model of that name in the registry \(did you mean 'm'\?\)/);
+    expect(opsRuns).toBe(2); // the two that scored; neither refusal made a run
+    const alone = await loom(["ops", "--model", "m"], { cwd: ws });
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toContain("--model and --alias choose the deployed model of the drift check");
+  });
+
+  test("files that no longer match deploy's manifest are not scored: prediction drift not assessed, said so", async () => {
+    const src: string = mlflowClient(ws, `print(json.dumps(c.get_model_version_by_alias("m", "champion").source))`);
+    const pkl = join(src.replace(/^file:\/\//, ""), "artifacts", "model.pkl");
+    const orig = readFileSync(pkl);
+    writeFileSync(pkl, Buffer.concat([orig, Buffer.from("tampered")]));
+    try {
+      const r = await loom(["ops", "--dataset", ds.same!, "--reference", ds.train!, "--json"], { cwd: ws });
+      expect(r.code).toBe(0);
+      expect(r.json.verdict).toBe("NO_DRIFT");
+      expect(r.json.summary.prediction_drift).toMatchObject({ assessed: false, drifted: false, reason: "not assessed: the files of m@champion (version 1) were not scored: model/artifacts/model.pkl does not match the sha256 in the deploy manifest" });
+      expect(r.json.messages).toContain(`prediction drift ${r.json.summary.prediction_drift.reason}`);
+    } finally {
+      writeFileSync(pkl, orig);
+    }
+  }, 60_000);
+
+  test("several models with the champion alias: exit 2 listing them; --model chooses", async () => {
+    mlflowClient(ws, `src = c.get_model_version_by_alias("m", "champion")
+c.create_registered_model("other")
+mv = c.create_model_version("other", source=src.source, run_id=src.run_id, tags=src.tags)
+c.set_registered_model_alias("other", "champion", mv.version)
+print(json.dumps(mv.version))`);
+    const [r, chosen] = await Promise.all([
+      loom(["ops", "--dataset", ds.same!, "--reference", ds.train!], { cwd: ws }),
+      loom(["ops", "--dataset", ds.shifted!, "--reference", ds.train!, "--model", "other", "--json"], { cwd: ws }),
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split("\n")).toEqual(["loom ops: 2 models have the @champion alias (m@champion (version 1), other@champion (version 1)): pass --model NAME to choose the one whose prediction drift to check"]);
+    expect(chosen.code).toBe(1);
+    expect(chosen.json.summary.prediction_drift).toMatchObject({ assessed: true, drifted: true, model: { name: "other", version: 1, verified: true } });
+  }, 60_000);
 });
