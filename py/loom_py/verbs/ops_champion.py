@@ -80,6 +80,15 @@ def _all_models(c) -> list:
             return out
 
 
+def _client(uri: str):
+    from loom_py.verbs import deploy
+
+    # a registry server that does not answer: a short wait, not MLflow's minutes of retries
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    return deploy.client(uri)
+
+
 def _download(uri: str, artifact_uri: str, dst: str) -> str | None:
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # no progress bars on the verb's stderr
     import mlflow.artifacts
@@ -148,7 +157,7 @@ def resolve(params: dict, schemas: dict[str, dict[str, str]], labels: dict[str, 
             raise UsageError(f"no MLflow registry in this workspace yet ({uri}): --model/--alias choose a deployed model; "
                              "deploy one with `loom deploy --validate ValidateFlow/N --apply`, or set MLFLOW_TRACKING_URI")
         return none
-    c = deploy.client(uri)
+    c = _client(uri)
     try:
         found = _candidates(c, name, alias)
     except UsageError:
@@ -196,7 +205,7 @@ def fetch(uri: str, name: str, version: str, dst: str) -> tuple[str, dict, dict]
     must be the ones ``loom deploy`` hashed (a UsageError-free ValueError names the first that is not)."""
     from loom_py.verbs import deploy
 
-    c = deploy.client(uri)
+    c = _client(uri)
     mv = c.get_model_version(name, version)
     tags = dict(mv.tags or {})
     src = mv.source.rstrip("/")
@@ -265,9 +274,25 @@ class _LoomDeployed:
         return self
 
     def predict(self, X):
+        # a classifier's labels from its probabilities (Loom takes argmax of them, as the served model does):
+        # one pass over the rows instead of two, the probabilities kept for the predict_proba that follows
+        if hasattr(self._est, "classes_") and hasattr(self._est, "predict_proba"):
+            import numpy as np
+
+            try:
+                p = np.asarray(self._est.predict_proba(X))
+            except Exception:
+                p = None
+            if p is not None and p.ndim == 2 and p.shape[1] == len(self._est.classes_):
+                self._last = (X, p)
+                return np.asarray(self._est.classes_)[p.argmax(1)]
         return self._est.predict(X)
 
     def predict_proba(self, X):
+        last = getattr(self, "_last", None)
+        if last is not None and last[0] is X:
+            self._last = None
+            return last[1]
         return self._est.predict_proba(X)
 
     def __reduce__(self):  # what the sandbox pickles back: nothing of the deployed model
@@ -361,7 +386,11 @@ def score(model_dir: str, meta: dict, ref_X, cur_X, *, timeout: float = SANDBOX_
         else:
             pred = np.asarray(labels, dtype="float64")
         sides[side] = {"prediction": pred, "proba": proba}
-    return {**sides, "classes": classes, "isolation": sandbox.isolation(), "wall_seconds": round(res["wall_seconds"], 3)}
+    run = res.get("run") or {}
+    timings = {k: round(float(run[k]), 3) for k in ("import_seconds", "fit_seconds", "predict_seconds", "total_seconds")
+               if isinstance(run.get(k), (int, float))}  # fit = unpickling the deployed model
+    return {**sides, "classes": classes, "isolation": sandbox.isolation(), "wall_seconds": round(res["wall_seconds"], 3),
+            "timings": timings}
 
 
 def _align(proba, est_classes, classes: list, n: int):
@@ -426,6 +455,8 @@ def assess(ref_df, cur_df, params: dict) -> tuple[dict, list]:
             model_dir, meta, facts = fetch(uri, name, version, tmp)
         except (ValueError, OSError, KeyError) as e:
             return not_assessed(f"the files of {name}@{alias} (version {version}) were not scored: {e}", model), []
+        except Exception as e:  # the registry stopped answering between prepare and the step
+            return not_assessed(f"{name}@{alias} (version {version}) could not be read from {uri} ({type(e).__name__})", model), []
         model.update(task=meta.get("task"), target=meta.get("target"), features=list(meta["features"]),
                      validate=facts["validate"], model_written_code=facts["model_written_code"], verified=facts["verified"])
         try:
