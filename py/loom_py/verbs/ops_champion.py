@@ -175,8 +175,10 @@ def resolve(params: dict, schemas: dict[str, dict[str, str]], labels: dict[str, 
         raise UsageError(f"{len(found)} models have the @{alias} alias ({listed}): pass --model NAME to choose the one "
                          "whose prediction drift to check")
     mname, version = found[0]
-    mv = c.get_model_version(mname, str(version))
-    meta, sig = _meta(uri, mv.source)
+    try:
+        meta, sig = _meta(uri, c.get_model_version(mname, str(version)).source)
+    except Exception:  # unreadable or malformed files: not a model Loom can score
+        meta, sig = None, None
     out = {"model_name": mname, "model_alias": alias, "model_version": str(version), "registry": uri, "prediction_note": ""}
     if not meta or not meta.get("features"):
         why = f"{mname}@{alias} (version {version}) was not packaged by `loom deploy` (no artifacts/loom.json): it is not scored"
