@@ -121,7 +121,8 @@ async function headless(o: Opts): Promise<number> {
       yes: o.yes,
       confirm: async () => o.yes,
       select: async () => null,
-      model: provider && !o.json ? { provider, onText: (s) => process.stdout.write(s) } : undefined,
+      // --json: stdout carries the one object, so the model's words are collected into it, not streamed
+      model: provider ? { provider, onText: o.json ? () => {} : (s) => process.stdout.write(s), budgetUsd: o.budgetUsd } : undefined,
     };
     const r = await runSlash(text, io, session);
     session.record({ type: "end", ok: r.ok, message: r.message ?? null });
@@ -182,7 +183,10 @@ function slashJson(session: Session, r: SlashResult) {
     final: r.message ?? (r.ok ? "done" : "stopped"),
     session_id: session.id,
     session_path: session.path,
-    calls: r.runs.map((x) => ({ verb: x.verb, argv: x.argv, gate: x.gate ?? null, envelope: x.envelope })),
+    calls: r.runs.map((x) => ({ verb: x.verb, argv: x.argv, gate: x.gate ?? null, envelope: x.envelope, ...(x.narration ? { narration: x.narration } : {}) })),
+    ...(r.plan ? { plan: r.plan } : {}),
+    ...(r.runs.some((x) => x.narration) ? { narration: r.runs.filter((x) => x.narration).map((x) => x.narration) } : {}),
+    ...(r.account !== undefined ? { account: r.account } : {}),
     tokens: { input: session.totals.input_tokens, output: session.totals.output_tokens },
     usd: { agent: session.totals.agent_usd, verbs: session.totals.verbs_usd, total: session.usd },
   };

@@ -75,7 +75,7 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
     say: (l) => process.stdout.write(l + "\n"),
     interactive: true,
     yes: false,
-    model: provider ? { provider, onText: (s) => process.stdout.write(s) } : undefined,
+    model: provider ? { provider, onText: (s) => process.stdout.write(s), budgetUsd: o.budgetUsd } : undefined,
     async confirm(message) {
       const { confirm, isCancel } = await import("@clack/prompts");
       const a = await confirm({ message, initialValue: false });
