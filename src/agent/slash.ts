@@ -412,6 +412,30 @@ export async function slashAuto(words: string[], io: SlashIO, session: Session):
   return { ok: true, runs, message: `VERDICT ${val.env.verdict}`, ...(planRec ? { plan: planRec } : {}), ...(io.model ? { account } : {}) };
 }
 
+/** Pure: Tab completion for a line, given the pathspecs known so far. */
+export function complete(line: string, pathspecs: string[]): [string[], string] {
+  const words = line.split(/\s+/);
+  const last = words[words.length - 1] ?? "";
+  if (words.length === 1) {
+    if (!line.startsWith("/")) return [[], line];
+    const hits = slashNames().filter((n) => n.startsWith(line));
+    return [hits.length ? hits.map((h) => h + " ") : slashNames(), line];
+  }
+  const m = /^\/loom-([a-z][\w-]*)$/.exec(words[0]!);
+  const verb = m ? findVerb(m[1]!) : undefined;
+  const prev = words[words.length - 2] ?? "";
+  const flagNames = verb ? Object.keys(verb.args).map((a) => `--${a}`) : words[0] === "/loom-auto" ? ["--dataset", "--target", "--goal", "--metric", "--steps", "--model-provider"] : [];
+  if (last.startsWith("--")) {
+    const hits = flagNames.filter((f) => f.startsWith(last));
+    return [hits.map((h) => h + " "), last];
+  }
+  if (/^--(dataset|model|run|from|resume)$/.test(prev) || last.includes("/")) {
+    const hits = pathspecs.filter((p) => p.startsWith(last));
+    return [hits.map((h) => h + " "), last];
+  }
+  return [[], last];
+}
+
 export function helpText(): string {
   const width = Math.max(...VERBS.map((v) => v.name.length)) + 8;
   return [

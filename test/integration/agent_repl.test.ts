@@ -123,7 +123,11 @@ describe.skipIf(!HAVE_TMUX)("the REPL in a pty", () => {
     expect(s.match(/◇ /g)?.length ?? 0).toBe(1); // one answered prompt in the whole workflow
     expect(runsOf(ws, "OptimizeFlow")).toBe(before.opt + 1);
     expect(runsOf(ws, "ReportFlow")).toBe(before.rep + 1);
-    expect(s).not.toMatch(/deploy --apply/); // deploy is not a verb here: never suggested
+    // deploy and collab --send are suggested as the verbs take them, and never fired
+    expect(s).toMatch(new RegExp(`next +: loom deploy --validate ${line![4]} .*then the same with --apply`));
+    expect(s).toMatch(/next +: loom collab --run ReportFlow\/\d+ .*--send s3:\/\/BUCKET\/PREFIX/);
+    expect(runsOf(ws, "DeployFlow")).toBe(0);
+    expect(runsOf(ws, "CollabFlow")).toBe(0);
     await p.prompt();
     p.keys("C-c");
     await p.waitFor(/Ctrl-C again to leave/, 5000);

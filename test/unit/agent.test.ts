@@ -6,8 +6,7 @@ import { VERBS } from "../../src/verbs/index";
 import { buildTools, insideRoot, irreversibleArgs, parseVerbArgv, requiredArgs, ToolRefusal, toolArgv, toolName } from "../../src/agent/tools";
 import { DATA_CLOSE, DATA_OPEN, untrusted, verbSpend } from "../../src/agent/loop";
 import { toOpenAIMessages } from "../../src/agent/providers";
-import { splitWords, verifyLine } from "../../src/agent/slash";
-import { complete } from "../../src/agent/repl";
+import { complete, splitWords, verifyLine } from "../../src/agent/slash";
 
 const noop = async () => ({}) as any;
 const fake = (name: string, tier: VerbDef["tier"], args: Record<string, any>, input: v.GenericSchema = v.object({})): VerbDef =>
