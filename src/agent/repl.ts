@@ -27,18 +27,28 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
     `loom ${BUILD.version} — the agent. /help lists the commands (/loom-<verb>, /loom-auto); Tab completes; Ctrl-C twice leaves.\n` +
       (provider ? `model: ${provider.name} ${provider.model} · budget $${o.budgetUsd.toFixed(2)} · session ${session.id}\n` : `no model key: slash commands work; for requests in words ${MISSING_AGENT_KEY.split(";")[0]}\n`),
   );
+  if (session.messages.length || session.usd)
+    process.stdout.write(kv("resumed", `${session.id}: ${session.messages.length} messages, ${session.totals.input_tokens + session.totals.output_tokens} tokens, $${session.usd.toFixed(4)} so far`) + "\n");
   session.record({ type: "start", mode: "repl", provider: provider?.name ?? null, model: provider?.model ?? null, budget_usd: o.budgetUsd });
   let mods: Heavy | null = null;
   let loading: Promise<Heavy> | null = null;
   const load = () => (loading ??= heavy().then((m) => (mods = m)));
-  // pathspecs for Tab: fetched in the background on the first Tab that wants one (no Python at startup)
-  let fetched = false;
-  const wantPathspecs = () => {
-    if (fetched || !datastoreExists(locateWorkspace())) return;
-    fetched = true;
-    void load().then(({ exec }) => exec.runVerbChild(["datasets"], { quiet: true, track: false })).then((r) => {
-      for (const d of ((r.envelope.summary as any)?.datasets ?? []) as { pathspec: string }[]) pathspecs.add(d.pathspec);
-    });
+  // pathspecs for Tab: the data objects are listed on the first Tab that wants one (no Python at startup); that
+  // Tab waits for the list (a few seconds at most), later ones use it and the runs made since
+  let listing: Promise<void> | null = null;
+  const wantPathspecs = (): Promise<void> => {
+    if (!listing) {
+      if (!datastoreExists(locateWorkspace())) return Promise.resolve();
+      listing = load()
+        .then(({ exec }) => exec.runVerbChild(["datasets"], { quiet: true, track: false }))
+        .then((r) => {
+          for (const d of ((r.envelope.summary as any)?.datasets ?? []) as { pathspec: string; label?: string }[]) {
+            pathspecs.add(d.pathspec);
+            if (d.label && /^[\w.-]+$/.test(d.label)) pathspecs.add(d.label);
+          }
+        });
+    }
+    return Promise.race([listing, new Promise<void>((r) => setTimeout(r, 5000).unref?.())]);
   };
 
   let running = false;
@@ -78,11 +88,12 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
   setImmediate(() => void load()); // runs once the first prompt below is written
   for (;;) {
     const line = await readLine(history, (l, done) => {
-      void load().then(({ slash }) => {
-        const r = slash.complete(l, [...pathspecs]);
-        if (/--(dataset|model|run|from|resume) +\S*$/.test(l)) wantPathspecs();
-        done(null, r);
-      });
+      void load()
+        .then(async ({ slash }) => {
+          if (/--(dataset|model|run|from|resume) +\S*$/.test(l)) await wantPathspecs();
+          done(null, slash.complete(l, [...pathspecs]));
+        })
+        .catch(() => done(null, [[], l]));
     });
     if (line === null) break; // Ctrl-D
     if (line === SIGINT) {
