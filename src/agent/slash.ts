@@ -386,7 +386,10 @@ export async function slashAuto(words: string[], io: SlashIO, session: Session):
       : undefined,
   );
   if (!opt.env) return stop(opt.why!);
-  const val = await stage("validate", [`--dataset=${feat.env.pathspec}`, `--target=${target}`, `--model=${opt.env.pathspec}`], (e) =>
+  // validate judges on the metric the search optimized, when validate computes it (its own enum, from the registry)
+  const searched = (opt.env.summary as any)?.metric_spec?.metric as string | undefined;
+  const judged = ((findVerb("validate")!.args as Record<string, { options?: string[] }>).metric?.options ?? []).includes(searched ?? "") ? [`--metric=${searched}`] : [];
+  const val = await stage("validate", [`--dataset=${feat.env.pathspec}`, `--target=${target}`, `--model=${opt.env.pathspec}`, ...judged], (e) =>
     isRun("ValidateFlow")(e) ?? (e.verdict === "PASS" ? null : `VERDICT ${e.verdict}: ${e.messages[0] ?? "see the card"}`),
   );
   if (!val.env) return stop(val.why!);

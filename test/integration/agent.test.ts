@@ -345,6 +345,8 @@ describe("/loom-auto with a model: it plans and narrates; the chain, its asserts
     expect(opt.metric_spec.metric).toBe("pr_auc");
     expect(opt.metric_spec.split.fraction).toBe(0.25);
     expect(opt.leaderboard.length).toBeLessThanOrEqual(4); // 3 candidates (+ the ensemble node)
+    expect(j.calls[3].argv).toContain("--metric=pr_auc"); // validate judges on the metric the search optimized
+    expect(j.calls[3].envelope.summary.holdout.metric).toBe("pr_auc");
     // narration: one per stage, two lines at most, kept only when grounded
     expect(j.narration.map((n: any) => n.stage)).toEqual(["eda", "features", "run", "validate", "report"]);
     expect(j.narration[0]).toEqual({ stage: "eda", text: `${j.calls[0].envelope.pathspec}: the eda stage is done.\nSecond line.`, grounded: true });
