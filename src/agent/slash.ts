@@ -439,11 +439,31 @@ export function complete(line: string, pathspecs: string[]): [string[], string] 
   return [[], last];
 }
 
+/** Pure: a verb's description for /help: its first clause (a colon inside parentheses does not end it), cut at
+ * a word to 70 characters. */
+export function shortDescription(d: string, max = 70): string {
+  let depth = 0;
+  let end = d.length;
+  for (let i = 0; i < d.length; i++) {
+    const ch = d[i]!;
+    if (ch === "(") depth++;
+    else if (ch === ")") depth = Math.max(0, depth - 1);
+    else if ((ch === ":" || ch === ";") && depth === 0) {
+      end = i;
+      break;
+    }
+  }
+  const first = d.slice(0, end).trim();
+  if (first.length <= max) return first;
+  const cut = first.slice(0, max - 1);
+  return cut.slice(0, Math.max(cut.lastIndexOf(" "), max / 2)).replace(/[\s,(]+$/, "") + "…";
+}
+
 export function helpText(): string {
   const width = Math.max(...VERBS.map((v) => v.name.length)) + 8;
   return [
     "Slash commands (no model key needed):",
-    ...VERBS.map((v) => `  ${`/loom-${v.name}`.padEnd(width)}${v.description.split(":")[0]!.slice(0, 70)} [${tierLabel(v)}]`),
+    ...VERBS.map((v) => `  ${`/loom-${v.name}`.padEnd(width)}${shortDescription(v.description)} [${tierLabel(v)}]`),
     `  ${"/loom-auto".padEnd(width)}eda → features --from → run (asks once) → validate --model → report`,
     `  ${"/datasets".padEnd(width)}the data objects here`,
     `  ${"/cost".padEnd(width)}tokens and $ spent in this session`,

@@ -6,7 +6,7 @@ import { VERBS } from "../../src/verbs/index";
 import { buildTools, insideRoot, irreversibleArgs, parseVerbArgv, requiredArgs, ToolRefusal, toolArgv, toolName } from "../../src/agent/tools";
 import { DATA_CLOSE, DATA_OPEN, untrusted, verbSpend } from "../../src/agent/loop";
 import { toOpenAIMessages } from "../../src/agent/providers";
-import { complete, splitWords, verifyLine } from "../../src/agent/slash";
+import { complete, shortDescription, splitWords, verifyLine } from "../../src/agent/slash";
 
 const noop = async () => ({}) as any;
 const fake = (name: string, tier: VerbDef["tier"], args: Record<string, any>, input: v.GenericSchema = v.object({})): VerbDef =>
@@ -159,6 +159,15 @@ describe("slash commands", () => {
   test("splitWords: quotes and backslashes, no shell", () => {
     expect(splitWords(`/loom-run --goal "Predict churn; now" --metric 'a b' x\\ y ""`)).toEqual(["/loom-run", "--goal", "Predict churn; now", "--metric", "a b", "x y", ""]);
   });
+  test("/help's short descriptions: the first clause, a colon inside parentheses kept, cut at a word", () => {
+    expect(shortDescription("Run health (default: every run), drift: compare")).toBe("Run health (default: every run), drift");
+    expect(shortDescription("The AIDE search: propose, run")).toBe("The AIDE search");
+    const long = shortDescription("Provision Loom's Python environment (a venv with the pinned requirements and more words here)");
+    expect(long.length).toBeLessThanOrEqual(70);
+    expect(long).toBe("Provision Loom's Python environment (a venv with the pinned…");
+    for (const v of VERBS) expect(shortDescription(v.description).length).toBeLessThanOrEqual(70);
+  });
+
   test("verify: exit code, status and verdict", () => {
     expect(verifyLine({ exit_code: 0, status: "OK", verdict: "PASS", pathspec: "ValidateFlow/1" } as any).ok).toBe(true);
     expect(verifyLine({ exit_code: 1, status: "OK", verdict: "FAIL", pathspec: "ValidateFlow/1" } as any).ok).toBe(false);
