@@ -395,10 +395,15 @@ describe("/loom-auto with a model: it plans and narrates; the chain, its asserts
     expect(snapshot().OptimizeFlow ?? 0).toBe(before.OptimizeFlow ?? 0);
   });
 
-  test("a plan whose metric loom run's own preflight refuses (a regression metric for a class target) falls back at that stage", async () => {
+  test("a plan whose metric loom run's own preflight refuses (a regression metric for a class target) falls back at that stage; the budget stops the model, not the chain", async () => {
     const plan = { metric: "Minimize RMSE on a held-out split.", steps: "2", rationale: "wrong task on purpose" };
-    const r = await agent(script(plan), ["-p", auto.replace("DS", DS), "--json"]);
+    // $0.006 a turn: eda's narration and the plan fit in $0.007, then no model call starts
+    const r = await agent(script(plan), ["-p", auto.replace("DS", DS), "--json", "--budget-usd", "0.007"]);
     const j = r.json;
+    expect(r.requests.length).toBe(2);
+    expect(j.tokens).toEqual({ input: 2000, output: 400 });
+    expect(j.narration.map((n: any) => n.stage)).toEqual(["eda", "features"]);
+    expect(j.narration[1]).toEqual({ stage: "features", text: null, grounded: false, why: "the session budget is spent" });
     expect(j.plan.source).toBe("default");
     expect(j.plan.problems.join("; ")).toMatch(/loom run: RMSE is a regression metric/);
     expect(j.calls.map((c: any) => c.verb)).toEqual(["eda", "features", "run"]);
