@@ -36,6 +36,8 @@ export interface ModelUse {
   provider: Provider;
   /** the session budget: no model call starts once it is spent */
   budgetUsd: number;
+  /** aborts a call in flight (Ctrl-C in the REPL) */
+  signal?: () => AbortSignal | undefined;
 }
 
 // eslint-disable-next-line no-control-regex
@@ -139,7 +141,7 @@ export async function askPlan(m: ModelUse, session: Session, eda: Envelope, pers
     untrusted("eda", eda, 12_000),
   ].join("\n");
   try {
-    const t = await m.provider.turn(PLAN_SYSTEM, [{ role: "user", content: [{ type: "text", text }] }], [planToolSpec()], undefined, undefined, { toolChoice: PLAN_TOOL, maxTokens: 1024 });
+    const t = await m.provider.turn(PLAN_SYSTEM, [{ role: "user", content: [{ type: "text", text }] }], [planToolSpec()], undefined, m.signal?.(), { toolChoice: PLAN_TOOL, maxTokens: 1024 });
     countUsage(session, t, { auto: "plan" });
     const call = t.calls.find((c) => c.name === PLAN_TOOL);
     if (!call) return { error: t.calls.length ? `the model called ${t.calls.map((c) => c.name).join(", ")}, not ${PLAN_TOOL}` : "the model answered without a plan" };
@@ -206,7 +208,7 @@ export async function narrateStage(m: ModelUse, session: Session, stage: string,
   if (budgetSpent(m, session)) n = { stage, text: null, grounded: false, why: "the session budget is spent" };
   else {
     try {
-      const t = await m.provider.turn(STAGE_PROMPT, [{ role: "user", content: [{ type: "text", text: untrusted(stage, env, 8000) }] }], [], undefined, undefined, { maxTokens: 200 });
+      const t = await m.provider.turn(STAGE_PROMPT, [{ role: "user", content: [{ type: "text", text: untrusted(stage, env, 8000) }] }], [], undefined, m.signal?.(), { maxTokens: 200 });
       countUsage(session, t, { narrate: stage });
       n = groundNarration(stage, t.text, env);
     } catch (e) {

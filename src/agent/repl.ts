@@ -66,6 +66,8 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
     say: (l) => process.stdout.write(l + "\n"),
     interactive: true,
     yes: false,
+    aborted: () => interrupted,
+    signal: () => turn?.signal,
     model: provider ? { provider, onText: (s) => process.stdout.write(s), budgetUsd: o.budgetUsd } : undefined,
     async confirm(message) {
       const { confirm, isCancel } = await import("@clack/prompts");
@@ -110,6 +112,7 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
     interrupted = false;
     try {
       const { slash, loop } = await load();
+      turn = new AbortController();
       if (text.startsWith("/")) {
         const r = await slash.runSlash(text, io, session);
         for (const run of r.runs) if (run.envelope?.pathspec) pathspecs.add(run.envelope.pathspec);
@@ -118,7 +121,6 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
         io.say(MISSING_AGENT_KEY);
       } else {
         let streamed = false;
-        turn = new AbortController();
         const res = await loop.runLoop(text, {
           signal: turn.signal,
           provider,

@@ -34,6 +34,10 @@ export interface SlashIO {
   select(message: string, options: { value: string; label: string; hint?: string }[]): Promise<string | null>;
   /** ask for a value (null: cancelled) */
   text?(message: string): Promise<string | null>;
+  /** the person pressed Ctrl-C (REPL): /loom-auto starts no further stage or model call */
+  aborted?: () => boolean;
+  /** aborts a model call in flight (Ctrl-C) */
+  signal?: () => AbortSignal | undefined;
   /** with a model key: deliver narrates the envelope (streamed), /loom-auto plans and narrates each stage;
    * without one the verb's summary stands. No model call starts once the session budget is spent. */
   model?: { provider: Provider; onText: (s: string) => void; budgetUsd: number };
@@ -52,7 +56,7 @@ export async function narrate(io: SlashIO, session: Session, verb: string, envs:
   const { untrusted } = await import("./loop");
   const body = envs.map((e) => untrusted(verb, e, 8000)).join("\n");
   try {
-    const t = await io.model.provider.turn(DELIVER_PROMPT, [{ role: "user", content: [{ type: "text", text: body }] }], [], io.model.onText);
+    const t = await io.model.provider.turn(DELIVER_PROMPT, [{ role: "user", content: [{ type: "text", text: body }] }], [], io.model.onText, io.signal?.());
     io.model.onText("\n");
     session.totals.input_tokens += t.input_tokens;
     session.totals.output_tokens += t.output_tokens;
@@ -303,10 +307,11 @@ export async function slashAuto(words: string[], io: SlashIO, session: Session):
     target = (await io.select(`target column of ${dataset}`, cols.map((c) => ({ value: c, label: c })))) ?? undefined;
     if (!target) return stop("cancelled");
   }
-  const model = io.model ? { provider: io.model.provider, budgetUsd: io.model.budgetUsd } : null;
+  const model = io.model ? { provider: io.model.provider, budgetUsd: io.model.budgetUsd, signal: io.signal } : null;
   const auto = model ? await import("./autoplan") : null;
   const stage = async (verbName: string, argv: string[], check: (e: Envelope) => string | null, fallback?: { argv: string[]; refused: (why: string) => void }) => {
     const verb = findVerb(verbName)!;
+    if (io.aborted?.()) return { env: null, why: "interrupted (Ctrl-C)" };
     io.say("");
     io.say(`── ${verbName}`);
     const r = await runStage(verb, argv, io, session, { fallback });
@@ -314,7 +319,7 @@ export async function slashAuto(words: string[], io: SlashIO, session: Session):
     if (!r.ok) return { env: null, why: `${verbName}: ${r.reason}` };
     const bad = check(r.run.envelope!);
     if (bad) return { env: null, why: `${verbName}: ${bad}` };
-    if (model && auto) {
+    if (model && auto && !io.aborted?.()) {
       const n = await auto.narrateStage(model, session, verbName, r.run.envelope!);
       r.run.narration = n;
       if (n.grounded && n.text) for (const l of n.text.split("\n")) io.say(kv("narrate", l));
@@ -333,7 +338,7 @@ export async function slashAuto(words: string[], io: SlashIO, session: Session):
   const fixed: Record<string, string> = {};
   for (const k of ["metric", "goal", "steps"] as const) if (flags[k] !== undefined) fixed[k] = flags[k]!;
   let planned: Record<string, Record<string, string>> = { features: {}, run: {} };
-  if (model && auto) {
+  if (model && auto && !io.aborted?.()) {
     io.say("");
     io.say("── plan");
     const base = { features: { dataset, target, from: eda.env.pathspec! }, run: { dataset, target } };
@@ -411,7 +416,7 @@ export async function slashAuto(words: string[], io: SlashIO, session: Session):
   );
   for (const s of suggestions) io.say(kv("next", `${s}   (--apply / --send are irreversible: yours to type; the agent never runs them)`));
   session.record({ type: "auto", verdict: val.env.verdict, runs: runs.map((r) => r.envelope?.pathspec ?? null) });
-  const account = await narrate(io, session, "auto", [val.env, rep.env]);
+  const account = io.aborted?.() ? null : await narrate(io, session, "auto", [val.env, rep.env]);
   return { ok: true, runs, message: `VERDICT ${val.env.verdict}`, ...(planRec ? { plan: planRec } : {}), ...(io.model ? { account } : {}) };
 }
 

@@ -213,6 +213,29 @@ describe.skipIf(!HAVE_TMUX)("the REPL in a pty", () => {
     srv.stop();
   });
 
+  test("/loom-auto with a model: Ctrl-C during a stage's narration stops the chain there and returns to the prompt", async () => {
+    const srv = fakeAnthropicAgent([{ text: "slow narration", delayMs: 60_000 }, { text: "never asked" }]);
+    const feats = runsOf(ws, "FeaturesFlow");
+    const p = pty({ ANTHROPIC_API_KEY: "sk-test", ANTHROPIC_BASE_URL: srv.url });
+    await p.waitFor(/loom>$/m, 10_000);
+    p.type(`/loom-auto --dataset ${DS} --target churned`);
+    p.keys("Enter");
+    await p.waitFor(/verify +: ok[^\n]*EdaFlow\/\d+/, 60_000);
+    for (let i = 0; i < 100 && srv.requests.length < 1; i++) await Bun.sleep(100); // the narration is in flight
+    expect(srv.requests.length).toBe(1);
+    const t0 = Date.now();
+    p.keys("C-c");
+    const s = await p.waitFor(/auto +: stopped: interrupted \(Ctrl-C\)[\s\S]*loom>$/, 15_000);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(s).not.toMatch(/── plan|── features/);
+    expect(srv.requests.length).toBe(1); // no plan, no further narration
+    expect(runsOf(ws, "FeaturesFlow")).toBe(feats);
+    p.type("/exit");
+    p.keys("Enter");
+    await p.waitFor(/__EXITED__ 0/, 5000);
+    srv.stop();
+  });
+
   test("a person's /loom-train --launch reaches the verb's own deny-first confirmation; the default No launches nothing", async () => {
     const p = pty({ LOOM_GPU_TARGET: "modal:H100" });
     await p.waitFor(/loom>$/m, 10_000);
