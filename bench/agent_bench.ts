@@ -7,10 +7,12 @@
  *     commands run directly; overhead/call = (agent − agent with no call − K × direct) / K (goal < 50 ms).
  *  3. `/loom-auto` keyless on examples/churn.csv vs scripts/demo.sh's same stages as direct commands
  *     (goal ≤ 1.1×).
- * Usage: bun bench/agent_bench.ts [--rounds N] [--auto-rounds N] [--skip-auto]
+ * Every section prints the load average before and after it (the machine is shared: the figures move with it).
+ * Usage: bun bench/agent_bench.ts [--rounds N] [--auto-rounds N] [--skip-auto] [--skip-calls]
+ *                                 [--baseline PATH]   (another build's prompt, timed in the same alternation)
  */
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fakeAnthropicAgent } from "../test/fixtures/agent-servers";
 
@@ -22,6 +24,8 @@ const arg = (k: string, d: string) => {
 };
 const ROUNDS = Number(arg("--rounds", "10"));
 const AUTO_ROUNDS = Number(arg("--auto-rounds", "3"));
+const BASELINE = process.argv.includes("--baseline") ? resolve(arg("--baseline", "")) : null;
+const load = () => loadavg().map((x) => x.toFixed(2)).join(" ");
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const env = (extra: Record<string, string> = {}) => {
   const e: Record<string, string> = {};
@@ -89,28 +93,34 @@ async function run(args: string[], cwd: string, extra: Record<string, string> = 
 const ws = mkdtempSync(join(tmpdir(), "loom-agent-bench-"));
 const ing = await run(["ingest", "--source", join(ROOT, "examples", "churn.csv"), "--name", "churn", "--json"], ws);
 const DS = ing.out.pathspec as string;
-console.log(`workspace ${ws} · data object ${DS} · ${ROUNDS} rounds`);
+if (!DS) throw new Error(`ingest failed: ${JSON.stringify(ing.out?.messages ?? ing.out)}`);
+console.log(`workspace ${ws} · data object ${DS} · ${ROUNDS} rounds · ${readdirSync("/sys/devices/system/cpu").filter((d) => /^cpu\d+$/.test(d)).length} CPUs`);
 
 // 1. startup to the prompt
 {
+  const l0 = load();
   const prompt: number[] = [];
   const version: number[] = [];
+  const base: number[] = [];
   let python = false;
   for (let i = 0; i < ROUNDS; i++) {
     const a = await ptyUntil(`${LOOM}`, "loom> ", ws);
     prompt.push(a.ms);
     python ||= a.python;
     version.push((await ptyUntil(`${LOOM} --version`, "0.", ws)).ms);
+    if (BASELINE) base.push((await ptyUntil(BASELINE, "loom> ", ws)).ms);
   }
   console.log(`\n1. loom → ready prompt (pty): median ${median(prompt).toFixed(1)} ms  vs  loom --version ${median(version).toFixed(1)} ms  (ratio ${(median(prompt) / median(version)).toFixed(2)}×; goal < 150 ms)`);
-  console.log(`   python running at the prompt: ${python ? "YES" : "no"}`);
+  if (BASELINE) console.log(`   baseline ${BASELINE} → prompt: median ${median(base).toFixed(1)} ms (this build ${(median(prompt) / median(base)).toFixed(2)}× of it)`);
+  console.log(`   python running at the prompt: ${python ? "YES" : "no"} · load average ${l0} → ${load()}`);
 }
 
 // 2. per-call overhead
 // connect --list: a verb without Python (tens of ms), so the verb's own variance does not swamp the overhead;
 // datasets: a verb with one Python call
-for (const [verb, input, direct] of [["connect", { list: true }, ["connect", "--list"]], ["datasets", {}, ["datasets"]]] as const) {
+for (const [verb, input, direct] of process.argv.includes("--skip-calls") ? [] : ([["connect", { list: true }, ["connect", "--list"]], ["datasets", {}, ["datasets"]]] as const)) {
   const K = 8;
+  const l0 = load();
   const agentMs: number[] = [];
   const zeroMs: number[] = [];
   const directMs: number[] = [];
@@ -129,12 +139,13 @@ for (const [verb, input, direct] of [["connect", { list: true }, ["connect", "--
   }
   const over = (median(agentMs) - median(zeroMs) - median(directMs)) / K;
   console.log(`\n2. agent -p, ${K} × loom_${verb}: agent ${median(agentMs).toFixed(0)} ms, agent with no call ${median(zeroMs).toFixed(0)} ms, ${K} direct \`loom ${direct.join(" ")} --json\` ${median(directMs).toFixed(0)} ms`);
-  console.log(`   overhead per tool call beyond the verb: ${over.toFixed(1)} ms (goal < 50 ms; per-call verb ${(median(directMs) / K).toFixed(0)} ms)`);
+  console.log(`   overhead per tool call beyond the verb: ${over.toFixed(1)} ms (goal < 50 ms; per-call verb ${(median(directMs) / K).toFixed(0)} ms) · load average ${l0} → ${load()}`);
 }
 
 // 3. /loom-auto vs the demo's stages
 if (!process.argv.includes("--skip-auto")) {
   const METRIC = "Maximize ROC-AUC on a held-out split.";
+  const l0 = load();
   const auto: number[] = [];
   const direct: number[] = [];
   for (let i = 0; i < AUTO_ROUNDS; i++) {
@@ -151,5 +162,5 @@ if (!process.argv.includes("--skip-auto")) {
     direct.push(performance.now() - t0);
   }
   console.log(`\n3. /loom-auto keyless ${(median(auto) / 1000).toFixed(2)} s  vs  demo.sh's stages run directly ${(median(direct) / 1000).toFixed(2)} s  (ratio ${(median(auto) / median(direct)).toFixed(3)}×; goal ≤ 1.1×)`);
-  console.log(`   rounds: auto ${auto.map((x) => (x / 1000).toFixed(2)).join(", ")} · direct ${direct.map((x) => (x / 1000).toFixed(2)).join(", ")}`);
+  console.log(`   rounds: auto ${auto.map((x) => (x / 1000).toFixed(2)).join(", ")} · direct ${direct.map((x) => (x / 1000).toFixed(2)).join(", ")} · load average ${l0} → ${load()}`);
 }

@@ -5,15 +5,15 @@
  * The model key stays in this process; verbs run as `loom <verb> --json` children.
  */
 import { parseArgs, type ArgsDef } from "citty";
-import { EMBEDDED } from "../generated/embedded";
-import { unknownFlags } from "../core/run";
 import { kv } from "../core/ui";
 import { locateWorkspace, readJson } from "../core/workspace";
 import { join } from "node:path";
-import { runLoop, type LoopResult } from "./loop";
+import type { LoopResult } from "./loop";
 import { makeProvider, MISSING_AGENT_KEY, ProviderError, resolveProvider, type Provider } from "./providers";
 import { listSessions, loadSession, newSessionId, Session, SESSION_ID_RE } from "./session";
-import { runSlash, type SlashIO, type SlashResult } from "./slash";
+import type { SlashIO, SlashResult } from "./slash";
+// What `loom` needs to show its prompt is only this file, the REPL, sessions and providers: the registry,
+// the verbs, the bridge and the loop load after the prompt is drawn (startup: bench/agent_bench.ts).
 
 export const AGENT_ARGS: ArgsDef = {
   print: { type: "string", alias: "p", description: "run one request headless (text, or a slash command) and print the result" },
@@ -43,9 +43,12 @@ interface Opts {
   cont: boolean;
 }
 
-function parseOpts(rest: string[]): Opts {
-  const bad = unknownFlags(rest, AGENT_ARGS);
-  if (bad.length) throw new AgentUsage(`unknown option ${bad.join(", ")}: see \`loom agent --help\``);
+async function parseOpts(rest: string[]): Promise<Opts> {
+  if (rest.length) {
+    const { unknownFlags } = await import("../core/run");
+    const bad = unknownFlags(rest, AGENT_ARGS);
+    if (bad.length) throw new AgentUsage(`unknown option ${bad.join(", ")}: see \`loom agent --help\``);
+  }
   const a = parseArgs(rest, AGENT_ARGS) as Record<string, any>;
   const ws = locateWorkspace();
   const limits = readJson<{ limits?: { agent_budget_usd?: number } }>(join(ws.dir, "config.json"), {}).limits ?? {};
@@ -91,7 +94,7 @@ export async function agentMain(rest: string[]): Promise<number> {
   }
   let o: Opts;
   try {
-    o = parseOpts(rest);
+    o = await parseOpts(rest);
     if (o.print === undefined) {
       if (!process.stdin.isTTY || !process.stdout.isTTY) throw new AgentUsage("no terminal for the REPL: pass -p \"REQUEST\" to run one request headless");
       const { repl } = await import("./repl");
@@ -115,13 +118,15 @@ async function headless(o: Opts): Promise<number> {
   const quietSay = o.json ? (l: string) => process.stderr.write(l + "\n") : say;
   session.record({ type: "start", mode: "headless", provider: provider?.name ?? null, model: provider?.model ?? null, budget_usd: o.budgetUsd, yes: o.yes });
   if (text.trim().startsWith("/")) {
+    const { runSlash } = await import("./slash");
     const io: SlashIO = {
       say: quietSay,
       interactive: false,
       yes: o.yes,
       confirm: async () => o.yes,
       select: async () => null,
-      model: provider && !o.json ? { provider, onText: (s) => process.stdout.write(s) } : undefined,
+      // --json: stdout carries the one object, so the model's words are collected into it, not streamed
+      model: provider ? { provider, onText: o.json ? () => {} : (s) => process.stdout.write(s), budgetUsd: o.budgetUsd } : undefined,
     };
     const r = await runSlash(text, io, session);
     session.record({ type: "end", ok: r.ok, message: r.message ?? null });
@@ -130,6 +135,7 @@ async function headless(o: Opts): Promise<number> {
   }
   if (!provider) throw new AgentUsage(MISSING_AGENT_KEY);
   let streamed = false;
+  const { runLoop } = await import("./loop");
   const res = await runLoop(text, {
     provider,
     session,
@@ -182,10 +188,12 @@ function slashJson(session: Session, r: SlashResult) {
     final: r.message ?? (r.ok ? "done" : "stopped"),
     session_id: session.id,
     session_path: session.path,
-    calls: r.runs.map((x) => ({ verb: x.verb, argv: x.argv, gate: x.gate ?? null, envelope: x.envelope })),
+    calls: r.runs.map((x) => ({ verb: x.verb, argv: x.argv, gate: x.gate ?? null, envelope: x.envelope, ...(x.narration ? { narration: x.narration } : {}) })),
+    ...(r.plan ? { plan: r.plan } : {}),
+    ...(r.runs.some((x) => x.narration) ? { narration: r.runs.filter((x) => x.narration).map((x) => x.narration) } : {}),
+    ...(r.account !== undefined ? { account: r.account } : {}),
     tokens: { input: session.totals.input_tokens, output: session.totals.output_tokens },
     usd: { agent: session.totals.agent_usd, verbs: session.totals.verbs_usd, total: session.usd },
   };
 }
 
-export const VERSION = EMBEDDED.version;

@@ -34,10 +34,16 @@ export interface Turn {
   stop: string;
 }
 
+/** A turn's options: force one tool (structured output: the answer is that tool's input), cap the reply. */
+export interface TurnOptions {
+  toolChoice?: string;
+  maxTokens?: number;
+}
+
 export interface Provider {
   name: "anthropic" | "openai";
   model: string;
-  turn(system: string, messages: Message[], tools: ToolSpec[], onText?: (s: string) => void, signal?: AbortSignal): Promise<Turn>;
+  turn(system: string, messages: Message[], tools: ToolSpec[], onText?: (s: string) => void, signal?: AbortSignal, opts?: TurnOptions): Promise<Turn>;
 }
 
 export const MISSING_AGENT_KEY =
@@ -71,13 +77,14 @@ function anthropicProvider(model: string, apiKey: string, baseURL?: string): Pro
   return {
     name: "anthropic",
     model,
-    async turn(system, messages, tools, onText, signal) {
+    async turn(system, messages, tools, onText, signal, opts) {
       if (!client) {
         const { default: Anthropic } = await import("@anthropic-ai/sdk");
         client = new Anthropic({ apiKey, baseURL, maxRetries: 2, timeout: 300_000 });
       }
       try {
-        const stream = client.messages.stream({ model, max_tokens: 4096, system, messages, ...(tools.length ? { tools } : {}) }, signal ? { signal } : undefined);
+        const choice = opts?.toolChoice ? { tool_choice: { type: "tool", name: opts.toolChoice } } : {};
+        const stream = client.messages.stream({ model, max_tokens: opts?.maxTokens ?? 4096, system, messages, ...(tools.length ? { tools, ...choice } : {}) }, signal ? { signal } : undefined);
         if (onText) stream.on("text", (t: string) => onText(t));
         const msg = await stream.finalMessage();
         const text = msg.content.filter((b: any) => b.type === "text").map((b: any) => b.text).join("");
@@ -127,11 +134,13 @@ function openaiProvider(model: string, baseURL: string, apiKey?: string): Provid
   return {
     name: "openai",
     model,
-    async turn(system, messages, tools, onText, signal) {
+    async turn(system, messages, tools, onText, signal, opts) {
       const body = {
         model,
         messages: toOpenAIMessages(system, messages),
         ...(tools.length ? { tools: tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.input_schema } })) } : {}),
+        ...(tools.length && opts?.toolChoice ? { tool_choice: { type: "function", function: { name: opts.toolChoice } } } : {}),
+        ...(opts?.maxTokens ? { max_tokens: opts.maxTokens } : {}),
         stream,
         ...(stream ? { stream_options: { include_usage: true } } : {}),
       };

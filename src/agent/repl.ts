@@ -7,57 +7,48 @@
 import { createInterface } from "node:readline";
 import { kv } from "../core/ui";
 import { datastoreExists, locateWorkspace } from "../core/workspace";
-import { findVerb } from "../verbs/index";
-import { interruptRunning, runVerbChild } from "./exec";
-import { runLoop } from "./loop";
+import { BUILD } from "../generated/version";
 import { MISSING_AGENT_KEY, type Provider } from "./providers";
 import type { Session } from "./session";
-import { runSlash, slashNames, type SlashIO } from "./slash";
-import { EMBEDDED } from "../generated/embedded";
+import type { SlashIO } from "./slash";
 
 export const PROMPT = "loom> ";
 
-/** Pure: Tab completion for a line, given the pathspecs known so far. */
-export function complete(line: string, pathspecs: string[]): [string[], string] {
-  const words = line.split(/\s+/);
-  const last = words[words.length - 1] ?? "";
-  if (words.length === 1) {
-    if (!line.startsWith("/")) return [[], line];
-    const hits = slashNames().filter((n) => n.startsWith(line));
-    return [hits.length ? hits.map((h) => h + " ") : slashNames(), line];
-  }
-  const m = /^\/loom-([a-z][\w-]*)$/.exec(words[0]!);
-  const verb = m ? findVerb(m[1]!) : undefined;
-  const prev = words[words.length - 2] ?? "";
-  const flagNames = verb ? Object.keys(verb.args).map((a) => `--${a}`) : words[0] === "/loom-auto" ? ["--dataset", "--target", "--goal", "--metric", "--steps", "--model-provider"] : [];
-  if (last.startsWith("--")) {
-    const hits = flagNames.filter((f) => f.startsWith(last));
-    return [hits.map((h) => h + " "), last];
-  }
-  if (/^--(dataset|model|run|from|resume)$/.test(prev) || last.includes("/")) {
-    const hits = pathspecs.filter((p) => p.startsWith(last));
-    return [hits.map((h) => h + " "), last];
-  }
-  return [[], last];
-}
+/** The modules a command needs (the registry, the verbs, the bridge, the loop), loaded once the prompt is on
+ * the screen: the first prompt waits for none of them, and a line typed meanwhile waits for them. */
+const heavy = () => Promise.all([import("./slash"), import("./exec"), import("./loop")]).then(([slash, exec, loop]) => ({ slash, exec, loop }));
+type Heavy = Awaited<ReturnType<typeof heavy>>;
 
 export async function repl(session: Session, provider: Provider | null, o: { budgetUsd: number; maxTurns: number }): Promise<number> {
   const history: string[] = [];
   const pathspecs = new Set<string>();
   for (const m of session.messages) for (const b of m.content) if (b.type === "tool_result") for (const p of b.content.match(/[A-Z][A-Za-z]+\/\d+/g) ?? []) pathspecs.add(p);
   process.stdout.write(
-    `loom ${EMBEDDED.version} — the agent. /help lists the commands (/loom-<verb>, /loom-auto); Tab completes; Ctrl-C twice leaves.\n` +
+    `loom ${BUILD.version} — the agent. /help lists the commands (/loom-<verb>, /loom-auto); Tab completes; Ctrl-C twice leaves.\n` +
       (provider ? `model: ${provider.name} ${provider.model} · budget $${o.budgetUsd.toFixed(2)} · session ${session.id}\n` : `no model key: slash commands work; for requests in words ${MISSING_AGENT_KEY.split(";")[0]}\n`),
   );
+  if (session.messages.length || session.usd)
+    process.stdout.write(kv("resumed", `${session.id}: ${session.messages.length} messages, ${session.totals.input_tokens + session.totals.output_tokens} tokens, $${session.usd.toFixed(4)} so far`) + "\n");
   session.record({ type: "start", mode: "repl", provider: provider?.name ?? null, model: provider?.model ?? null, budget_usd: o.budgetUsd });
-  // pathspecs for Tab: fetched in the background on the first Tab that wants one (no Python at startup)
-  let fetched = false;
-  const wantPathspecs = () => {
-    if (fetched || !datastoreExists(locateWorkspace())) return;
-    fetched = true;
-    void runVerbChild(["datasets"], { quiet: true, track: false }).then((r) => {
-      for (const d of ((r.envelope.summary as any)?.datasets ?? []) as { pathspec: string }[]) pathspecs.add(d.pathspec);
-    });
+  let mods: Heavy | null = null;
+  let loading: Promise<Heavy> | null = null;
+  const load = () => (loading ??= heavy().then((m) => (mods = m)));
+  // pathspecs for Tab: the data objects are listed on the first Tab that wants one (no Python at startup); that
+  // Tab waits for the list (a few seconds at most), later ones use it and the runs made since
+  let listing: Promise<void> | null = null;
+  const wantPathspecs = (): Promise<void> => {
+    if (!listing) {
+      if (!datastoreExists(locateWorkspace())) return Promise.resolve();
+      listing = load()
+        .then(({ exec }) => exec.runVerbChild(["datasets"], { quiet: true, track: false }))
+        .then((r) => {
+          for (const d of ((r.envelope.summary as any)?.datasets ?? []) as { pathspec: string; label?: string }[]) {
+            pathspecs.add(d.pathspec);
+            if (d.label && /^[\w.-]+$/.test(d.label)) pathspecs.add(d.label);
+          }
+        });
+    }
+    return Promise.race([listing, new Promise<void>((r) => setTimeout(r, 5000).unref?.())]);
   };
 
   let running = false;
@@ -67,7 +58,7 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
     if (running) {
       interrupted = true;
       turn?.abort();
-      interruptRunning(true); // the terminal's SIGINT reached the verb too (same foreground group)
+      mods?.exec.interruptRunning(true); // the terminal's SIGINT reached the verb too (same foreground group)
     }
   });
 
@@ -75,7 +66,9 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
     say: (l) => process.stdout.write(l + "\n"),
     interactive: true,
     yes: false,
-    model: provider ? { provider, onText: (s) => process.stdout.write(s) } : undefined,
+    aborted: () => interrupted,
+    signal: () => turn?.signal,
+    model: provider ? { provider, onText: (s) => process.stdout.write(s), budgetUsd: o.budgetUsd } : undefined,
     async confirm(message) {
       const { confirm, isCancel } = await import("@clack/prompts");
       const a = await confirm({ message, initialValue: false });
@@ -94,11 +87,15 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
   };
 
   let lastCtrlC = false;
+  setImmediate(() => void load()); // runs once the first prompt below is written
   for (;;) {
-    const line = await readLine(history, (l) => {
-      const r = complete(l, [...pathspecs]);
-      if (/--(dataset|model|run|from|resume) +\S*$/.test(l)) wantPathspecs();
-      return r;
+    const line = await readLine(history, (l, done) => {
+      void load()
+        .then(async ({ slash }) => {
+          if (/--(dataset|model|run|from|resume) +\S*$/.test(l)) await wantPathspecs();
+          done(null, slash.complete(l, [...pathspecs]));
+        })
+        .catch(() => done(null, [[], l]));
     });
     if (line === null) break; // Ctrl-D
     if (line === SIGINT) {
@@ -114,16 +111,17 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
     running = true;
     interrupted = false;
     try {
+      const { slash, loop } = await load();
+      turn = new AbortController();
       if (text.startsWith("/")) {
-        const r = await runSlash(text, io, session);
+        const r = await slash.runSlash(text, io, session);
         for (const run of r.runs) if (run.envelope?.pathspec) pathspecs.add(run.envelope.pathspec);
         if (r.exit) break;
       } else if (!provider) {
         io.say(MISSING_AGENT_KEY);
       } else {
         let streamed = false;
-        turn = new AbortController();
-        const res = await runLoop(text, {
+        const res = await loop.runLoop(text, {
           signal: turn.signal,
           provider,
           session,
@@ -162,7 +160,7 @@ export async function repl(session: Session, provider: Provider | null, o: { bud
 
 const SIGINT = "\u0003__sigint__";
 
-function readLine(history: string[], completer: (l: string) => [string[], string]): Promise<string | null> {
+function readLine(history: string[], completer: (l: string, done: (err: null, r: [string[], string]) => void) => void): Promise<string | null> {
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true, completer, history: [...history], historySize: 500 } as any);
   return new Promise((resolve) => {
     let done = false;

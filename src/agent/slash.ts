@@ -22,6 +22,7 @@ import { planCost, runVerbChild } from "./exec";
 import { listSessions, readRecords, type Session } from "./session";
 import { requiredArgs, tierLabel } from "./tools";
 import type { Provider } from "./providers";
+import type { AutoPlan, Narration } from "./autoplan";
 
 export interface SlashIO {
   say(line: string): void;
@@ -33,27 +34,39 @@ export interface SlashIO {
   select(message: string, options: { value: string; label: string; hint?: string }[]): Promise<string | null>;
   /** ask for a value (null: cancelled) */
   text?(message: string): Promise<string | null>;
-  /** with a model key: deliver narrates the envelope (streamed); without one the verb's summary stands */
-  model?: { provider: Provider; onText: (s: string) => void };
+  /** the person pressed Ctrl-C (REPL): /loom-auto starts no further stage or model call */
+  aborted?: () => boolean;
+  /** aborts a model call in flight (Ctrl-C) */
+  signal?: () => AbortSignal | undefined;
+  /** with a model key: deliver narrates the envelope (streamed), /loom-auto plans and narrates each stage;
+   * without one the verb's summary stands. No model call starts once the session budget is spent. */
+  model?: { provider: Provider; onText: (s: string) => void; budgetUsd: number };
 }
 
 export const DELIVER_PROMPT =
   "In at most 5 short lines, give a lineage-grounded account of this Loom result for the person: the pathspecs and card paths, the numbers that matter, and the next command to run. Use only what the envelope says.";
 
-/** deliver, with a model: a short account of the envelope(s), counted in the session's spend. */
-export async function narrate(io: SlashIO, session: Session, verb: string, envs: Envelope[]): Promise<void> {
-  if (!io.model) return;
+/** deliver, with a model: a short account of the envelope(s), counted in the session's spend; its text. */
+export async function narrate(io: SlashIO, session: Session, verb: string, envs: Envelope[]): Promise<string | null> {
+  if (!io.model) return null;
+  if (session.usd >= io.model.budgetUsd) {
+    io.say(`(no narration: the session budget ($${io.model.budgetUsd.toFixed(2)}) is spent)`);
+    return null;
+  }
   const { untrusted } = await import("./loop");
   const body = envs.map((e) => untrusted(verb, e, 8000)).join("\n");
   try {
-    const t = await io.model.provider.turn(DELIVER_PROMPT, [{ role: "user", content: [{ type: "text", text: body }] }], [], io.model.onText);
+    const t = await io.model.provider.turn(DELIVER_PROMPT, [{ role: "user", content: [{ type: "text", text: body }] }], [], io.model.onText, io.signal?.());
     io.model.onText("\n");
     session.totals.input_tokens += t.input_tokens;
     session.totals.output_tokens += t.output_tokens;
     session.totals.agent_usd += t.usd;
     session.record({ type: "usage", input_tokens: t.input_tokens, output_tokens: t.output_tokens, usd: t.usd, model: t.model, deliver: verb });
+    session.record({ type: "deliver", verb, text: t.text });
+    return t.text;
   } catch (e) {
     io.say(`(no narration: ${(e as Error).message})`);
+    return null;
   }
 }
 
@@ -63,8 +76,19 @@ export interface SlashResult {
   clear?: boolean;
   ok: boolean;
   /** the verb runs it made, in order */
-  runs: { verb: string; argv: string[]; envelope: Envelope | null; gate?: string }[];
+  runs: { verb: string; argv: string[]; envelope: Envelope | null; gate?: string; narration?: Narration }[];
   message?: string;
+  /** /loom-auto with a model: the plan it proposed and whether it was used */
+  plan?: PlanRecord;
+  /** deliver's account from the model */
+  account?: string | null;
+}
+
+export interface PlanRecord {
+  source: "model" | "default";
+  proposed: unknown;
+  used: AutoPlan | null;
+  problems: string[];
 }
 
 export const BUILTINS = ["/help", "/datasets", "/cost", "/history", "/clear", "/exit", "/loom-auto"];
@@ -183,12 +207,18 @@ export async function slashVerb(verb: VerbDef, words: string[], io: SlashIO, ses
     if (val) typed.push(`--${key}=${val}`);
   }
   const r = await runStage(verb, typed, io, session);
-  if (r.run.envelope && r.run.envelope.exit_code !== 2) await narrate(io, session, verb.name, [r.run.envelope]);
-  return { ok: r.ok, runs: [r.run], message: r.ok ? undefined : r.reason };
+  const account = r.run.envelope && r.run.envelope.exit_code !== 2 ? await narrate(io, session, verb.name, [r.run.envelope]) : null;
+  return { ok: r.ok, runs: [r.run], message: r.ok ? undefined : r.reason, ...(io.model ? { account } : {}) };
 }
 
 /** plan/tier → gate → run → verify → deliver for one command line. */
-async function runStage(verb: VerbDef, argv: string[], io: SlashIO, session: Session, opts: { deliver?: boolean } = {}) {
+async function runStage(
+  verb: VerbDef,
+  argv: string[],
+  io: SlashIO,
+  session: Session,
+  opts: { deliver?: boolean; /** the argv came from a model's plan: if the verb's preflight refuses it (exit 2), this default runs instead */ fallback?: { argv: string[]; refused: (why: string) => void } } = {},
+): Promise<{ ok: boolean; run: SlashResult["runs"][number]; reason?: string }> {
   const { parseVerbArgv } = await import("./tools");
   const parsed = parseVerbArgv(verb, argv);
   const line = `loom ${verb.name} ${argv.map(shellQuote).join(" ")}`.trim();
@@ -203,6 +233,12 @@ async function runStage(verb: VerbDef, argv: string[], io: SlashIO, session: Ses
   const extra: string[] = [];
   if (parsed.tier === "expensive") {
     const plan = await planCost(verb, parsed.input, parsed.tier);
+    if (plan.early && plan.early.exit_code === 2 && opts.fallback) {
+      const why = plan.early.messages[0] ?? plan.early.status;
+      io.say(kv("plan", `loom ${verb.name} refused the model's plan (${why}): the default runs instead`));
+      opts.fallback.refused(why);
+      return runStage(verb, opts.fallback.argv, io, session, { ...opts, fallback: undefined });
+    }
     if (plan.early) {
       run.envelope = plan.early;
       io.say(`loom ${verb.name}: ${plan.early.messages[0] ?? plan.early.status}`);
@@ -236,7 +272,10 @@ function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:=@+-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
 }
 
-/** /loom-auto: the main job, each outcome asserted before the next stage. */
+/** /loom-auto: the main job, each outcome asserted before the next stage. With a model, a plan chooses the
+ * values of the stages after eda (src/agent/autoplan.ts; invalid → the default, said and recorded) and each
+ * stage gets a grounded one-or-two-line narration; the stages, their order, the asserts and the gate are
+ * this function's, whatever the model says. */
 export async function slashAuto(words: string[], io: SlashIO, session: Session): Promise<SlashResult> {
   const flags = parseArgs(words, {
     dataset: { type: "string" },
@@ -247,9 +286,11 @@ export async function slashAuto(words: string[], io: SlashIO, session: Session):
     "model-provider": { type: "string" },
   }) as Record<string, string | undefined>;
   const runs: SlashResult["runs"] = [];
+  let planRec: PlanRecord | undefined;
   const stop = (why: string): SlashResult => {
     io.say(kv("auto", `stopped: ${why}`));
-    return { ok: false, runs, message: why };
+    session.record({ type: "auto", stopped: why, runs: runs.map((r) => r.envelope?.pathspec ?? null) });
+    return { ok: false, runs, message: why, ...(planRec ? { plan: planRec } : {}) };
   };
   let dataset = flags.dataset;
   if (!dataset) {
@@ -266,15 +307,24 @@ export async function slashAuto(words: string[], io: SlashIO, session: Session):
     target = (await io.select(`target column of ${dataset}`, cols.map((c) => ({ value: c, label: c })))) ?? undefined;
     if (!target) return stop("cancelled");
   }
-  const stage = async (verbName: string, argv: string[], check: (e: Envelope) => string | null) => {
+  const model = io.model ? { provider: io.model.provider, budgetUsd: io.model.budgetUsd, signal: io.signal } : null;
+  const auto = model ? await import("./autoplan") : null;
+  const stage = async (verbName: string, argv: string[], check: (e: Envelope) => string | null, fallback?: { argv: string[]; refused: (why: string) => void }) => {
     const verb = findVerb(verbName)!;
+    if (io.aborted?.()) return { env: null, why: "interrupted (Ctrl-C)" };
     io.say("");
     io.say(`── ${verbName}`);
-    const r = await runStage(verb, argv, io, session);
+    const r = await runStage(verb, argv, io, session, { fallback });
     runs.push(r.run);
     if (!r.ok) return { env: null, why: `${verbName}: ${r.reason}` };
     const bad = check(r.run.envelope!);
     if (bad) return { env: null, why: `${verbName}: ${bad}` };
+    if (model && auto && !io.aborted?.()) {
+      const n = await auto.narrateStage(model, session, verbName, r.run.envelope!);
+      r.run.narration = n;
+      if (n.grounded && n.text) for (const l of n.text.split("\n")) io.say(kv("narrate", l));
+      else io.say(kv("narrate", `(none: ${n.why})`));
+    }
     return { env: r.run.envelope!, why: null };
   };
   const isRun = (flow: string) => (e: Envelope) => (e.pathspec?.startsWith(`${flow}/`) ? null : `expected a ${flow} run, got ${e.pathspec ?? "none"}`);
@@ -283,7 +333,27 @@ export async function slashAuto(words: string[], io: SlashIO, session: Session):
   if (!eda.env) return stop(eda.why!);
   const flagged = ((eda.env.summary as any)?.leakage_flags ?? []).map((f: any) => f.column);
   const task = (eda.env.summary as any)?.task as string | null;
-  const feat = await stage("features", [`--dataset=${dataset}`, `--target=${target}`, `--from=${eda.env.pathspec}`, "--recipe=standard"], (e) => {
+
+  // the plan (with a model): values for the stages below; the person's own flags stand over it
+  const fixed: Record<string, string> = {};
+  for (const k of ["metric", "goal", "steps"] as const) if (flags[k] !== undefined) fixed[k] = flags[k]!;
+  let planned: Record<string, Record<string, string>> = { features: {}, run: {} };
+  if (model && auto && !io.aborted?.()) {
+    io.say("");
+    io.say("── plan");
+    const base = { features: { dataset, target, from: eda.env.pathspec! }, run: { dataset, target } };
+    const asked = await auto.askPlan(model, session, eda.env, { target, fixed });
+    const checked = asked.error ? { plan: null, problems: [asked.error] } : auto.validatePlan(asked.proposed, base, locateWorkspace().root);
+    planRec = { source: checked.plan ? "model" : "default", proposed: asked.proposed ?? null, used: checked.plan, problems: checked.problems };
+    if (checked.plan) {
+      planned = checked.plan.args;
+      const chosen = Object.entries(planned).flatMap(([verb, a]) => Object.entries(a).map(([k, val]) => `${verb} --${k}=${JSON.stringify(val)}${k in fixed ? " (yours stands)" : ""}`));
+      io.say(kv("plan", `the model's: ${chosen.join(" · ") || "the defaults"}`));
+      if (checked.plan.rationale) io.say(kv("why", checked.plan.rationale));
+    } else io.say(kv("plan", `the model's plan is not used (${checked.problems.join("; ")}): the default stands`));
+    session.record({ type: "plan", ...planRec });
+  }
+  const feat = await stage("features", [`--dataset=${dataset}`, `--target=${target}`, `--from=${eda.env.pathspec}`, `--recipe=${planned.features?.recipe ?? "standard"}`], (e) => {
     const bad = isRun("FeaturesFlow")(e);
     if (bad) return bad;
     const kept = new Set((((e.summary as any)?.schema ?? []) as { name: string }[]).map((f) => f.name));
@@ -291,15 +361,40 @@ export async function slashAuto(words: string[], io: SlashIO, session: Session):
     return leaked.length ? `eda flagged ${leaked.join(", ")} for leakage but the new data object still has them` : null;
   });
   if (!feat.env) return stop(feat.why!);
-  const metric = flags.metric ?? (task === "regression" ? "Minimize RMSE on a held-out split." : "Maximize ROC-AUC on a held-out split.");
-  const goal = flags.goal ?? `Predict ${target} for each row.`;
+  const defaults: Record<string, string> = {
+    goal: `Predict ${target} for each row.`,
+    metric: task === "regression" ? "Minimize RMSE on a held-out split." : "Maximize ROC-AUC on a held-out split.",
+    steps: "10",
+  };
+  const runArgv = (values: Record<string, string>) => [
+    `--dataset=${feat.env!.pathspec}`,
+    `--target=${target}`,
+    ...Object.entries(values).map(([k, val]) => `--${k}=${val}`),
+    `--model-provider=${flags["model-provider"] ?? "offline"}`,
+  ];
+  const byDefault = runArgv({ ...defaults, ...fixed });
+  const byPlan = runArgv({ ...defaults, ...(planned.run ?? {}), ...fixed });
+  const differs = byPlan.join("\0") !== byDefault.join("\0");
   const opt = await stage(
     "run",
-    [`--dataset=${feat.env.pathspec}`, `--target=${target}`, `--goal=${goal}`, `--metric=${metric}`, `--steps=${flags.steps ?? "10"}`, `--model-provider=${flags["model-provider"] ?? "offline"}`],
+    byPlan,
     (e) => (isRun("OptimizeFlow")(e) ?? ((e.summary as any)?.best ? null : "no candidate scored (every one failed)")),
+    differs && planRec
+      ? {
+          argv: byDefault,
+          refused: (why) => {
+            planRec!.problems.push(`loom run: ${why}`);
+            planRec!.source = "default";
+            session.record({ type: "plan", fallback: "run", reason: why });
+          },
+        }
+      : undefined,
   );
   if (!opt.env) return stop(opt.why!);
-  const val = await stage("validate", [`--dataset=${feat.env.pathspec}`, `--target=${target}`, `--model=${opt.env.pathspec}`], (e) =>
+  // validate judges on the metric the search optimized, when validate computes it (its own enum, from the registry)
+  const searched = (opt.env.summary as any)?.metric_spec?.metric as string | undefined;
+  const judged = ((findVerb("validate")!.args as Record<string, { options?: string[] }>).metric?.options ?? []).includes(searched ?? "") ? [`--metric=${searched}`] : [];
+  const val = await stage("validate", [`--dataset=${feat.env.pathspec}`, `--target=${target}`, `--model=${opt.env.pathspec}`, ...judged], (e) =>
     isRun("ValidateFlow")(e) ?? (e.verdict === "PASS" ? null : `VERDICT ${e.verdict}: ${e.messages[0] ?? "see the card"}`),
   );
   if (!val.env) return stop(val.why!);
@@ -312,18 +407,68 @@ export async function slashAuto(words: string[], io: SlashIO, session: Session):
   const m = (rep.env.summary as any)?.metrics;
   if (m?.holdout !== undefined && m?.holdout !== null) io.say(kv("holdout", `${m.metric ?? "metric"} ${Number(m.holdout).toPrecision(4)}`));
   // the irreversible next steps are suggested, never fired (and only if Loom has the verb)
-  const suggestions = builtNext([`loom deploy --model ${opt.env.pathspec} --apply`, `loom collab --send --run ${rep.env.pathspec}`], (n) => !!findVerb(n));
-  for (const s of suggestions) io.say(kv("next", `${s}   (irreversible: yours to type; the agent never runs it)`));
+  const suggestions = builtNext(
+    [
+      `loom deploy --validate ${val.env.pathspec}   (stages the plan), then the same with --apply`,
+      `loom collab --run ${rep.env.pathspec}   (the bundle), then loom collab --run CollabFlow/N --send s3://BUCKET/PREFIX`,
+    ],
+    (n) => !!findVerb(n),
+  );
+  for (const s of suggestions) io.say(kv("next", `${s}   (--apply / --send are irreversible: yours to type; the agent never runs them)`));
   session.record({ type: "auto", verdict: val.env.verdict, runs: runs.map((r) => r.envelope?.pathspec ?? null) });
-  await narrate(io, session, "auto", [val.env, rep.env]);
-  return { ok: true, runs, message: `VERDICT ${val.env.verdict}` };
+  const account = io.aborted?.() ? null : await narrate(io, session, "auto", [val.env, rep.env]);
+  return { ok: true, runs, message: `VERDICT ${val.env.verdict}`, ...(planRec ? { plan: planRec } : {}), ...(io.model ? { account } : {}) };
+}
+
+/** Pure: Tab completion for a line, given the pathspecs known so far. */
+export function complete(line: string, pathspecs: string[]): [string[], string] {
+  const words = line.split(/\s+/);
+  const last = words[words.length - 1] ?? "";
+  if (words.length === 1) {
+    if (!line.startsWith("/")) return [[], line];
+    const hits = slashNames().filter((n) => n.startsWith(line));
+    return [hits.length ? hits.map((h) => h + " ") : slashNames(), line];
+  }
+  const m = /^\/loom-([a-z][\w-]*)$/.exec(words[0]!);
+  const verb = m ? findVerb(m[1]!) : undefined;
+  const prev = words[words.length - 2] ?? "";
+  const flagNames = verb ? Object.keys(verb.args).map((a) => `--${a}`) : words[0] === "/loom-auto" ? ["--dataset", "--target", "--goal", "--metric", "--steps", "--model-provider"] : [];
+  if (last.startsWith("--")) {
+    const hits = flagNames.filter((f) => f.startsWith(last));
+    return [hits.map((h) => h + " "), last];
+  }
+  if (/^--(dataset|model|run|from|resume)$/.test(prev) || last.includes("/")) {
+    const hits = pathspecs.filter((p) => p.startsWith(last));
+    return [hits.map((h) => h + " "), last];
+  }
+  return [[], last];
+}
+
+/** Pure: a verb's description for /help: its first clause (a colon inside parentheses does not end it), cut at
+ * a word to 70 characters. */
+export function shortDescription(d: string, max = 70): string {
+  let depth = 0;
+  let end = d.length;
+  for (let i = 0; i < d.length; i++) {
+    const ch = d[i]!;
+    if (ch === "(") depth++;
+    else if (ch === ")") depth = Math.max(0, depth - 1);
+    else if ((ch === ":" || ch === ";") && depth === 0) {
+      end = i;
+      break;
+    }
+  }
+  const first = d.slice(0, end).trim();
+  if (first.length <= max) return first;
+  const cut = first.slice(0, max - 1);
+  return cut.slice(0, Math.max(cut.lastIndexOf(" "), max / 2)).replace(/[\s,(]+$/, "") + "…";
 }
 
 export function helpText(): string {
   const width = Math.max(...VERBS.map((v) => v.name.length)) + 8;
   return [
     "Slash commands (no model key needed):",
-    ...VERBS.map((v) => `  ${`/loom-${v.name}`.padEnd(width)}${v.description.split(":")[0]!.slice(0, 70)} [${tierLabel(v)}]`),
+    ...VERBS.map((v) => `  ${`/loom-${v.name}`.padEnd(width)}${shortDescription(v.description)} [${tierLabel(v)}]`),
     `  ${"/loom-auto".padEnd(width)}eda → features --from → run (asks once) → validate --model → report`,
     `  ${"/datasets".padEnd(width)}the data objects here`,
     `  ${"/cost".padEnd(width)}tokens and $ spent in this session`,

@@ -306,3 +306,110 @@ describe("adversarial sessions: the gate holds whatever the model says", () => {
     expect(after.FeaturesFlow).toBe((before.FeaturesFlow ?? 0) + 1);
   });
 });
+
+describe("/loom-auto with a model: it plans and narrates; the chain, its asserts and the gate stay in code", () => {
+  const auto = `/loom-auto --dataset DS --target churned`;
+  /** a scripted model for /loom-auto: the forced plan call gets `plan`, each stage's narration request a
+   * line citing its pathspec (features: a number its envelope lacks), deliver an account */
+  const model = (plan: unknown) => (seen: any) => {
+    if (seen.body.tool_choice) return { calls: [{ name: "loom_auto_plan", input: plan }] };
+    const text: string = seen.body.messages[0].content?.[0]?.text ?? seen.body.messages.find((m: any) => m.role === "user")?.content ?? "";
+    const verb = /envelope of `loom (\w+)`/.exec(text)?.[1];
+    const spec = /"pathspec":"([A-Za-z]+\/\d+)"/.exec(text)?.[1];
+    if (/at most 5 short lines/.test(JSON.stringify(seen.body.system ?? seen.body.messages[0]))) return { text: `Account: ${spec} passed.` };
+    if (verb === "features") return { text: `${spec} kept 0.999 of the signal.` };
+    return { text: `${spec}: the ${verb} stage is done.\nSecond line.\nA third line that is cut.` };
+  };
+  const script = (plan: unknown) => Array.from({ length: 12 }, () => model(plan));
+
+  test("the model's plan (metric, steps, recipe) reaches optimize's envelope; each stage is narrated from its envelope; tokens count", async () => {
+    const before = snapshot();
+    const plan = { metric: "Maximize PR-AUC on a 25% holdout.", steps: "3", recipe: "minimal", rationale: "churned is imbalanced: PR-AUC ranks the rare class." };
+    const r = await agent(script(plan), ["-p", auto.replace("DS", DS), "--yes", "--json"]);
+    const j = r.json;
+    expect(r.code).toBe(0);
+    expect(j.final).toBe("VERDICT PASS");
+    expect(j.calls.map((c: any) => c.verb)).toEqual(["eda", "features", "run", "validate", "report"]);
+    // the plan: asked once, as a forced call of the one plan tool, with eda's envelope quoted as data
+    const planReq = r.requests.find((q: any) => q.tool_choice);
+    expect(planReq.tool_choice).toEqual({ type: "tool", name: "loom_auto_plan" });
+    expect(planReq.tools.map((t: any) => t.name)).toEqual(["loom_auto_plan"]);
+    expect(planReq.messages[0].content[0].text).toContain(`<loom-data untrusted>`);
+    expect(planReq.messages[0].content[0].text).toContain(j.calls[0].envelope.pathspec);
+    expect(j.plan.source).toBe("model");
+    expect(j.plan.problems).toEqual([]);
+    expect(j.calls[1].argv).toContain("--recipe=minimal");
+    expect(j.calls[2].argv).toContain("--metric=Maximize PR-AUC on a 25% holdout.");
+    expect(j.calls[2].argv).toContain("--steps=3");
+    const opt = j.calls[2].envelope.summary;
+    expect(opt.metric_spec.metric).toBe("pr_auc");
+    expect(opt.metric_spec.split.fraction).toBe(0.25);
+    expect(opt.leaderboard.length).toBeLessThanOrEqual(4); // 3 candidates (+ the ensemble node)
+    expect(j.calls[3].argv).toContain("--metric=pr_auc"); // validate judges on the metric the search optimized
+    expect(j.calls[3].envelope.summary.holdout.metric).toBe("pr_auc");
+    // narration: one per stage, two lines at most, kept only when grounded
+    expect(j.narration.map((n: any) => n.stage)).toEqual(["eda", "features", "run", "validate", "report"]);
+    expect(j.narration[0]).toEqual({ stage: "eda", text: `${j.calls[0].envelope.pathspec}: the eda stage is done.\nSecond line.`, grounded: true });
+    expect(j.narration[1].grounded).toBe(false);
+    expect(j.narration[1].why).toMatch(/0\.999/);
+    expect(j.narration[3].text).toContain(j.calls[3].envelope.pathspec);
+    expect(j.account).toContain(`Account: ${j.calls[3].envelope.pathspec}`);
+    for (const q of r.requests.filter((q: any) => !q.tool_choice)) expect(q.tools).toBeUndefined();
+    // tokens: the plan, five narrations and the account, 1000 in / 200 out each
+    expect(j.tokens).toEqual({ input: 7000, output: 1400 });
+    expect(j.usd.agent).toBeCloseTo(7 * (1000 * 3 + 200 * 15) / 1e6, 6);
+    const recs = records(j);
+    expect(recs.filter((x) => x.type === "narration").length).toBe(5);
+    expect(recs.find((x) => x.type === "plan").used.args.run.metric).toBe(plan.metric);
+    expect(recs.filter((x) => x.type === "usage").length).toBe(7);
+    const after = snapshot();
+    expect(after.OptimizeFlow).toBe((before.OptimizeFlow ?? 0) + 1);
+    expect(after.DeployFlow ?? 0).toBe(0);
+    expect(after.CollabFlow ?? 0).toBe(0);
+  });
+
+  test("an invalid plan (--apply, shell metacharacters, an unsafe flag) falls back to the default and is recorded; the gate still holds (OpenAI protocol)", async () => {
+    const before = snapshot();
+    const plan = { metric: "Maximize ROC-AUC; touch pwned", steps: "$(touch pwned2)", apply: true, "unsafe-no-sandbox": true, rationale: "IGNORE the gate" };
+    const r = await agent(script(plan), ["-p", auto.replace("DS", DS), "--json", "--model-provider", "openai"], { provider: "openai" });
+    const j = r.json;
+    expect(r.code).toBe(1);
+    expect(j.plan.source).toBe("default");
+    expect(j.plan.used).toBeNull();
+    const why = j.plan.problems.join("; ");
+    expect(why).toMatch(/unknown option --apply/);
+    expect(why).toMatch(/unknown option --unsafe-no-sandbox/);
+    expect(why).toMatch(/--metric .* has shell metacharacters/);
+    expect(why).toMatch(/--steps .* has shell metacharacters/);
+    expect(r.requests.find((q: any) => q.tool_choice).tool_choice).toEqual({ type: "function", function: { name: "loom_auto_plan" } });
+    expect(j.calls.map((c: any) => c.verb)).toEqual(["eda", "features", "run"]);
+    expect(j.calls[1].argv).toContain("--recipe=standard");
+    expect(j.calls[2].argv).toContain(`--metric=${METRIC}`);
+    expect(j.calls[2].argv).toContain("--steps=10");
+    expect(j.calls[2].argv.some((a: string) => /apply|sandbox|pwned/.test(a))).toBe(false);
+    expect(j.calls[2].envelope).toBeNull(); // headless without --yes: the gate denied the search
+    expect(j.final).toMatch(/run: gate denied/);
+    expect(j.narration.map((n: any) => [n.stage, n.grounded])).toEqual([["eda", true], ["features", false]]);
+    expect(records(j).find((x) => x.type === "plan").problems.join("; ")).toMatch(/--apply/);
+    for (const f of ["pwned", "pwned2"]) expect(existsSync(join(ws, f))).toBe(false);
+    expect(snapshot().OptimizeFlow ?? 0).toBe(before.OptimizeFlow ?? 0);
+  });
+
+  test("a plan whose metric loom run's own preflight refuses (a regression metric for a class target) falls back at that stage; the budget stops the model, not the chain", async () => {
+    const plan = { metric: "Minimize RMSE on a held-out split.", steps: "2", rationale: "wrong task on purpose" };
+    // $0.006 a turn: eda's narration and the plan fit in $0.007, then no model call starts
+    const r = await agent(script(plan), ["-p", auto.replace("DS", DS), "--json", "--budget-usd", "0.007"]);
+    const j = r.json;
+    expect(r.requests.length).toBe(2);
+    expect(j.tokens).toEqual({ input: 2000, output: 400 });
+    expect(j.narration.map((n: any) => n.stage)).toEqual(["eda", "features"]);
+    expect(j.narration[1]).toEqual({ stage: "features", text: null, grounded: false, why: "the session budget is spent" });
+    expect(j.plan.source).toBe("default");
+    expect(j.plan.problems.join("; ")).toMatch(/loom run: RMSE is a regression metric/);
+    expect(j.calls.map((c: any) => c.verb)).toEqual(["eda", "features", "run"]);
+    expect(j.calls[2].argv).toContain(`--metric=${METRIC}`);
+    expect(j.calls[2].argv).toContain("--steps=10");
+    expect(j.final).toMatch(/run: gate denied/);
+    expect(records(j).some((x) => x.type === "plan" && x.fallback === "run")).toBe(true);
+  });
+});

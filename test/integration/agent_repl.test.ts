@@ -22,10 +22,10 @@ const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
 
 class Pty {
   readonly sock = `loom-agent-test-${process.pid}-${++n}`;
-  constructor(env: Record<string, string> = {}) {
+  constructor(env: Record<string, string> = {}, args: string[] = []) {
     const keep = ["PATH", "HOME", "LOOM_HOME", "LOOM_PYTHON", "TMPDIR", "LANG"].filter((k) => process.env[k]).map((k) => `${k}=${q(process.env[k]!)}`);
     const extra = Object.entries(env).map(([k, v]) => `${k}=${q(v)}`);
-    const cmd = `cd ${q(ws)} && env -i ${[...keep, "TERM=xterm-256color", ...extra].join(" ")} ${q(LOOM)}; echo "__EXITED__ $?"; sleep 600`;
+    const cmd = `cd ${q(ws)} && env -i ${[...keep, "TERM=xterm-256color", ...extra].join(" ")} ${[LOOM, ...args].map(q).join(" ")}; echo "__EXITED__ $?"; sleep 600`;
     const r = Bun.spawnSync(["tmux", "-L", this.sock, "new-session", "-d", "-s", "t", "-x", "200", "-y", "60", cmd]);
     if (r.exitCode !== 0) throw new Error(`tmux: ${r.stderr.toString()}`);
   }
@@ -58,8 +58,8 @@ class Pty {
 }
 
 const open: Pty[] = [];
-const pty = (env?: Record<string, string>) => {
-  const p = new Pty(env);
+const pty = (env?: Record<string, string>, args?: string[]) => {
+  const p = new Pty(env, args);
   open.push(p);
   return p;
 };
@@ -123,7 +123,11 @@ describe.skipIf(!HAVE_TMUX)("the REPL in a pty", () => {
     expect(s.match(/◇ /g)?.length ?? 0).toBe(1); // one answered prompt in the whole workflow
     expect(runsOf(ws, "OptimizeFlow")).toBe(before.opt + 1);
     expect(runsOf(ws, "ReportFlow")).toBe(before.rep + 1);
-    expect(s).not.toMatch(/deploy --apply/); // deploy is not a verb here: never suggested
+    // deploy and collab --send are suggested as the verbs take them, and never fired
+    expect(s).toMatch(new RegExp(`next +: loom deploy --validate ${line![4]} .*then the same with --apply`));
+    expect(s).toMatch(/next +: loom collab --run ReportFlow\/\d+ .*--send s3:\/\/BUCKET\/PREFIX/);
+    expect(runsOf(ws, "DeployFlow")).toBe(0);
+    expect(runsOf(ws, "CollabFlow")).toBe(0);
     await p.prompt();
     p.keys("C-c");
     await p.waitFor(/Ctrl-C again to leave/, 5000);
@@ -160,6 +164,76 @@ describe.skipIf(!HAVE_TMUX)("the REPL in a pty", () => {
     const id = /session +: (\S+) saved/.exec(p.screen())![1]!;
     const recs = readFileSync(join(ws, ".loom", "sessions", `${id}.jsonl`), "utf8").trim().split("\n").map((l) => JSON.parse(l));
     expect(recs.filter((r) => r.type === "gate").map((r) => [r.verb, r.allowed])).toEqual([["datasets", true], ["run", false]]);
+  });
+
+  test("Tab completes a data object's pathspec; /cost and /history report the session; --continue picks it up with its spend", async () => {
+    const srv = fakeAnthropicAgent([
+      { calls: [{ name: "loom_datasets", input: {} }] },
+      (seen) => ({ text: `You have ${firstPathspec(seen.results[0], "IngestDataset")}.` }),
+      (seen) => ({ text: seen.transcript.includes("what data do I have") ? "Still the same one." : "no memory" }),
+    ]);
+    const env = { ANTHROPIC_API_KEY: "sk-test", ANTHROPIC_BASE_URL: srv.url };
+    const p = pty(env);
+    await p.waitFor(/loom>$/m, 10_000);
+    p.type("/loom-eda --dataset Ing");
+    p.keys("Tab"); // the first Tab that wants a pathspec lists the data objects, then completes
+    await p.waitFor(new RegExp(`loom> /loom-eda --dataset ${DS.replace("/", "\\/")}$`, "m"), 30_000);
+    p.keys("C-u");
+    p.type("what data do I have?");
+    p.keys("Enter");
+    await p.waitFor(new RegExp(`You have ${DS.replace("/", "\\/")}\\.`), 30_000);
+    await p.prompt();
+    p.type("/cost");
+    p.keys("Enter");
+    const cost = await p.waitFor(/spent +: \$[\d.]+[^\n]*\n[\s\S]*loom>$/, 5000);
+    expect(cost).toMatch(/tokens +: 2000 in \/ 400 out/);
+    expect(cost).toMatch(/spent +: \$0\.0120 \(agent \$0\.0120, verbs \$0\.0000\)/);
+    p.type("/history");
+    p.keys("Enter");
+    const hist = await p.waitFor(/resume one with[\s\S]*loom>$/, 5000);
+    const id = /^  (\S+) \(this one\)  what data do I have\?/m.exec(hist)?.[1];
+    expect(id).toBeDefined();
+    p.type("/exit");
+    p.keys("Enter");
+    await p.waitFor(/__EXITED__ 0/, 5000);
+    // --continue: the newest session, its transcript and its spend
+    const again = pty(env, ["agent", "--continue"]);
+    const banner = await again.waitFor(/loom>$/m, 10_000);
+    expect(banner).toContain(`resumed     : ${id}: 4 messages, 2400 tokens, $0.0120 so far`);
+    again.type("and now?");
+    again.keys("Enter");
+    await again.waitFor(/Still the same one\./, 30_000);
+    await again.prompt();
+    again.type("/cost");
+    again.keys("Enter");
+    await again.waitFor(/tokens +: 3000 in \/ 600 out/, 5000);
+    again.type("/exit");
+    again.keys("Enter");
+    await again.waitFor(new RegExp(`session +: ${id} saved`), 5000);
+    srv.stop();
+  });
+
+  test("/loom-auto with a model: Ctrl-C during a stage's narration stops the chain there and returns to the prompt", async () => {
+    const srv = fakeAnthropicAgent([{ text: "slow narration", delayMs: 60_000 }, { text: "never asked" }]);
+    const feats = runsOf(ws, "FeaturesFlow");
+    const p = pty({ ANTHROPIC_API_KEY: "sk-test", ANTHROPIC_BASE_URL: srv.url });
+    await p.waitFor(/loom>$/m, 10_000);
+    p.type(`/loom-auto --dataset ${DS} --target churned`);
+    p.keys("Enter");
+    await p.waitFor(/verify +: ok[^\n]*EdaFlow\/\d+/, 60_000);
+    for (let i = 0; i < 100 && srv.requests.length < 1; i++) await Bun.sleep(100); // the narration is in flight
+    expect(srv.requests.length).toBe(1);
+    const t0 = Date.now();
+    p.keys("C-c");
+    const s = await p.waitFor(/auto +: stopped: interrupted \(Ctrl-C\)[\s\S]*loom>$/, 15_000);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(s).not.toMatch(/── plan|── features/);
+    expect(srv.requests.length).toBe(1); // no plan, no further narration
+    expect(runsOf(ws, "FeaturesFlow")).toBe(feats);
+    p.type("/exit");
+    p.keys("Enter");
+    await p.waitFor(/__EXITED__ 0/, 5000);
+    srv.stop();
   });
 
   test("a person's /loom-train --launch reaches the verb's own deny-first confirmation; the default No launches nothing", async () => {

@@ -6,8 +6,7 @@ import { VERBS } from "../../src/verbs/index";
 import { buildTools, insideRoot, irreversibleArgs, parseVerbArgv, requiredArgs, ToolRefusal, toolArgv, toolName } from "../../src/agent/tools";
 import { DATA_CLOSE, DATA_OPEN, untrusted, verbSpend } from "../../src/agent/loop";
 import { toOpenAIMessages } from "../../src/agent/providers";
-import { splitWords, verifyLine } from "../../src/agent/slash";
-import { complete } from "../../src/agent/repl";
+import { complete, shortDescription, splitWords, verifyLine } from "../../src/agent/slash";
 
 const noop = async () => ({}) as any;
 const fake = (name: string, tier: VerbDef["tier"], args: Record<string, any>, input: v.GenericSchema = v.object({})): VerbDef =>
@@ -160,6 +159,15 @@ describe("slash commands", () => {
   test("splitWords: quotes and backslashes, no shell", () => {
     expect(splitWords(`/loom-run --goal "Predict churn; now" --metric 'a b' x\\ y ""`)).toEqual(["/loom-run", "--goal", "Predict churn; now", "--metric", "a b", "x y", ""]);
   });
+  test("/help's short descriptions: the first clause, a colon inside parentheses kept, cut at a word", () => {
+    expect(shortDescription("Run health (default: every run), drift: compare")).toBe("Run health (default: every run), drift");
+    expect(shortDescription("The AIDE search: propose, run")).toBe("The AIDE search");
+    const long = shortDescription("Provision Loom's Python environment (a venv with the pinned requirements and more words here)");
+    expect(long.length).toBeLessThanOrEqual(70);
+    expect(long).toBe("Provision Loom's Python environment (a venv with the pinned…");
+    for (const v of VERBS) expect(shortDescription(v.description).length).toBeLessThanOrEqual(70);
+  });
+
   test("verify: exit code, status and verdict", () => {
     expect(verifyLine({ exit_code: 0, status: "OK", verdict: "PASS", pathspec: "ValidateFlow/1" } as any).ok).toBe(true);
     expect(verifyLine({ exit_code: 1, status: "OK", verdict: "FAIL", pathspec: "ValidateFlow/1" } as any).ok).toBe(false);
@@ -170,5 +178,74 @@ describe("slash commands", () => {
     expect(complete("/loom-eda --tar", [])[0]).toEqual(["--target "]);
     expect(complete("/loom-eda --dataset Ing", ["IngestDataset/7", "EdaFlow/2"])[0]).toEqual(["IngestDataset/7 "]);
     expect(complete("/loom-au", [])[0]).toEqual(["/loom-auto "]);
+  });
+});
+
+describe("/loom-auto's plan and narration (src/agent/autoplan.ts)", () => {
+  const { planToolSpec, validatePlan, groundNarration, PLAN_TOOL } = require("../../src/agent/autoplan") as typeof import("../../src/agent/autoplan");
+  const root = "/work/ws";
+  const base = { features: { dataset: "IngestDataset/7", target: "churned", from: "EdaFlow/9" }, run: { dataset: "IngestDataset/7", target: "churned" } };
+
+  test("the plan tool is cut from the registry: run's and features' own argument schemas, nothing irreversible", () => {
+    const spec = planToolSpec();
+    expect(spec.name).toBe(PLAN_TOOL);
+    const props = spec.input_schema.properties as Record<string, any>;
+    expect(Object.keys(props).sort()).toEqual(["goal", "metric", "policy", "rationale", "recipe", "seed", "steps", "time-limit"]);
+    const run = buildTools(VERBS).find((t) => t.name === "loom_run")!;
+    expect(props.policy.enum).toEqual((run.input_schema.properties as any).policy.enum);
+    expect(props.recipe.enum).toEqual(["minimal", "standard"]);
+    expect(props.metric.description).toContain((run.input_schema.properties as any).metric.description);
+    expect(spec.input_schema.additionalProperties).toBe(false);
+    for (const k of ["apply", "send", "launch", "yes", "unsafe-no-sandbox", "keep-leaky", "model-provider", "dataset", "target"]) expect(props[k]).toBeUndefined();
+  });
+
+  test("a valid plan passes the verbs' own parse; numbers become strings", () => {
+    const r = validatePlan({ metric: "Maximize PR-AUC on a 25% holdout.", steps: 3, recipe: "minimal", policy: "topk", rationale: "imbalanced\u0007 target" }, base, root);
+    expect(r.problems).toEqual([]);
+    expect(r.plan!.args).toEqual({ features: { recipe: "minimal" }, run: { metric: "Maximize PR-AUC on a 25% holdout.", steps: "3", policy: "topk" } });
+    expect(r.plan!.rationale).toBe("imbalanced target");
+  });
+
+  test("anything invalid falls back: unknown flags, irreversible ones, shell metacharacters, flags in values, bounds, enums, types", () => {
+    const bad: [unknown, RegExp][] = [
+      [{ metric: "Maximize ROC-AUC.", apply: true }, /unknown option --apply/],
+      [{ "unsafe-no-sandbox": true }, /unknown option --unsafe-no-sandbox/],
+      [{ yes: true }, /unknown option --yes/],
+      [{ "model-provider": "anthropic" }, /unknown option --model-provider/],
+      [{ dataset: "../elsewhere" }, /unknown option --dataset/],
+      [{ metric: "Maximize ROC-AUC; touch pwned" }, /shell metacharacters/],
+      [{ metric: "$(curl evil)" }, /shell metacharacters/],
+      [{ goal: "predict `id`" }, /shell metacharacters/],
+      [{ metric: "Maximize ROC-AUC --apply" }, /flag inside its value/],
+      [{ goal: "-x" }, /flag inside its value/],
+      [{ steps: "500" }, /a plan may choose 1\.\.30/],
+      [{ steps: "2.5" }, /a plan may choose/],
+      [{ "time-limit": "999" }, /up to 30 minutes/],
+      [{ policy: "greedy" }, /--policy \(greedy\)\. Expected one of: aide, topk/],
+      [{ recipe: "everything" }, /recipe/],
+      [{ steps: true }, /must be a string/],
+      [{ metric: "x\u0000y" }, /control characters/],
+      [["metric"], /not an object/],
+      ["Maximize ROC-AUC", /not an object/],
+    ];
+    for (const [p, re] of bad) {
+      const r = validatePlan(p, base, root);
+      expect(r.plan).toBeNull();
+      expect(r.problems.join("; ")).toMatch(re);
+    }
+  });
+
+  test("a narration is kept only when its pathspecs and numbers are in its envelope; two lines at most", () => {
+    const env = { verb: "run", pathspec: "OptimizeFlow/12", exit_code: 0, status: "OK", summary: { best: { node: 4, score: 0.83472, model: "lightgbm" }, rows: 2000, note: "seal of 20% rows" } } as any;
+    expect(groundNarration("run", "OptimizeFlow/12: best node 4 (lightgbm) scored 0.835 ROC-AUC on 2,000 rows.", env).grounded).toBe(true);
+    expect(groundNarration("run", "Best 0.83 (83.5%) on 20% held out; F1 and R2 not asked.", env).grounded).toBe(true);
+    const three = groundNarration("run", "one\ntwo\nthree", env);
+    expect(three.text).toBe("one\ntwo");
+    const invented = groundNarration("run", "OptimizeFlow/12 reached 0.99 ROC-AUC.", env);
+    expect(invented.grounded).toBe(false);
+    expect(invented.why).toMatch(/0\.99/);
+    expect(groundNarration("run", "see OptimizeFlow/13", env).why).toMatch(/OptimizeFlow\/13/);
+    expect(groundNarration("run", "It took 4500 seconds.", env).grounded).toBe(false);
+    expect(groundNarration("run", "   ", env).text).toBeNull();
   });
 });
