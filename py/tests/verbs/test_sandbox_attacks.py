@@ -210,10 +210,17 @@ attempt("host-tmp", lambda: open("/tmp/attack-@MARK@", "w").write("x"))
 attempt("dev-shm", lambda: open("/dev/shm/attack-@MARK@", "w").write("x" * 1000))
 attempt("usr", lambda: open("/usr/attack-@MARK@", "w").write("x"))
 attempt("venv", lambda: open(os.path.join(os.path.dirname(os.path.dirname(sys.executable)), "attack-@MARK@"), "w").write("x"))
+def remount_usr():  # capabilities left in the sandbox (bubblewrap run by root keeps them unless dropped) would allow it
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(None, b"/usr", None, 32 | 4096, None) != 0:  # MS_REMOUNT | MS_BIND, writable
+        raise OSError(ctypes.get_errno(), "mount")
+    open("/usr/attack-@MARK@", "w").write("x")
+attempt("remount-usr", remount_usr)
 '''
     got, _ = run_attack(world, "write", payload, hook=hook, launcher=launcher)
     for k in ("relative-after-chdir", "dir_fd", "fifo", "sqlite", "absolute", "staged-data", "link-out", "root-home",
-              "usr", "venv"):
+              "usr", "venv", "remount-usr"):
         assert got[k]["ok"] is False, got[k]
     # inside the sandbox these succeed, in its own private /tmp, /dev/shm and home (/work): the host sees nothing
     # (run_attack checked /tmp, /dev/shm, ~ and the workspace)

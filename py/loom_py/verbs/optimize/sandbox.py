@@ -114,6 +114,8 @@ def bwrap_command(binds: list[tuple[str, str]], *, caps: bool = False) -> list[s
     args += ["--remount-ro", "/"]  # the root itself (a tmpfs bubblewrap built) takes no writes
     if caps:  # the zygote's: capabilities of its own user namespace only, to confine each child (then dropped)
         args += ["--cap-add", "ALL"]
+    else:  # run by root, bubblewrap keeps the new user namespace's capabilities unless told: a candidate could
+        args += ["--cap-drop", "ALL"]  # remount its read-only binds (the staged data, /usr) writable
     return args
 
 
