@@ -9,6 +9,9 @@ Layers (docs/architecture.md, "The sandbox"):
    ``/dev/shm``, and its own directory at ``/loom/work`` — the only writable place. The workspace, the datastore,
    ``LOOM_HOME``'s runtime, the home directory, the host's ``/tmp`` (the warm image's socket) and every other
    socket are not in its view at all; no network interface but loopback exists.
+   On macOS, ``sandbox-exec`` with the profile seatbelt.py writes (no network, writes to its own directory only,
+   no read of the home directory, workspace, datastore, ``LOOM_HOME`` or the host's temp directories), one
+   process per candidate (no pre-forked launcher) and copies of the staged data — untested on a real Mac.
 2. **the candidate directory** lives in a private 0700 directory under the host's temp directory, never under
    ``.loom/`` (no relative path leads to the datastore), and shows exactly what the candidate may see:
    ``train.arrow`` (features + labels), ``val_features.arrow`` and ``test_features.arrow`` (no labels),
@@ -137,16 +140,68 @@ def _bwrap_works() -> bool:
         return False
 
 
+SANDBOX_EXEC = "/usr/bin/sandbox-exec"  # macOS (Seatbelt): seatbelt.py writes the profile
+
+
+def _host_private_paths() -> list[str]:
+    """Where a candidate must not read on macOS (resolved): every home directory, the workspace and its
+    datastore, LOOM_HOME (its runtime and sockets), the host's temp directories (other candidates' directories)."""
+    out = ["/Users", "/Volumes", "/private/tmp", "/private/var/tmp", os.path.expanduser("~"), _host_tmp(),
+           os.environ.get("LOOM_HOME") or os.path.expanduser("~/.local/share/loom")]
+    ws = os.environ.get("LOOM_WORKSPACE_DIR")
+    if ws:
+        out.append(os.path.dirname(ws) if os.path.basename(os.path.normpath(ws)) == ".loom" else ws)
+    if os.environ.get("METAFLOW_DATASTORE_SYSROOT_LOCAL"):
+        out.append(os.environ["METAFLOW_DATASTORE_SYSROOT_LOCAL"])
+    res = []
+    for p in out:
+        r = os.path.realpath(p)
+        if r not in res and r != "/":
+            res.append(r)
+    return res
+
+
+def seatbelt_command(work: str) -> list[str]:
+    """sandbox-exec's argv up to the program for a candidate in ``work`` (macOS)."""
+    from loom_py.verbs.optimize import seatbelt
+
+    exe = list(dict.fromkeys([os.path.abspath(sys.executable), os.path.realpath(sys.executable)]))
+    prof = seatbelt.profile(work=os.path.realpath(work), executables=exe,
+                            python=[os.path.realpath(p) for p in _python_paths()],
+                            boot=[os.path.realpath(BOOT)], deny_read=_host_private_paths())
+    return [SANDBOX_EXEC, "-p", prof]
+
+
+@lru_cache(maxsize=1)
+def _seatbelt_works() -> bool:
+    if sys.platform != "darwin" or os.environ.get("LOOM_SANDBOX_BWRAP", "1") == "0" or not os.path.exists(SANDBOX_EXEC):
+        return False
+    probe = tempfile.mkdtemp(prefix="loom-sbx-probe-", dir=_host_tmp())
+    try:
+        r = subprocess.run(seatbelt_command(probe) + [sys.executable, "-I", "-c", "pass"],
+                           capture_output=True, timeout=30, env=dict(BASE_ENV), cwd=probe)
+        return r.returncode == 0
+    except Exception:  # noqa: BLE001
+        return False
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
 def os_sandbox() -> str | None:
-    """"bubblewrap" where it runs here; None where model-written code would have only the audit hook."""
-    return "bubblewrap" if _bwrap_works() else None
+    """"bubblewrap" (Linux) or "sandbox-exec" (macOS) where it runs here; None where model-written code would
+    have only the audit hook. ``LOOM_SANDBOX_BWRAP=0`` turns the OS sandbox off (benchmarks, tests)."""
+    if _bwrap_works():
+        return "bubblewrap"
+    return "sandbox-exec" if _seatbelt_works() else None
 
 
 def install_hint() -> str:
     if os.environ.get("LOOM_SANDBOX_BWRAP", "1") == "0":
         return "the OS sandbox is turned off (LOOM_SANDBOX_BWRAP=0): unset it"
     if sys.platform == "darwin":
-        return "the OS sandbox for model-written code needs Linux with bubblewrap (macOS sandbox-exec is not wired yet)"
+        if not os.path.exists(SANDBOX_EXEC):
+            return f"macOS's sandbox-exec ({SANDBOX_EXEC}) is missing here"
+        return f"{SANDBOX_EXEC} did not run Python under Loom's profile here"
     if not shutil.which("bwrap"):
         return "install bubblewrap (`apt-get install bubblewrap`, `dnf install bubblewrap`)"
     return "bubblewrap is installed but cannot create user namespaces here (check kernel.unprivileged_userns_clone / AppArmor)"
@@ -223,10 +278,13 @@ def _cgroup(limit_bytes: int) -> Cgroup | None:
 def isolation() -> dict:
     """What isolation this machine gives (recorded in the journal)."""
     box = os_sandbox()
-    return {"os_sandbox": box, "namespaces": ["user", "mount", "pid", "net", "ipc", "uts", "cgroup"] if box else [],
-            "network_namespace": bool(box) or bool(_unshare_prefix()), "audit_hook": True, "rlimits": True,
-            "memory": ("cgroup+" if _cgroup_parent() else "") + "rlimit_as", "private_dev_shm": bool(box),
-            "candidate_dir": "private temp directory (copies, outside the workspace)"}
+    bw = box == "bubblewrap"
+    return {"os_sandbox": box, "namespaces": ["user", "mount", "pid", "net", "ipc", "uts", "cgroup"] if bw else [],
+            "network_namespace": bw or (box is None and bool(_unshare_prefix())), "audit_hook": True, "rlimits": True,
+            "network": "none" if box else ("empty namespace" if _unshare_prefix() else "audit hook only"),
+            "memory": ("cgroup+" if bw and _cgroup_parent() else "") + "rlimit_as", "private_dev_shm": bw,
+            "candidate_dir": "private temp directory outside the workspace; staged data "
+                             + ("bound read-only" if bw else "copied in")}
 
 
 # ---- the candidates' directories ---------------------------------------------------------------------
@@ -454,8 +512,8 @@ def start_zygote(mem_cap_mb: int | None = None, data_root: str | None = None):
     """A Zygote, or None where it cannot start (then each candidate starts its own interpreter).
     ``mem_cap_mb``: a memory cgroup limit for everything the zygote runs at once (where a cgroup can be made).
     ``data_root``: the search's staged data, bound read-only for every candidate instead of copied per fit."""
-    if os.environ.get("LOOM_SANDBOX_ZYGOTE", "1") == "0":
-        return None
+    if os.environ.get("LOOM_SANDBOX_ZYGOTE", "1") == "0" or os_sandbox() == "sandbox-exec":
+        return None  # macOS: a forked child cannot enter sandbox-exec's profile; one sandboxed process per candidate
     try:
         return Zygote(mem_cap_mb, data_root)
     except Exception:  # noqa: BLE001
@@ -478,7 +536,8 @@ class Running:
         self.timeout = timeout
         os.makedirs(workdir, exist_ok=True)
         self.zygote = zygote if zygote is not None and zygote.alive() else None
-        self.boxed = os_sandbox() is not None
+        self.box = os_sandbox()
+        self.boxed = self.box == "bubblewrap"  # namespaces: /loom/work, read-only binds
         # without the zygote, a private root of its own (removed with it: a flow task leaves by os._exit)
         self._own_root = None if self.zygote is not None else new_root()
         root = self.zygote.root if self.zygote is not None else self._own_root
@@ -525,6 +584,8 @@ class Running:
             self.cgroup = _cgroup((mem_mb + 512) << 20)
             ro = [(os.path.join(data_dir, n), f"/loom/work/{n}") for n in DATA_FILES] if self.bound else []
             cmd = bwrap_command([(cand, "/loom/work")], ro=ro) + [sys.executable, "-I", "-B", f"{BOX_BOOT}/sandbox_boot.py"]
+        elif self.box == "sandbox-exec":
+            cmd = seatbelt_command(cand) + [sys.executable, "-I", "-B", BOOT]
         else:
             cmd = [*_unshare_prefix(), sys.executable, "-I", "-B", BOOT]
         self.proc = subprocess.Popen(cmd, cwd=cand, env=env, stdin=subprocess.DEVNULL, stdout=self._out,
