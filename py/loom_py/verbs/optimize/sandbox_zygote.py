@@ -276,7 +276,11 @@ def main():
                             pass
                     continue
                 cmd["confine"] = confined
-                pid = new_pid_namespace_fork() if confined else os.fork()
+                try:
+                    pid = new_pid_namespace_fork() if confined else os.fork()
+                except OSError as e:  # out of processes or namespaces: Loom starts this one on its own
+                    say({"error": f"fork: {e}"[:200]})
+                    continue
                 if pid == 0:
                     try:
                         child(cmd)
