@@ -5,6 +5,10 @@ timed phase by phase — Loom staging the candidate's directory, the launcher's 
 predictions, pickling the model, the exit reaching Loom, Loom noticing, copying the results out — from the
 monotonic timestamps the parent (sandbox.Running) and the sandboxed process (sandbox_boot.PHASES) record.
 
+With the process launcher (process/bwrap, process/hook) there is no fork or confine mark, "boot" includes
+importing numpy / pandas / pyarrow and "exec code" the candidate's own imports, in a fresh interpreter; "Loom
+notices" is then part of "exit reaches Loom" (Loom polls the process).
+
 Usage: .venv/bin/python bench/sandbox_profile.py [STEPS=6] [CONFIGS=zygote/bwrap,zygote/hook]
 Prints the mean seconds per fit of each phase per config, and Loom's part (everything but fit + predict).
 """
