@@ -9,8 +9,8 @@ returns the model fitted during the search (``best_model``, unpickled with the c
 for a Loom verb. Loom's own processes never import model-written code: ``validate --model`` (and anything
 that fits or predicts with a search's solution) uses ``SandboxedSolution``, which fits and predicts through
 the OS sandbox (the optimize search's runner, verbs/optimize/sandbox.py) with a protocol over files in the
-candidate's directory: ``train.parquet`` (features + target), ``val_features.parquet`` (the rows to
-predict), ``task.json`` in; ``predictions.npz`` (labels, probabilities, classes) out.
+candidate's directory: ``train.arrow`` (features + target), ``val_features.arrow`` (the rows to
+predict), ``task.json`` in (bound read-only); ``predictions.npz`` (labels, probabilities, classes) out.
 """
 
 from __future__ import annotations
@@ -106,10 +106,14 @@ class SandboxedSolution:
 
         if self._tmp is None:
             self._tmp = tempfile.mkdtemp(prefix="loom-solution-")
-            self._zygote = sandbox.start_zygote(self.mem_mb + 1024)
+            os.makedirs(os.path.join(self._tmp, "data"))
+            self._fits = 0
+            # each fit's staged data lies under data/ (bound read-only into the launcher's sandbox: not copied)
+            self._zygote = sandbox.start_zygote(self.mem_mb + 1024, data_root=os.path.join(self._tmp, "data"))
         target = "target" if "target" not in X_train.columns else "__loom_target__"
-        data = os.path.join(self._tmp, "data")
-        shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(os.path.join(self._tmp, "data", str(self._fits)), ignore_errors=True)
+        self._fits += 1
+        data = os.path.join(self._tmp, "data", str(self._fits))
         train = X_train.reset_index(drop=True).copy()
         train[target] = np.asarray(y_train)
         X_p = X_predict.reset_index(drop=True)

@@ -230,9 +230,9 @@ def test_sandbox_stops_what_it_must(staged, zygote, launcher, name, code, reason
 
 def test_sandbox_sees_no_labels_for_held_out_rows(staged):
     data, runs = staged
-    code = ("import pandas as pd\nv = pd.read_parquet('val_features.parquet')\nassert 'target' not in v.columns\n"
+    code = ("import pandas as pd\nv = pd.read_feather('val_features.arrow')\nassert 'target' not in v.columns\n"
             "import os\nassert sorted(f for f in os.listdir('.') if not f.startswith(('tmp', 'output'))) == "
-            "['solution.py', 'task.json', 'test_features.parquet', 'train.parquet', 'val_features.parquet'], os.listdir('.')\n" + GOOD)
+            "['solution.py', 'task.json', 'test_features.arrow', 'train.arrow', 'val_features.arrow'], os.listdir('.')\n" + GOOD)
     res = sandbox.run_candidate(code, str(runs / "peek"), data, timeout=10)
     assert res["error"] is None, res["output"]
 
@@ -303,7 +303,7 @@ def test_cross_validation_one_sandboxed_fit_per_fold_no_held_out_labels(tmp_path
     seen = []
     for j in range(1, 6):
         d = tmp_path / "data" / f"fold-{j}"
-        tr, va = pd.read_parquet(d / "train.parquet"), pd.read_parquet(d / "val_features.parquet")
+        tr, va = pd.read_feather(d / "train.arrow"), pd.read_feather(d / "val_features.arrow")
         assert "target" not in va.columns and len(tr) + len(va) == 140
         seen += va.to_numpy().round(6).tolist()
         assert (tmp_path / "node-001" / f"fold-{j}" / "predictions.npz").exists()

@@ -69,12 +69,12 @@ def test_no_sealed_row_or_row_hash_reaches_the_sandbox(tmp_path, n):
            "node_timeout": 60}
     rec_s = search.run_search(out.drop(columns=["day"]), cfg, workdir=str(tmp_path))
     assert rec_s["journal"][0]["status"] == "ok"
-    files = glob.glob(os.path.join(str(tmp_path), "**", "*.parquet"), recursive=True)
+    files = glob.glob(os.path.join(str(tmp_path), "**", "*.arrow"), recursive=True)
     assert files
     h_full = set(splits.row_hashes(sealed_rows).tolist())
     h_feat = set(splits.row_hashes(sealed_rows.drop(columns=["target"])).tolist())
     for f in files:
-        staged = pd.read_parquet(f)
+        staged = pd.read_feather(f)  # the staged tables (sandbox.stage: Arrow IPC)
         assert "row_id" in staged.columns
         assert not sealed_ids & set(staged["row_id"]), f
         h = splits.row_hashes(staged).tolist()

@@ -64,8 +64,14 @@ def world(tmp_path_factory):
     X, y = load_iris(return_X_y=True, as_frame=True)
     tr = X.iloc[::2].copy()
     tr["target"] = y.iloc[::2].to_numpy()
-    data = loom / "tmp" / "loom-opt-x" / "data"
+    # staged as a search stages its folds: data/fold-1 is what the candidates here see; data/fold-2 (another fold,
+    # with the labels of fold-1's held-out rows) must stay out of their view
+    data = loom / "tmp" / "loom-opt-x" / "data" / "fold-1"
     sandbox.stage(str(data), tr, X.iloc[1::2], X.iloc[1::2], {"target": "target", "task": "classification"})
+    other = X.iloc[1::2].copy()
+    other["target"] = y.iloc[1::2].to_numpy()
+    other[f"other_fold_{MARK}"] = 1.0
+    sandbox.stage(str(data.parent / "fold-2"), other, X.iloc[::2], X.iloc[::2], {"target": "target", "task": "classification"})
     os.environ["LOOM_WORKSPACE_DIR"] = str(loom)
     warm_dir = tmp_path_factory.mktemp("warm")
     os.chmod(warm_dir, 0o700)
@@ -79,8 +85,8 @@ def world(tmp_path_factory):
     tcp.bind(("127.0.0.1", 0))
     tcp.listen(4)
     tcp.setblocking(False)
-    z = sandbox.start_zygote()
-    assert z is not None and z.confined, "the confined pre-forked launcher must start where bubblewrap runs"
+    z = sandbox.start_zygote(data_root=str(data.parent))  # as a search starts it: the staged folds bound read-only
+    assert z is not None and z.confined and z.data_root, "the confined pre-forked launcher must start where bubblewrap runs"
     yield {"ws": str(ws), "loom": str(loom), "data": str(data), "warm": os.path.join(warm_path, "s"), "warm_sock": warm_sock,
            "tcp": tcp, "port": tcp.getsockname()[1], "zygote": z, "runs": tmp_path_factory.mktemp("runs")}
     z.close()
@@ -196,24 +202,31 @@ attempt("dir_fd", dirfd)
 attempt("fifo", lambda: os.mkfifo("@LOOM@/fifo-@MARK@"))
 attempt("sqlite", lambda: sqlite3.connect("@LOOM@/attack.db").execute("create table t(x)"))
 attempt("absolute", lambda: open("@LOOM@/IngestDataset/1/data/blob", "a").write("poison"))
-attempt("staged-data", lambda: open("@DATA@/train.parquet", "ab").write(b"poison"))
+attempt("staged-data", lambda: open("@DATA@/train.arrow", "ab").write(b"poison"))
 def hardlink():
-    os.link("/loom/work/train.parquet", "/loom/work/t2")
+    os.link("/loom/work/train.arrow", "/loom/work/t2")  # a read-only mount of the staged file: no link across it
     os.chmod("/loom/work/t2", 0o644)
-    open("/loom/work/t2", "ab").write(b"poison")  # its own copy: the staged file and the next candidate's are untouched
-    return "own copy changed"
+    open("/loom/work/t2", "ab").write(b"poison")
+    return "linked and changed"
 attempt("hardlink", hardlink)
-attempt("link-out", lambda: os.link("/loom/work/train.parquet", "@DATA@/x"))
+attempt("link-out", lambda: os.link("/loom/work/train.arrow", "@DATA@/x"))
 attempt("home", lambda: open(os.path.expanduser("~/attack-@MARK@"), "w").write("x"))
 attempt("root-home", lambda: open("/root/attack-@MARK@", "w").write("x"))
 attempt("host-tmp", lambda: open("/tmp/attack-@MARK@", "w").write("x"))
 attempt("dev-shm", lambda: open("/dev/shm/attack-@MARK@", "w").write("x" * 1000))
 attempt("usr", lambda: open("/usr/attack-@MARK@", "w").write("x"))
 attempt("venv", lambda: open(os.path.join(os.path.dirname(os.path.dirname(sys.executable)), "attack-@MARK@"), "w").write("x"))
+def remount_usr():  # capabilities left in the sandbox (bubblewrap run by root keeps them unless dropped) would allow it
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(None, b"/usr", None, 32 | 4096, None) != 0:  # MS_REMOUNT | MS_BIND, writable
+        raise OSError(ctypes.get_errno(), "mount")
+    open("/usr/attack-@MARK@", "w").write("x")
+attempt("remount-usr", remount_usr)
 '''
     got, _ = run_attack(world, "write", payload, hook=hook, launcher=launcher)
-    for k in ("relative-after-chdir", "dir_fd", "fifo", "sqlite", "absolute", "staged-data", "link-out", "root-home",
-              "usr", "venv"):
+    for k in ("relative-after-chdir", "dir_fd", "fifo", "sqlite", "absolute", "staged-data", "hardlink", "link-out",
+              "root-home", "usr", "venv", "remount-usr"):
         assert got[k]["ok"] is False, got[k]
     # inside the sandbox these succeed, in its own private /tmp, /dev/shm and home (/work): the host sees nothing
     # (run_attack checked /tmp, /dev/shm, ~ and the workspace)
@@ -222,9 +235,73 @@ attempt("venv", lambda: open(os.path.join(os.path.dirname(os.path.dirname(sys.ex
     assert not os.path.exists(f"/usr/attack-{MARK}") and not os.path.exists(os.path.join(venv, f"attack-{MARK}"))
     assert not os.path.exists(f"/root/attack-{MARK}")
     # the next candidate sees the original staged data
-    got2, res2 = run_attack(world, "after-write", 'import hashlib\nout("train", h=hashlib.sha256(open("train.parquet","rb").read()).hexdigest())\n',
+    got2, res2 = run_attack(world, "after-write", 'import hashlib\nout("train", h=hashlib.sha256(open("train.arrow","rb").read()).hexdigest())\n',
                             hook=True)
-    assert got2["train"]["h"] == hashlib.sha256(open(os.path.join(world["data"], "train.parquet"), "rb").read()).hexdigest()
+    assert got2["train"]["h"] == hashlib.sha256(open(os.path.join(world["data"], "train.arrow"), "rb").read()).hexdigest()
+
+
+@LAYERS
+@pytest.mark.parametrize("launcher", ["zygote", "process"])
+def test_the_staged_data_every_candidate_shares_cannot_be_changed_or_widened(world, hook, launcher):
+    """The staged fold is written once per search and bound read-only into each candidate's directory (not
+    copied per fit): every way to change it through its own directory fails, and another fold's data (which
+    holds the labels of this fold's held-out rows) is not in view."""
+    payload = '''
+import mmap, glob
+T = "/loom/work/train.arrow"
+def append():
+    with open(T, "ab") as f:
+        f.write(b"poison")
+attempt("append", append)
+attempt("truncate", lambda: os.truncate(T, 0))
+def chmod_write():
+    os.chmod(T, 0o666)
+    open(T, "r+b").write(b"poison")
+attempt("chmod-write", chmod_write)
+attempt("rename", lambda: os.rename(T, "/loom/work/moved"))
+attempt("unlink", lambda: os.unlink(T))
+attempt("replace", lambda: os.replace("/loom/work/solution.py", T))
+def shared_map():
+    fd = os.open(T, os.O_RDWR)
+    m = mmap.mmap(fd, 0, mmap.MAP_SHARED, mmap.PROT_WRITE)
+    m[:6] = b"poison"
+    m.flush()
+attempt("mmap-shared-write", shared_map)
+def ro_map():
+    fd = os.open(T, os.O_RDONLY)
+    m = mmap.mmap(fd, 0, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    m[:6] = b"poison"
+attempt("mmap-ro-fd", ro_map)
+def remount():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    rc = libc.mount(None, T.encode(), None, 32 | 4096, None)  # MS_REMOUNT | MS_BIND, without MS_RDONLY
+    if rc != 0:
+        raise OSError(ctypes.get_errno(), "mount")
+    open(T, "ab").write(b"poison")
+attempt("remount-rw", remount)
+def other_fold():
+    hits = []
+    for d, _, fs in os.walk("/"):
+        if d.startswith(("/proc", "/sys", "/usr", "/etc")):
+            continue
+        hits += [os.path.join(d, f) for f in fs if f.endswith(".arrow") and not d.startswith("/loom/work")]
+    return hits + glob.glob("/loom/data/*") + glob.glob("/loom/sandbox/*")
+attempt("other-fold", other_fold)
+def reads():
+    import pyarrow.ipc
+    return [n for n in pyarrow.ipc.open_file(T).schema.names if "other_fold" in n]
+attempt("read-own", reads)
+'''
+    staged = _tree_hash(os.path.dirname(world["data"]))
+    got, res = run_attack(world, f"staged-{launcher}", payload, hook=hook, launcher=launcher)
+    for k in ("append", "truncate", "chmod-write", "rename", "unlink", "replace", "mmap-shared-write", "mmap-ro-fd",
+              "remount-rw"):
+        assert got[k]["ok"] is False, got[k]
+    assert got["other-fold"]["ok"] and got["other-fold"]["got"] == [], got["other-fold"]
+    assert got["read-own"]["ok"] and got["read-own"]["got"] == [], got["read-own"]  # its own fold, readable
+    assert _tree_hash(os.path.dirname(world["data"])) == staged
+    assert res["error"] is None, res  # the attempts failed; the candidate itself still fit and predicted
 
 
 @LAYERS
@@ -259,8 +336,8 @@ attempt("env", lambda: {k: v for k, v in os.environ.items()})
     for k in ("read-blob-absolute", "read-seal", "read-relative"):
         assert got[k]["ok"] is False, got[k]
     assert got["walk"]["ok"] and got["walk"]["got"] == [], got["walk"]
-    assert set(got["own-dir"]["got"]) <= {"solution.py", "task.json", "train.parquet", "val_features.parquet",
-                                          "test_features.parquet", "tmp", "output.txt"}
+    assert set(got["own-dir"]["got"]) <= {"solution.py", "task.json", "train.arrow", "val_features.arrow",
+                                          "test_features.arrow", "tmp", "output.txt"}
     env = got["env"]["got"]
     assert not any(k.startswith(("ANTHROPIC", "OPENAI", "LOOM_PROPOSER", "LOOM_WARM", "LOOM_WORKSPACE", "METAFLOW"))
                    for k in env), env

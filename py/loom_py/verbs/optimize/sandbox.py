@@ -9,12 +9,19 @@ Layers (docs/architecture.md, "The sandbox"):
    ``/dev/shm``, and its own directory at ``/loom/work`` — the only writable place. The workspace, the datastore,
    ``LOOM_HOME``'s runtime, the home directory, the host's ``/tmp`` (the warm image's socket) and every other
    socket are not in its view at all; no network interface but loopback exists.
+   On macOS, ``sandbox-exec`` with the profile seatbelt.py writes (no network, writes to its own directory only,
+   no read of the home directory, workspace, datastore, ``LOOM_HOME`` or the host's temp directories), one
+   process per candidate (no pre-forked launcher) and copies of the staged data — untested on a real Mac.
 2. **the candidate directory** lives in a private 0700 directory under the host's temp directory, never under
-   ``.loom/`` (no relative path leads to the datastore), and holds **copies** (never links) of exactly what
-   the candidate may see: ``train.parquet`` (features + labels), ``val_features.parquet`` and
-   ``test_features.parquet`` (no labels), ``task.json``, its ``solution.py``. Sealed rows are never staged.
-   What it wrote (predictions, the pickled model, timings, output) is copied back out — regular files only,
-   never through a link — and the directory is removed.
+   ``.loom/`` (no relative path leads to the datastore), and shows exactly what the candidate may see:
+   ``train.arrow`` (features + labels), ``val_features.arrow`` and ``test_features.arrow`` (no labels),
+   ``task.json``, its ``solution.py``. Sealed rows are never staged. The data files are staged once per search
+   per fold (``stage``: Loom's own copy, never a link to the datastore, as uncompressed Arrow IPC that loads by
+   memory map) and, under bubblewrap, bound read-only onto empty files of the candidate's directory — a
+   read-only mount, so no write, chmod, truncate, rename, unlink, shared mmap or hard link by one candidate
+   reaches the bytes the next one trains on, and no other fold's data is in view. Without bubblewrap they are
+   copied in per candidate. What it wrote (predictions, the pickled model, timings, output) is copied back out —
+   regular files only, never through a link — and the directory is removed.
 3. **memory**: RLIMIT_AS in the candidate (counts shared mappings), a size-limited ``/dev/shm``, and, where
    this machine lets Loom make one, a memory cgroup (it counts shared memory and tmpfs pages too).
 4. **the audit hook** (``sandbox_boot.py``, irrevocable): no sockets, no processes, no writes outside its
@@ -42,7 +49,7 @@ from functools import lru_cache
 
 BOOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_boot.py")
 ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_zygote.py")
-DATA_FILES = ("train.parquet", "val_features.parquet", "test_features.parquet", "task.json")
+DATA_FILES = ("train.arrow", "val_features.arrow", "test_features.arrow", "task.json")
 RESULT_FILES = ("predictions.npz", "model.pkl", "run.json", "output.txt")
 RESULT_MAX_BYTES = 1 << 30
 HEAD, TAIL = 2000, 4000
@@ -102,18 +109,22 @@ def _root_args() -> list[str]:
     return args
 
 
-def bwrap_command(binds: list[tuple[str, str]], *, caps: bool = False) -> list[str]:
+def bwrap_command(binds: list[tuple[str, str]], *, ro: list[tuple[str, str]] = (), caps: bool = False) -> list[str]:
     """bubblewrap's argv up to the program: every namespace new, the root built by _root_args, ``binds``
-    (host path, sandbox path) writable."""
+    (host path, sandbox path) writable, then ``ro`` (host path, sandbox path) read-only on top of them."""
     exe = shutil.which("bwrap")
     if not exe:
         raise RuntimeError("bubblewrap (bwrap) is not installed")
     args = [exe, "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox"] + _root_args()
     for host, box in binds:
         args += ["--bind", host, box]
+    for host, box in ro:
+        args += ["--ro-bind", host, box]
     args += ["--remount-ro", "/"]  # the root itself (a tmpfs bubblewrap built) takes no writes
     if caps:  # the zygote's: capabilities of its own user namespace only, to confine each child (then dropped)
         args += ["--cap-add", "ALL"]
+    else:  # run by root, bubblewrap keeps the new user namespace's capabilities unless told: a candidate could
+        args += ["--cap-drop", "ALL"]  # remount its read-only binds (the staged data, /usr) writable
     return args
 
 
@@ -129,16 +140,68 @@ def _bwrap_works() -> bool:
         return False
 
 
+SANDBOX_EXEC = "/usr/bin/sandbox-exec"  # macOS (Seatbelt): seatbelt.py writes the profile
+
+
+def _host_private_paths() -> list[str]:
+    """Where a candidate must not read on macOS (resolved): every home directory, the workspace and its
+    datastore, LOOM_HOME (its runtime and sockets), the host's temp directories (other candidates' directories)."""
+    out = ["/Users", "/Volumes", "/private/tmp", "/private/var/tmp", os.path.expanduser("~"), _host_tmp(),
+           os.environ.get("LOOM_HOME") or os.path.expanduser("~/.local/share/loom")]
+    ws = os.environ.get("LOOM_WORKSPACE_DIR")
+    if ws:
+        out.append(os.path.dirname(ws) if os.path.basename(os.path.normpath(ws)) == ".loom" else ws)
+    if os.environ.get("METAFLOW_DATASTORE_SYSROOT_LOCAL"):
+        out.append(os.environ["METAFLOW_DATASTORE_SYSROOT_LOCAL"])
+    res = []
+    for p in out:
+        r = os.path.realpath(p)
+        if r not in res and r != "/":
+            res.append(r)
+    return res
+
+
+def seatbelt_command(work: str) -> list[str]:
+    """sandbox-exec's argv up to the program for a candidate in ``work`` (macOS)."""
+    from loom_py.verbs.optimize import seatbelt
+
+    exe = list(dict.fromkeys([os.path.abspath(sys.executable), os.path.realpath(sys.executable)]))
+    prof = seatbelt.profile(work=os.path.realpath(work), executables=exe,
+                            python=[os.path.realpath(p) for p in _python_paths()],
+                            boot=[os.path.realpath(BOOT)], deny_read=_host_private_paths())
+    return [SANDBOX_EXEC, "-p", prof]
+
+
+@lru_cache(maxsize=1)
+def _seatbelt_works() -> bool:
+    if sys.platform != "darwin" or os.environ.get("LOOM_SANDBOX_BWRAP", "1") == "0" or not os.path.exists(SANDBOX_EXEC):
+        return False
+    probe = tempfile.mkdtemp(prefix="loom-sbx-probe-", dir=_host_tmp())
+    try:
+        r = subprocess.run(seatbelt_command(probe) + [sys.executable, "-I", "-c", "pass"],
+                           capture_output=True, timeout=30, env=dict(BASE_ENV), cwd=probe)
+        return r.returncode == 0
+    except Exception:  # noqa: BLE001
+        return False
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
 def os_sandbox() -> str | None:
-    """"bubblewrap" where it runs here; None where model-written code would have only the audit hook."""
-    return "bubblewrap" if _bwrap_works() else None
+    """"bubblewrap" (Linux) or "sandbox-exec" (macOS) where it runs here; None where model-written code would
+    have only the audit hook. ``LOOM_SANDBOX_BWRAP=0`` turns the OS sandbox off (benchmarks, tests)."""
+    if _bwrap_works():
+        return "bubblewrap"
+    return "sandbox-exec" if _seatbelt_works() else None
 
 
 def install_hint() -> str:
     if os.environ.get("LOOM_SANDBOX_BWRAP", "1") == "0":
         return "the OS sandbox is turned off (LOOM_SANDBOX_BWRAP=0): unset it"
     if sys.platform == "darwin":
-        return "the OS sandbox for model-written code needs Linux with bubblewrap (macOS sandbox-exec is not wired yet)"
+        if not os.path.exists(SANDBOX_EXEC):
+            return f"macOS's sandbox-exec ({SANDBOX_EXEC}) is missing here"
+        return f"{SANDBOX_EXEC} did not run Python under Loom's profile here"
     if not shutil.which("bwrap"):
         return "install bubblewrap (`apt-get install bubblewrap`, `dnf install bubblewrap`)"
     return "bubblewrap is installed but cannot create user namespaces here (check kernel.unprivileged_userns_clone / AppArmor)"
@@ -215,10 +278,13 @@ def _cgroup(limit_bytes: int) -> Cgroup | None:
 def isolation() -> dict:
     """What isolation this machine gives (recorded in the journal)."""
     box = os_sandbox()
-    return {"os_sandbox": box, "namespaces": ["user", "mount", "pid", "net", "ipc", "uts", "cgroup"] if box else [],
-            "network_namespace": bool(box) or bool(_unshare_prefix()), "audit_hook": True, "rlimits": True,
-            "memory": ("cgroup+" if _cgroup_parent() else "") + "rlimit_as", "private_dev_shm": bool(box),
-            "candidate_dir": "private temp directory (copies, outside the workspace)"}
+    bw = box == "bubblewrap"
+    return {"os_sandbox": box, "namespaces": ["user", "mount", "pid", "net", "ipc", "uts", "cgroup"] if bw else [],
+            "network_namespace": bw or (box is None and bool(_unshare_prefix())), "audit_hook": True, "rlimits": True,
+            "network": "none" if box else ("empty namespace" if _unshare_prefix() else "audit hook only"),
+            "memory": ("cgroup+" if bw and _cgroup_parent() else "") + "rlimit_as", "private_dev_shm": bw,
+            "candidate_dir": "private temp directory outside the workspace; staged data "
+                             + ("bound read-only" if bw else "copied in")}
 
 
 # ---- the candidates' directories ---------------------------------------------------------------------
@@ -252,8 +318,15 @@ def _remove_roots() -> None:
 
 
 def _copy_in(src: str, dst: str) -> None:
+    if os.path.lexists(dst):
+        os.remove(dst)
     shutil.copyfile(src, dst)  # a copy, never a link: what one candidate does to its files no other sees
     os.chmod(dst, 0o444)
+
+
+def _placeholder(path: str) -> None:
+    """The empty file a staged file is bound onto (read-only) inside the sandbox."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444))
 
 
 def _copy_out(src: str, dst: str) -> bool:
@@ -283,12 +356,24 @@ def truncate(text: str, head: int = HEAD, tail: int = TAIL) -> str:
     return text[:head] + f"\n… [{len(text) - head - tail} characters cut] …\n" + text[-tail:]
 
 
+def write_frame(df, path: str) -> None:
+    """A table as the sandbox loads it fastest (sandbox_boot.load_frame): an uncompressed Arrow IPC file with the
+    pandas schema, memory-mapped on load — no decoding (Parquet cost 10-20 ms a read per fit)."""
+    import pyarrow as pa
+    import pyarrow.ipc
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    with pa.OSFile(path, "wb") as sink, pyarrow.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+
+
 def stage(data_dir: str, train, val_X, test_X, task: dict) -> None:
-    """Write the files every candidate may see, once per search."""
+    """Write the files every candidate may see, once per search (read-only; the sandbox binds them read-only
+    into each candidate's directory, or copies them where it cannot)."""
     os.makedirs(data_dir, exist_ok=True)
-    train.to_parquet(os.path.join(data_dir, "train.parquet"), index=False)
-    val_X.to_parquet(os.path.join(data_dir, "val_features.parquet"), index=False)
-    test_X.to_parquet(os.path.join(data_dir, "test_features.parquet"), index=False)
+    write_frame(train, os.path.join(data_dir, "train.arrow"))
+    write_frame(val_X, os.path.join(data_dir, "val_features.arrow"))
+    write_frame(test_X, os.path.join(data_dir, "test_features.arrow"))
     with open(os.path.join(data_dir, "task.json"), "w") as f:
         json.dump(task, f)
     for n in DATA_FILES:
@@ -299,57 +384,94 @@ class Zygote:
     """The pre-forked launcher (sandbox_zygote.py): one per search, inside one bubblewrap where it runs (its
     children confine themselves further); ``LOOM_SANDBOX_ZYGOTE=0`` turns it off."""
 
-    def __init__(self, mem_cap_mb: int | None = None):
+    def __init__(self, mem_cap_mb: int | None = None, data_root: str | None = None):
+        """``data_root``: a directory of staged data (sandbox.stage) bound read-only into the launcher's sandbox at
+        ``/loom/data``; a candidate whose data lies under it gets its files bound, read-only, not copied."""
         self.root = new_root()
         self.confined = os_sandbox() is not None
+        self.data_root = os.path.realpath(data_root) if data_root and self.confined and os.path.isdir(data_root) else None
         self.cgroup = _cgroup(mem_cap_mb << 20) if mem_cap_mb and self.confined else None
         env = dict(BASE_ENV, HOME="/loom/work" if self.confined else self.root,
                    MPLCONFIGDIR="/tmp" if self.confined else os.path.join(self.root, ".probe"))
         if self.confined:
-            cmd = bwrap_command([(self.root, "/loom/sandbox")], caps=True) + [sys.executable, "-I", "-B",
-                                                                       f"{BOX_BOOT}/sandbox_zygote.py", "--confine"]
+            ro = [(self.data_root, "/loom/data")] if self.data_root else []
+            cmd = bwrap_command([(self.root, "/loom/sandbox")], ro=ro, caps=True) + [
+                sys.executable, "-I", "-B", f"{BOX_BOOT}/sandbox_zygote.py", "--confine"]
         else:
             cmd = [*_unshare_prefix(), sys.executable, "-I", "-B", ZYGOTE]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      env=env, start_new_session=True, cwd=self.root,
                                      preexec_fn=self.cgroup.enter if self.cgroup else None)
         self.exits: dict[int, int] = {}
+        self.exit_at: dict[int, float] = {}  # when the zygote said it ended (Running's phases)
         self._buf = b""
+        self._answers: list[dict] = []
         msg = self._next(timeout=60)
         if not msg or not msg.get("ready"):
             self.close()
             raise RuntimeError("the sandbox launcher did not start")
 
-    def _next(self, timeout: float):
+    def _lines(self) -> None:
+        """The complete lines read so far: exits recorded, any other answer queued for ``_next``."""
+        while b"\n" in self._buf:
+            line, self._buf = self._buf.split(b"\n", 1)
+            msg = json.loads(line)
+            if "exit" in msg:
+                self.exits[msg["exit"]] = msg["rc"]
+                self.exit_at[msg["exit"]] = time.perf_counter()
+            else:
+                self._answers.append(msg)
+
+    def _read(self, timeout: float) -> bool:
+        """Read what the launcher wrote, waiting up to ``timeout`` for it; False at the end or on timeout."""
         import select
 
+        r, _, _ = select.select([self.proc.stdout.fileno()], [], [], max(0.0, timeout))
+        if not r:
+            return False
+        chunk = os.read(self.proc.stdout.fileno(), 65536)
+        if not chunk:
+            return False
+        self._buf += chunk
+        self._lines()
+        return True
+
+    def _next(self, timeout: float):
         deadline = time.perf_counter() + timeout
-        fd = self.proc.stdout.fileno()
         while True:
-            if b"\n" in self._buf:
-                line, self._buf = self._buf.split(b"\n", 1)
-                msg = json.loads(line)
-                if "exit" in msg:
-                    self.exits[msg["exit"]] = msg["rc"]
-                    continue
-                return msg
-            left = max(0.0, deadline - time.perf_counter())
-            r, _, _ = select.select([fd], [], [], left)
-            if not r:
+            self._lines()
+            if self._answers:
+                return self._answers.pop(0)
+            if not self._read(deadline - time.perf_counter()):
                 return None
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                return None
-            self._buf += chunk
+
+    def pump(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for the launcher to say something (a candidate ended), reading all it said: the
+        waiting loops wake when a candidate ends, not at their next poll."""
+        if self._read(timeout):
+            while self._read(0):
+                pass
 
     def _send(self, obj: dict) -> None:
         self.proc.stdin.write((json.dumps(obj) + "\n").encode())
         self.proc.stdin.flush()
 
-    def start(self, cand_dir: str, env: dict) -> int:
-        """Start the candidate in ``cand_dir`` (a directory in this zygote's root)."""
+    def data_name(self, data_dir: str) -> str | None:
+        """``data_dir``'s path under ``/loom/data`` when the launcher can bind its files, else None (copy them)."""
+        if self.data_root is None:
+            return None
+        d = os.path.realpath(data_dir)
+        if d == self.data_root:
+            return "."
+        if d.startswith(self.data_root + os.sep):
+            return os.path.relpath(d, self.data_root)
+        return None
+
+    def start(self, cand_dir: str, env: dict, data: str | None = None) -> int:
+        """Start the candidate in ``cand_dir`` (a directory in this zygote's root); ``data``: its staged data
+        (data_name) to bind read-only onto its directory's files, or None (they were copied in)."""
         where = os.path.basename(cand_dir) if self.confined else cand_dir
-        self._send({"dir": where, "env": env, "shm_mb": SHM_MB})
+        self._send({"dir": where, "env": env, "shm_mb": SHM_MB, "data": data, "files": list(DATA_FILES) if data else []})
         msg = self._next(timeout=30)
         if not msg or "pid" not in msg:
             raise RuntimeError("the sandbox launcher did not answer")
@@ -362,7 +484,8 @@ class Zygote:
             pass
 
     def returncode(self, pid: int):
-        self._next(timeout=0)
+        if pid not in self.exits:
+            self.pump(0)
         return self.exits.get(pid)
 
     def alive(self) -> bool:
@@ -385,13 +508,14 @@ class Zygote:
             _ROOTS.remove(self.root)
 
 
-def start_zygote(mem_cap_mb: int | None = None):
+def start_zygote(mem_cap_mb: int | None = None, data_root: str | None = None):
     """A Zygote, or None where it cannot start (then each candidate starts its own interpreter).
-    ``mem_cap_mb``: a memory cgroup limit for everything the zygote runs at once (where a cgroup can be made)."""
-    if os.environ.get("LOOM_SANDBOX_ZYGOTE", "1") == "0":
-        return None
+    ``mem_cap_mb``: a memory cgroup limit for everything the zygote runs at once (where a cgroup can be made).
+    ``data_root``: the search's staged data, bound read-only for every candidate instead of copied per fit."""
+    if os.environ.get("LOOM_SANDBOX_ZYGOTE", "1") == "0" or os_sandbox() == "sandbox-exec":
+        return None  # macOS: a forked child cannot enter sandbox-exec's profile; one sandboxed process per candidate
     try:
-        return Zygote(mem_cap_mb)
+        return Zygote(mem_cap_mb, data_root)
     except Exception:  # noqa: BLE001
         return None
 
@@ -404,20 +528,31 @@ class Running:
     timed_out = False
 
     def __init__(self, code: str, workdir: str, data_dir: str, *, timeout: float, mem_mb: int, zygote: Zygote | None = None,
-                 audit_hook: bool = True):
-        """``audit_hook=False`` (tests only) leaves out the second layer, to show what the OS sandbox stops alone."""
+                 audit_hook: bool = True, save_model: bool = True):
+        """``audit_hook=False`` (tests only) leaves out the second layer, to show what the OS sandbox stops alone.
+        ``save_model=False``: no model.pkl (a cross-validation fold's fitted model, which nothing uses)."""
+        self.phases = {"begin": time.perf_counter()}  # where the time goes (bench/sandbox_profile.py)
         self.workdir = workdir = os.path.realpath(workdir)
         self.timeout = timeout
         os.makedirs(workdir, exist_ok=True)
         self.zygote = zygote if zygote is not None and zygote.alive() else None
-        self.boxed = os_sandbox() is not None
+        self.box = os_sandbox()
+        self.boxed = self.box == "bubblewrap"  # namespaces: /loom/work, read-only binds
         # without the zygote, a private root of its own (removed with it: a flow task leaves by os._exit)
         self._own_root = None if self.zygote is not None else new_root()
         root = self.zygote.root if self.zygote is not None else self._own_root
         self.cand = cand = tempfile.mkdtemp(prefix="c-", dir=root)
         os.chmod(cand, 0o755)
+        # the staged data: under bubblewrap bound read-only onto empty files of its directory (staged once per
+        # search; a read-only mount, so nothing the candidate does reaches them); without it, copies
+        self.data_dir = data_dir = os.path.realpath(data_dir)
+        data_name = self.zygote.data_name(data_dir) if self.zygote is not None else None
+        self.bound = data_name is not None or (self.zygote is None and self.boxed)
         for n in DATA_FILES:
-            _copy_in(os.path.join(data_dir, n), os.path.join(cand, n))
+            if self.bound:
+                _placeholder(os.path.join(cand, n))
+            else:
+                _copy_in(os.path.join(data_dir, n), os.path.join(cand, n))
         with open(os.path.join(cand, "solution.py"), "w") as f:
             f.write(code)
         os.makedirs(os.path.join(cand, "tmp"), exist_ok=True)
@@ -426,27 +561,38 @@ class Running:
                "LOOM_SANDBOX_MEM_MB": str(mem_mb), "LOOM_SANDBOX_CPU_S": str(int(timeout * 2 + 5))}
         if not audit_hook:
             env["LOOM_SANDBOX_HOOK"] = "0"
+        if not save_model:
+            env["LOOM_SANDBOX_SAVE_MODEL"] = "0"
         self.out_path = os.path.join(cand, "output.txt")
-        self.t0 = time.perf_counter()
+        self.t0 = self.phases["staged"] = time.perf_counter()
         self.proc = None
         self.cgroup = None
         if self.zygote is not None:
             try:
-                self.pid = self.zygote.start(cand, env)
+                self.pid = self.zygote.start(cand, env, data_name)
+                self.phases["started"] = time.perf_counter()
                 return
             except RuntimeError:
                 self.zygote = None
-                pass  # the candidate directory stays in the zygote's root (removed with it)
+                # the candidate directory stays in the zygote's root (removed with it)
+                if self.bound and not self.boxed:
+                    for n in DATA_FILES:
+                        _copy_in(os.path.join(data_dir, n), os.path.join(cand, n))
+                    self.bound = False
         self._out = open(self.out_path, "wb")
         if self.boxed:
             self.cgroup = _cgroup((mem_mb + 512) << 20)
-            cmd = bwrap_command([(cand, "/loom/work")]) + [sys.executable, "-I", "-B", f"{BOX_BOOT}/sandbox_boot.py"]
+            ro = [(os.path.join(data_dir, n), f"/loom/work/{n}") for n in DATA_FILES] if self.bound else []
+            cmd = bwrap_command([(cand, "/loom/work")], ro=ro) + [sys.executable, "-I", "-B", f"{BOX_BOOT}/sandbox_boot.py"]
+        elif self.box == "sandbox-exec":
+            cmd = seatbelt_command(cand) + [sys.executable, "-I", "-B", BOOT]
         else:
             cmd = [*_unshare_prefix(), sys.executable, "-I", "-B", BOOT]
         self.proc = subprocess.Popen(cmd, cwd=cand, env=env, stdin=subprocess.DEVNULL, stdout=self._out,
                                      stderr=subprocess.STDOUT, start_new_session=True,
                                      preexec_fn=self.cgroup.enter if self.cgroup else None)
         self.pid = self.proc.pid
+        self.phases["started"] = time.perf_counter()
 
     def _rc(self):
         if self.proc is not None:
@@ -458,12 +604,22 @@ class Running:
 
     def poll(self) -> bool:
         if self._rc() is not None:
+            if "ended" not in self.phases:
+                at = self.zygote.exit_at.get(self.pid) if self.proc is None else None
+                self.phases["ended"] = at or time.perf_counter()
             return True
         if time.perf_counter() - self.t0 > self.timeout:
             self._kill()
             self.timed_out = True
             return True
         return False
+
+    def pause(self, timeout: float = 0.05) -> None:
+        """Wait a little for this (or another) candidate to end: on the launcher's pipe, else a short sleep."""
+        if self.proc is None and self.zygote is not None:
+            self.zygote.pump(timeout)
+        else:
+            time.sleep(0.005)
 
     def _kill(self):
         if self.proc is not None:
@@ -493,12 +649,14 @@ class Running:
 
     def wait(self) -> dict:
         while not self.poll():
-            time.sleep(0.005)
+            self.pause()
         wall = time.perf_counter() - self.t0
         rc = self._rc()
         if self.proc is not None:
             self._out.close()
+        self.phases["waited"] = time.perf_counter()
         self._collect()
+        self.phases["collected"] = time.perf_counter()
         try:
             raw = open(os.path.join(self.workdir, "output.txt"), "rb").read().decode("utf-8", "replace")
         except OSError:
@@ -511,7 +669,8 @@ class Running:
         except (OSError, ValueError):
             pass
         res = {"exit_code": rc, "wall_seconds": wall, "output": truncate(raw), "run": run, "workdir": self.workdir,
-               "launcher": "zygote" if self.proc is None else "process"}
+               "launcher": "zygote" if self.proc is None else "process",
+               "phases": {**self.phases, **{k: v for k, v in (run.get("phases") or {}).items() if isinstance(v, (int, float))}}}
         if self.timed_out:
             res["error"] = f"timed out: wall-clock limit of {self.timeout:g}s reached, the process was killed"
         elif rc == 0 and run.get("ok"):
@@ -545,5 +704,6 @@ def load_predictions(workdir: str) -> dict:
 
 
 def run_candidate(code: str, workdir: str, data_dir: str, *, timeout: float = 120.0, mem_mb: int = 4096,
-                  zygote: Zygote | None = None, audit_hook: bool = True) -> dict:
-    return Running(code, workdir, data_dir, timeout=timeout, mem_mb=mem_mb, zygote=zygote, audit_hook=audit_hook).wait()
+                  zygote: Zygote | None = None, audit_hook: bool = True, save_model: bool = True) -> dict:
+    return Running(code, workdir, data_dir, timeout=timeout, mem_mb=mem_mb, zygote=zygote, audit_hook=audit_hook,
+                   save_model=save_model).wait()

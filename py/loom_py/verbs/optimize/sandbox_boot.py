@@ -7,8 +7,9 @@ files is visible, see sandbox.py). Self-contained on purpose: it must not import
 2. an audit hook (irrevocable), the second layer behind the OS sandbox: it refuses sockets, process spawning
    and forking, libc's process / network / file calls through ctypes, and any write / delete / rename / fifo / database outside the candidate's
    directory (a relative path is resolved against the process's current directory at the time of the call);
-3. loads ``solution.py``, calls ``make_model()``, fits it on train.parquet, predicts the validation and
-   test features (whose labels it never sees), and saves predictions + the fitted model in its directory.
+3. loads ``solution.py``, calls ``make_model()``, fits it on train.arrow, predicts the validation and
+   test features (whose labels it never sees), and saves predictions + the fitted model in its directory
+   (not a cross-validation fold's model: ``LOOM_SANDBOX_SAVE_MODEL=0``, nothing uses it).
 Timings go to ``run.json``; the parent (Loom) scores the predictions itself.
 """
 
@@ -17,6 +18,13 @@ import sys
 import time
 
 T0 = time.perf_counter()
+PHASES = {}  # name -> time.perf_counter() (CLOCK_MONOTONIC: the parent's clock too), where this run's time goes
+
+
+def mark(name: str) -> None:
+    PHASES[name] = time.perf_counter()
+
+
 HERE = os.path.realpath(os.getcwd())
 
 
@@ -110,6 +118,22 @@ def _hook(event, args):
             raise SandboxViolation(f"sandbox: ctypes access to {os.fsdecode(sym)}() refused")
 
 
+def load_frame(source):
+    """A staged table (sandbox.stage: an uncompressed Arrow IPC file, the pandas schema kept) as the DataFrame
+    Loom staged — memory-mapped, no decoding, one thread (the folds of a node run side by side). ``source``: a
+    path, or a buffer (the pre-forked launcher warms this path once so that no candidate pays its first-use
+    imports)."""
+    import pyarrow as pa
+    import pyarrow.ipc
+
+    if isinstance(source, (str, bytes, os.PathLike)):
+        with pa.memory_map(os.fsdecode(source)) as src:
+            table = pyarrow.ipc.open_file(src).read_all()
+    else:
+        table = pyarrow.ipc.open_file(source).read_all()
+    return table.to_pandas(use_threads=False)
+
+
 def _final_class(model) -> str:
     m = model
     while hasattr(m, "steps") and m.steps:
@@ -123,13 +147,14 @@ def main(here: str | None = None) -> int:
 
     if here:
         HERE = os.path.realpath(here)
+    PHASES["boot"] = T0
     import pickle
     import traceback
 
     try:  # Loom's own imports, before the limits (the address-space limit counts from what is mapped now)
         import numpy as np
         import pandas as pd
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow.ipc  # noqa: F401
     except Exception:  # noqa: BLE001 - reported below, under the hook
         pass
     _limits()
@@ -142,12 +167,14 @@ def main(here: str | None = None) -> int:
         import pandas as pd
 
         t_imp = time.perf_counter()
+        mark("ready")
         meta = json.load(open(here("task.json")))
-        train = pd.read_parquet(here("train.parquet"))
+        train = load_frame(here("train.arrow"))
         target = meta["target"]
         y = train.pop(target)
-        Xv = pd.read_parquet(here("val_features.parquet"))
-        Xt = pd.read_parquet(here("test_features.parquet"))
+        Xv = load_frame(here("val_features.arrow"))
+        Xt = load_frame(here("test_features.arrow"))
+        mark("loaded")
         import types
 
         mod = types.ModuleType("solution")  # registered so the fitted model's own functions/classes pickle
@@ -159,9 +186,11 @@ def main(here: str | None = None) -> int:
         if "make_model" not in ns or not callable(ns["make_model"]):
             raise RuntimeError("solution.py must define make_model() returning an unfitted scikit-learn-compatible estimator")
         model = ns["make_model"]()
+        mark("made")
         t_fit = time.perf_counter()
         model.fit(train, y)
         fit_s = time.perf_counter() - t_fit
+        mark("fitted")
         t_pred = time.perf_counter()
         out = {}
         for name, X in (("val", Xv), ("test", Xt)):
@@ -175,14 +204,18 @@ def main(here: str | None = None) -> int:
         classes = getattr(model, "classes_", None)
         if classes is not None:
             out["classes"] = np.asarray(classes)
+        mark("predicted")
         np.savez(here("predictions.npz"), **{k: (v.astype(str) if v.dtype == object else v) for k, v in out.items()})
-        try:
-            with open(here("model.pkl"), "wb") as f:
-                pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
-            info["model_saved"] = True
-        except Exception as e:  # noqa: BLE001
-            info["model_saved"] = False
-            print(f"the fitted model could not be pickled: {e}", file=sys.stderr)
+        mark("saved")
+        if os.environ.get("LOOM_SANDBOX_SAVE_MODEL", "1") != "0":  # a cross-validation fold's model is never used
+            try:
+                with open(here("model.pkl"), "wb") as f:
+                    pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+                info["model_saved"] = True
+            except Exception as e:  # noqa: BLE001
+                info["model_saved"] = False
+                print(f"the fitted model could not be pickled: {e}", file=sys.stderr)
+        mark("pickled")
         info.update(ok=True, import_seconds=t_imp - T0, fit_seconds=fit_s, predict_seconds=pred_s,
                     model_class=_final_class(model))
         code = 0
@@ -196,6 +229,7 @@ def main(here: str | None = None) -> int:
         info["error"] = f"{type(e).__name__}: {e}"[:500]
         code = 1
     info["total_seconds"] = time.perf_counter() - T0
+    info["phases"] = PHASES
     try:
         with open(here("run.json"), "w") as f:
             json.dump(info, f)

@@ -180,7 +180,9 @@ def run_search(df, cfg: dict, *, workdir: str, emit=lambda kind, **kw: None, pri
     done, rnd, stopped = 0, max([n.get("round", 0) for n in journal] or [0]), None
     best_id = _best_id(journal, key)
     executor = cfg.get("executor") or "local"
-    zygote = sandbox.start_zygote(int(cfg.get("mem_mb") or 4096) * parallel * len(folds) + 1024) if executor == "local" else None
+    # the staged folds are bound read-only into every candidate's sandbox (staged once above, never copied per fit)
+    zygote = (sandbox.start_zygote(int(cfg.get("mem_mb") or 4096) * parallel * len(folds) + 1024, data_root=data_dir)
+              if executor == "local" else None)
     try:
         rec = _loop(locals())
         rec["selection"] = selection
@@ -255,7 +257,8 @@ def _run_local(to_run, folds, workdir, zygote, cfg, deadline, node_timeout):
         for f in folds:
             d = os.path.join(node_dir, f["name"]) if f["name"] else node_dir
             running.append((node["id"], sandbox.Running(node["code"], d, f["data_dir"], timeout=timeout,
-                                                        mem_mb=int(cfg.get("mem_mb") or 4096), zygote=zygote)))
+                                                        mem_mb=int(cfg.get("mem_mb") or 4096), zygote=zygote,
+                                                        save_model=f["name"] is None)))  # a fold's model: unused
     out: dict = {}
     for nid, proc in running:
         stopped = False
@@ -264,7 +267,7 @@ def _run_local(to_run, folds, workdir, zygote, cfg, deadline, node_timeout):
                 proc._kill()
                 stopped = True
                 break
-            time.sleep(0.005)
+            proc.pause()
         res = proc.wait()
         res["preds"] = None
         if stopped:
