@@ -6,10 +6,14 @@ store once per search; a run gets only ``data_ref`` (key, sha256, size) and the 
 IncludeFile). Each candidate task loads the data by key from the datastore, refuses it unless it hashes to
 the reference, runs its folds in Loom's sandbox and returns predictions, never a score."""
 
-from metaflow import FlowSpec, IncludeFile, Parameter, step
+from metaflow import Config, FlowSpec, IncludeFile, Parameter, config_expr, resources, step
+
+from loom_py.runtime.sizing import default_config
 
 
 class OptimizeRoundFlow(FlowSpec):
+    loom_resources = Config("loom_resources", default_value=default_config("round"),
+                            help="what a candidate task asks of remote compute: from the data's size and the folds")
     payload = IncludeFile("payload", is_text=False, help="pickled round: the candidates' code and limits (no data)")
     data_ref = Parameter("data_ref", help="JSON: the search's data in this flow's content-addressed store (key, sha256, bytes, folds)")
 
@@ -27,6 +31,8 @@ class OptimizeRoundFlow(FlowSpec):
             self.candidates = p["candidates"]  # [{"id", "code", "timeout"}]
         self.next(self.candidate, foreach="candidates")
 
+    # asked of Kubernetes / Batch, sized by foreach.run_round from the data (runtime/sizing.py); ignored locally
+    @resources(cpu=config_expr("loom_resources.cpu"), memory=config_expr("loom_resources.memory"))
     @step
     def candidate(self):
         from loom_py.runtime import flowkit

@@ -2,12 +2,22 @@
  * Optimize's Metaflow foreach executor through build/loom on the local datastore: the search's data goes into
  * OptimizeRoundFlow's content-addressed store once and every round's run gets only a reference (key, sha256,
  * size); the round's tasks hold no data bytes in their artifacts, verify the hash they load, and refuse a
- * tampered reference or altered bytes. Real runs: 1 ingest + 1 OptimizeFlow (2 rounds) + 2 refused rounds.
+ * tampered reference. The heavy steps' @resources are sized from the data object (rows x columns, stored bytes)
+ * through Metaflow's Config `loom_resources`: recorded with the run, shown in the summary and the card, and what an
+ * Argo template compiled with that config requests. Real runs: 1 ingest + 1 OptimizeFlow (2 rounds) + 2 refused
+ * rounds + 1 ValidateFlow; one Argo compile against a local S3 server.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, loom, loomPython, plainMetaflow, rng, tempWorkspace } from "../helpers";
+import { ROOT, loom, loomPython, plainMetaflow, rng, tempDir, tempWorkspace } from "../helpers";
+
+/** The card's content: Metaflow embeds it as base64 JSON in the HTML. */
+function cardText(path: string): string {
+  const html = readFileSync(path, "utf8");
+  const m = html.match(/__MF_DATA__\[[^\]]*\] = "([A-Za-z0-9+/=]+)"/);
+  return m ? Buffer.from(m[1]!, "base64").toString("utf8") : html;
+}
 
 function dataCsv(n: number): string {
   const r = rng(21);
@@ -23,6 +33,9 @@ function dataCsv(n: number): string {
 const ws = tempWorkspace();
 let search: any;
 let rounds: any;
+let validate: any;
+let configs: any;
+let dataset = "";
 
 /** A round run started by hand from the flow file (as the search starts it), with the given data reference. */
 function roundWith(ref: unknown): { code: number; out: string } {
@@ -50,10 +63,25 @@ beforeAll(async () => {
   writeFileSync(join(ws, "data.csv"), dataCsv(400));
   const ing = await loom(["ingest", "--source", "data.csv", "--json"], { cwd: ws });
   expect(ing.code).toBe(0);
+  dataset = ing.json.pathspec;
+  // a floor from the environment: the sizing is configurable, and the round's launch inherits it
   const r = await loom(["run", "--dataset", ing.json.pathspec, "--metric", "Maximize ROC-AUC", "--target", "y", "--steps", "3", "--parallel", "2",
-                        "--executor", "metaflow", "--model-provider", "offline", "--yes", "--json"], { cwd: ws });
+                        "--executor", "metaflow", "--model-provider", "offline", "--yes", "--json"], { cwd: ws, env: { LOOM_RESOURCES_MIN_MEMORY_MB: "6144" } });
   if (r.code !== 0) throw new Error(r.stdout + r.stderr);
   search = r.json;
+  const v = await loom(["validate", "--dataset", dataset, "--target", "y", "--json"], { cwd: ws });
+  if (![0, 1].includes(v.code) || !v.json?.pathspec) throw new Error(v.stdout + v.stderr);
+  validate = v.json;
+  configs = plainMetaflow(ws, `
+import json
+from metaflow import Flow, Run, namespace
+namespace(None)
+d = Run("IngestDataset/" + "${dataset}".split("/")[1]).data
+print(json.dumps({"search": Run("${search.pathspec}")["start"].task["loom_resources"].data,
+                  "validate": Run("${validate.pathspec}")["start"].task["loom_resources"].data,
+                  "rounds": [r["candidate"].task["loom_resources"].data for r in Flow("OptimizeRoundFlow")],
+                  "rows": d.rows, "columns": d.n_columns}))
+`);
   rounds = plainMetaflow(ws, `
 import hashlib, io, json, os, pickle, zipfile
 from metaflow import Flow, namespace
@@ -122,3 +150,73 @@ describe("--executor metaflow passes the search's data by reference", () => {
     expect(missing.out).toContain("which is not in the datastore: refused");
   }, 120_000);
 });
+
+describe("@resources sized from the data, recorded with the run", () => {
+  test("the search's step: from the data object's rows x columns, the floor from the environment, in the summary and the card", () => {
+    const res = search.summary.resources;
+    expect(res.basis).toMatchObject({ rows: configs.rows, columns: configs.columns, parallel: 2, folds: 5, executor: "metaflow" });
+    expect(res.basis.stored_bytes).toBeGreaterThan(1000);
+    expect(res.cpu).toBe(1); // the metaflow executor: the fits run in the round's tasks
+    expect(res.memory).toBe(6144); // LOOM_RESOURCES_MIN_MEMORY_MB above the estimate for 400 rows
+    expect(configs.search).toEqual(res); // Metaflow's Config artifact: what @resources read
+    expect(cardText(search.card_path)).toContain("remote compute asked for: 1 cpu, 6144 MiB (1536 MiB + 4 x");
+  });
+
+  test("each round's candidate tasks: sized from the staged blob and the folds they fit at once", () => {
+    expect(configs.rounds.length).toBe(rounds.length);
+    for (const c of configs.rounds) {
+      expect(c.cpu).toBe(5);
+      expect(c.memory).toBe(6144);
+      expect(c.basis).toMatchObject({ stored_bytes: rounds[0].ref.bytes, folds: 5 });
+    }
+  });
+
+  test("validate's fit step: from the same data object, without the override it falls to the default floor", () => {
+    const res = validate.summary.resources;
+    expect(res.basis).toMatchObject({ rows: configs.rows, columns: configs.columns });
+    expect([res.cpu, res.memory]).toEqual([1, 4096]);
+    expect(configs.validate).toEqual(res);
+    expect(cardText(validate.card_path)).toContain("remote compute asked for: 1 cpu, 4096 MiB");
+  });
+});
+
+test("an Argo template compiled with the loom_resources config requests those resources (the default without it)", async () => {
+  const server = Bun.spawn([loomPython(), join(ROOT, "test", "fixtures", "s3-server.py"), "loom"], { stdin: "pipe", stdout: "pipe", stderr: "ignore" });
+  try {
+    const reader = (server.stdout as ReadableStream<Uint8Array>).getReader();
+    let buf = "";
+    while (!/ready \d+/.test(buf)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the S3 test server did not start: ${buf}`);
+      buf += new TextDecoder().decode(value);
+    }
+    const port = Number(/ready (\d+)/.exec(buf)![1]);
+    const wsDir = join(tempDir("loom-argo-"), ".loom");
+    mkdirSync(wsDir, { recursive: true });
+    const compile = (extra: string[]) => {
+      const p = Bun.spawnSync([loomPython(), join(ROOT, "flows", "validate_flow.py"), "--no-pylint", ...extra, "argo-workflows", "create", "--only-json"], {
+        cwd: wsDir,
+        env: {
+          ...process.env, METAFLOW_HOME: tempDir("loom-mfhome-"), METAFLOW_DEFAULT_DATASTORE: "s3", METAFLOW_DATASTORE_SYSROOT_S3: "s3://loom/argo-sized",
+          METAFLOW_S3_ENDPOINT_URL: `http://127.0.0.1:${port}`, AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test", AWS_DEFAULT_REGION: "us-east-1",
+          METAFLOW_USER: "loom", METAFLOW_DEFAULT_METADATA: "local", METAFLOW_DATASTORE_SYSROOT_LOCAL: wsDir,
+          METAFLOW_KUBERNETES_CONTAINER_IMAGE: "registry.example/loom-runtime:0.1", PYTHONPATH: join(ROOT, "py"),
+        },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      if (p.exitCode !== 0) throw new Error(p.stderr.toString().slice(-2000));
+      const out = p.stdout.toString();
+      const tpl = JSON.parse(out.slice(out.indexOf("{")));
+      return tpl.spec.templates.find((t: { name: string }) => t.name === "start").container.resources.requests;
+    };
+    // what validate's prepare hands the flow for this workspace's 400-row data object, then a large one
+    expect(compile(["--config-value", "loom_resources", JSON.stringify(validate.summary.resources)])).toMatchObject({ cpu: "1.0", memory: "4096.0M" });
+    expect(compile(["--config-value", "loom_resources", JSON.stringify({ cpu: 2, memory: 7168, basis: { rows: 2000000, columns: 50 }, rule: "t" })]))
+      .toMatchObject({ cpu: "2.0", memory: "7168.0M" });
+    expect(compile([])).toMatchObject({ cpu: "2.0", memory: "8192.0M" }); // no config: decision 0900's static size
+  } finally {
+    (server.stdin as { end?: () => void } | undefined)?.end?.();
+    server.kill();
+  }
+}, 120_000);

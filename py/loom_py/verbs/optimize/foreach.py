@@ -164,6 +164,13 @@ def unpack(blob: bytes, ref: dict, root: str) -> dict:
     return dirs
 
 
+def round_resources(ref: dict, folds: int) -> dict:
+    """What each candidate task asks of remote compute: its folds fit at once on the staged data."""
+    from loom_py.runtime.sizing import size_for
+
+    return size_for("round", stored_bytes=int(ref["bytes"]), folds=folds)
+
+
 def run_round(to_run: list[dict], folds: list[dict], cfg: dict, deadline, node_timeout: float, emit, workdir: str) -> dict:
     """Run the round's candidates as OptimizeRoundFlow's foreach; {node id: [fold result, ...]} like the local pool."""
     import time
@@ -180,7 +187,8 @@ def run_round(to_run: list[dict], folds: list[dict], cfg: dict, deadline, node_t
         pfile, rid = os.path.join(tmp, "payload.pkl"), os.path.join(tmp, "run-id")
         with open(pfile, "wb") as f:
             pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
-        args = [sys.executable, os.path.join(_flows_dir(), FLOW), "--quiet", "--no-pylint"]
+        args = [sys.executable, os.path.join(_flows_dir(), FLOW), "--quiet", "--no-pylint",
+                "--config-value", "loom_resources", json.dumps(round_resources(ref, len(folds)))]
         for w in _with_specs():
             args += ["--with", w]
         args += ["run", "--run-id-file", rid, "--payload", pfile, "--data_ref", json.dumps(ref, sort_keys=True)]
