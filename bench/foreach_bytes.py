@@ -5,7 +5,7 @@ content-addressed store and passed by reference (now), in one invocation.
 
 On an S3 datastore (moto's S3-compatible server on loopback, in this process, behind a WSGI wrapper that
 counts request and response body bytes) and on the local datastore (bytes of the files each round adds
-under .metaflow). Real rounds: OptimizeRoundFlow runs started by `foreach.run_round` as the search starts
+under the datastore root: .metaflow/ and data/, where IncludeFile keeps local uploads). Real rounds: OptimizeRoundFlow runs started by `foreach.run_round` as the search starts
 them, real candidates (the offline library's LogisticRegression draft) in the sandbox.
 
     python bench/foreach_bytes.py [--rows 20000] [--cols 12] [--folds 1] [--rounds 3] [--candidates 2]
@@ -196,7 +196,7 @@ def one(a):
             got = json.loads(urllib.request.urlopen(url).read())
             return {} if prev is None else got
     else:
-        root = os.path.join(ws, ".loom", ".metaflow")
+        root = os.path.join(ws, ".loom")  # .metaflow (artifacts, metadata) and data/ (IncludeFile's local root)
 
         def measure(prev):
             now = dir_bytes(root)
