@@ -37,21 +37,22 @@ let validate: any;
 let configs: any;
 let dataset = "";
 
-/** A round run started by hand from the flow file (as the search starts it), with the given data reference. */
-function roundWith(ref: unknown): { code: number; out: string } {
+/** A round run through foreach.run_round (as the search runs one) with the given data reference in place of the
+ * search's: the error each candidate's fold result records. */
+function roundWith(ref: unknown): { errors: string[] } {
   const p = Bun.spawnSync([loomPython(), "-c", `
-import json, os, pickle, subprocess, sys, tempfile
-d = tempfile.mkdtemp()
-from loom_py.verbs.optimize import library
-cand = {"id": 1, "code": library.render("linear", "classification", {"C": 1.0}, plan="p", drop=[], seed=0), "timeout": 60}
-pickle.dump({"candidates": [cand], "limits": {"mem_mb": 4096}}, open(os.path.join(d, "p.pkl"), "wb"))
-p = subprocess.run([sys.executable, os.path.join(${JSON.stringify(ROOT)}, "flows", "optimize_round_flow.py"), "--no-pylint", "run",
-                    "--payload", os.path.join(d, "p.pkl"), "--data_ref", sys.argv[1]], capture_output=True, text=True)
-print(json.dumps({"code": p.returncode, "out": p.stdout + p.stderr}))
+import json, sys, tempfile
+from loom_py.verbs.optimize import foreach, library
+ref = json.loads(sys.argv[1])
+foreach.stage_data = lambda folds, emit=None: ref  # the tampered reference instead of the search's
+code = library.render("linear", "classification", {"C": 1.0}, plan="p", drop=[], seed=0)
+res = foreach.run_round([{"id": 1, "code": code}], [{"name": n, "data_dir": "/nonexistent"} for n in ref["folds"]],
+                        {"mem_mb": 4096, "parallel": 1}, None, 60.0, lambda *a, **k: None, tempfile.mkdtemp())
+print(json.dumps({"errors": [r["error"] for r in res[1]]}))
 `, JSON.stringify(ref)], {
     cwd: join(ws, ".loom"),
-    env: { ...process.env, PYTHONPATH: join(ROOT, "py"), METAFLOW_USER: "loom", METAFLOW_DEFAULT_METADATA: "local",
-           METAFLOW_DEFAULT_DATASTORE: "local", METAFLOW_DATASTORE_SYSROOT_LOCAL: join(ws, ".loom") },
+    env: { ...process.env, PYTHONPATH: join(ROOT, "py"), LOOM_FLOWS_DIR: join(ROOT, "flows"), METAFLOW_USER: "loom",
+           METAFLOW_DEFAULT_METADATA: "local", METAFLOW_DEFAULT_DATASTORE: "local", METAFLOW_DATASTORE_SYSROOT_LOCAL: join(ws, ".loom") },
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -143,11 +144,10 @@ describe("--executor metaflow passes the search's data by reference", () => {
   test("a tampered reference is refused: another sha256 for the stored key, a key not in the store", () => {
     const ref = rounds[0].ref;
     const wrongHash = roundWith({ ...ref, sha256: ref.sha256.replace(/^./, (c: string) => (c === "0" ? "1" : "0")) });
-    expect(wrongHash.code).not.toBe(0);
-    expect(wrongHash.out).toContain("the round's data does not match its reference");
+    expect(wrongHash.errors).toHaveLength(5);
+    for (const e of wrongHash.errors) expect(e).toMatch(/^the Metaflow foreach for this round failed \(OptimizeRoundFlow\/\d+\): the round's data does not match its reference \(sha256 [0-9a-f]{12} ≠ [0-9a-f]{12}/);
     const missing = roundWith({ ...ref, key: "0".repeat(40) });
-    expect(missing.code).not.toBe(0);
-    expect(missing.out).toContain("which is not in the datastore: refused");
+    expect(missing.errors[0]).toContain("the round's data reference names blob 000000000000, which is not in the datastore: refused");
   }, 120_000);
 });
 
@@ -180,7 +180,7 @@ describe("@resources sized from the data, recorded with the run", () => {
   });
 });
 
-test("an Argo template compiled with the loom_resources config requests those resources (the default without it)", async () => {
+test("an Argo template compiled with the loom_resources config requests those resources (scaleout.test.ts checks the default)", async () => {
   const server = Bun.spawn([loomPython(), join(ROOT, "test", "fixtures", "s3-server.py"), "loom"], { stdin: "pipe", stdout: "pipe", stderr: "ignore" });
   try {
     const reader = (server.stdout as ReadableStream<Uint8Array>).getReader();
@@ -214,7 +214,6 @@ test("an Argo template compiled with the loom_resources config requests those re
     expect(compile(["--config-value", "loom_resources", JSON.stringify(validate.summary.resources)])).toMatchObject({ cpu: "1.0", memory: "4096.0M" });
     expect(compile(["--config-value", "loom_resources", JSON.stringify({ cpu: 2, memory: 7168, basis: { rows: 2000000, columns: 50 }, rule: "t" })]))
       .toMatchObject({ cpu: "2.0", memory: "7168.0M" });
-    expect(compile([])).toMatchObject({ cpu: "2.0", memory: "8192.0M" }); // no config: decision 0900's static size
   } finally {
     (server.stdin as { end?: () => void } | undefined)?.end?.();
     server.kill();

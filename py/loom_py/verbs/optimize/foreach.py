@@ -199,8 +199,13 @@ def run_round(to_run: list[dict], folds: list[dict], cfg: dict, deadline, node_t
         run_id = open(rid).read().strip() if os.path.exists(rid) else None
     wall = time.perf_counter() - t0
     if proc.returncode != 0 or not run_id:
-        tail = (proc.stdout + proc.stderr).strip().splitlines()[-20:]
-        reason = f"the Metaflow foreach for this round failed (OptimizeRoundFlow/{run_id}): " + (tail[-1] if tail else f"exit {proc.returncode}")
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
+        tail = lines[-20:]
+        from loom_py.runtime.events import parse_line
+
+        said = [ev.get("message") for ev in map(parse_line, lines) if ev and ev.get("kind") == "error" and ev.get("message")]
+        reason = f"the Metaflow foreach for this round failed (OptimizeRoundFlow/{run_id}): " + (
+            said[-1] if said else tail[-1] if tail else f"exit {proc.returncode}")  # a step's own one line first
         emit("progress", message=reason)
         return {c["id"]: [{"error": reason[:300], "output": "\n".join(tail), "wall_seconds": wall, "run": {}, "preds": None}
                           for _ in folds] for c in cands}
