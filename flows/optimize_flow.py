@@ -2,9 +2,9 @@
 proposals (offline library, or the CLI's proposer server for anthropic/openai), sandboxed candidates, Loom's
 own scoring — and records the journal, leaderboard, best code, fitted model and test predictions."""
 
-from metaflow import FlowSpec, Parameter, card, current, resources, step
+from metaflow import Config, FlowSpec, Parameter, card, config_expr, current, resources, step
 
-from loom_py.runtime.data import task_resources
+from loom_py.runtime.sizing import default_config
 
 from loom_py.runtime.flowkit import final_cards_only
 
@@ -12,6 +12,8 @@ final_cards_only()  # the card is rendered once, when the step ends (no live-ref
 
 
 class OptimizeFlow(FlowSpec):
+    loom_resources = Config("loom_resources", default_value=default_config("optimize"),
+                            help="what the heavy step asks of remote compute (cpu, memory MiB, basis): from the data's size")
     dataset = Parameter("dataset", help="data object pathspec (IngestDataset/N or FeaturesFlow/N)")
     goal = Parameter("goal", default="Predict the target for each row.")
     metric = Parameter("metric", help="the metric as text; parsed into the spec")
@@ -38,7 +40,8 @@ class OptimizeFlow(FlowSpec):
     executor = Parameter("executor", default="local",
                          help="local (a sandboxed process pool, default) or metaflow (each round's candidates as a foreach)")
 
-    @resources(**task_resources("optimize"))  # asked of Kubernetes / Batch; ignored on local compute
+    # asked of Kubernetes / Batch, sized from the data by prepare (runtime/sizing.py); ignored on local compute
+    @resources(cpu=config_expr("loom_resources.cpu"), memory=config_expr("loom_resources.memory"))
     @card(type="blank", id="optimize")
     @step
     def start(self):

@@ -5,9 +5,9 @@ the rest (purged K-fold with embargo / group K-fold / stratified K-fold), scores
 checks calibration, per-slice fairness and leakage. PASS only when every check passes. The seal's
 evaluation count comes from earlier ValidateFlow runs with the same ``seal_id`` artifact (Client API)."""
 
-from metaflow import FlowSpec, Parameter, card, current, resources, step
+from metaflow import Config, FlowSpec, Parameter, card, config_expr, current, resources, step
 
-from loom_py.runtime.data import task_resources
+from loom_py.runtime.sizing import default_config
 
 from loom_py.runtime.flowkit import final_cards_only
 
@@ -18,6 +18,8 @@ LOOM_WARM = ("loom_py.verbs.validate:data_imports", "loom_py.verbs.validate:warm
 
 
 class ValidateFlow(FlowSpec):
+    loom_resources = Config("loom_resources", default_value=default_config("validate"),
+                            help="what the heavy step asks of remote compute (cpu, memory MiB, basis): from the data's size")
     dataset = Parameter("dataset", required=True, help="data object pathspec (IngestDataset/N or FeaturesFlow/N)")
     target = Parameter("target", required=True, help="the column to predict")
     metric = Parameter("metric", default="", help="roc_auc, log_loss, accuracy, f1, pr_auc, rmse, mae, r2")
@@ -36,7 +38,8 @@ class ValidateFlow(FlowSpec):
                                    help="probability cut for the fairness decisions (default: base-rate matching)")
     calibrate = Parameter("calibrate", default="", help="sigmoid | isotonic: wrap the model in CalibratedClassifierCV")
 
-    @resources(**task_resources("validate"))  # asked of Kubernetes / Batch; ignored on local compute
+    # asked of Kubernetes / Batch, sized from the data by prepare (runtime/sizing.py); ignored on local compute
+    @resources(cpu=config_expr("loom_resources.cpu"), memory=config_expr("loom_resources.memory"))
     @card(type="blank", id="validate")
     @step
     def start(self):
@@ -108,6 +111,7 @@ class ValidateFlow(FlowSpec):
         s["timings"]["warm_image"] = warm.SERVED  # forked with its imports done (0 s above), not a fresh interpreter
         s["dataset"] = {"pathspec": self.dataset, "label": info.get("label"), "rows": info.get("rows"),
                         "content_hash": info.get("content_hash")}
+        s["resources"] = self.loom_resources.to_dict()  # what @resources asked of remote compute, and why
         s["seal"]["earlier_runs"] = earlier[-20:]
         s["seal"]["untouched"] = True  # no search chose the default model
         if opts["model"]:
@@ -228,6 +232,7 @@ def render_card(card, me: str, s: dict) -> None:
 
     from loom_py.runtime import charts
     from loom_py.runtime import flowkit
+    from loom_py.runtime.sizing import describe
 
     f = lambda v: "n/a" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
     H = flowkit.h
@@ -253,7 +258,8 @@ def render_card(card, me: str, s: dict) -> None:
         f"holdout {H(ho['metric'])}: <b>{H(f(ho['value']))}</b> on {H(ho['rows'])} sealed rows "
         f"(seal {H(s['seal']['id'])}, {H(s['seal']['how'])}; evaluated {H(s['seal']['evaluations'])}×)",
         f"CV ({H(cv['scheme'])}, {H(cv['folds'])} folds): {H(f(cv['mean']))} ± {H(f(cv['std']))}"
-        + (f"; purged {H(cv['purged'])}, embargoed {H(cv['embargoed'])}" if cv["scheme"] == "purged_kfold" else "")]))
+        + (f"; purged {H(cv['purged'])}, embargoed {H(cv['embargoed'])}" if cv["scheme"] == "purged_kfold" else "")]
+        + ([f"remote compute asked for: {H(describe(s['resources']))}"] if s.get("resources") else [])))
     card.append(Markdown("## Cross-validation folds"))
     card.append(flowkit.card_table(cv["per_fold"]))
     if s.get("calibration"):

@@ -6,7 +6,7 @@ stderr as ``@@loom {json}`` lines. Two modes:
 ``{"mode": "flow", "flow": "ingest_flow.py", "flow_name": "IngestDataset", "params": {...},
    "prepare": "loom_py.verbs.ingest:prepare"}``
     runs ``prepare(params)`` first (asserts upstream runs, validates input; raises UsageError before
-    anything is written), then the flow through Metaflow's CLI with a run-id file, then reads the
+    anything is written; may return ``config``: Metaflow Config values, e.g. ``loom_resources``), then the flow through Metaflow's CLI with a run-id file, then reads the
     ``loom_result`` artifact and the card's path back through the Client API.
 
 ``{"mode": "call", "fn": "loom_py.verbs.datasets:list_datasets", "params": {...}}``
@@ -177,7 +177,10 @@ def run_flow(req: dict, emit=None) -> dict:
     try:
         with tempfile.TemporaryDirectory(prefix="loom-run-") as tmp:
             rid_file = os.path.join(tmp, "run-id")
-            args = ["--quiet", "--no-pylint", "run", "--run-id-file", rid_file]
+            args = ["--quiet", "--no-pylint"]
+            for name, value in ((prep or {}).get("config") or {}).items():  # Metaflow Configs (e.g. loom_resources)
+                args += ["--config-value", name, json.dumps(value)]
+            args += ["run", "--run-id-file", rid_file]
             args += req.get("flow_options", [])
             if os.environ.get("LOOM_EXPERIMENT"):  # groups runs for `loom report --experiment NAME`
                 args += ["--tag", f"experiment:{os.environ['LOOM_EXPERIMENT']}"]

@@ -510,22 +510,26 @@ def probe_datastore(params: dict | None = None) -> dict:
 
 # ---- what a heavy step asks of remote compute (@resources; ignored on this machine) ------------------
 
-TASK_RESOURCES = {  # cpu cores, memory MiB: sized for a few million rows x a few hundred columns
-    "validate": (2, 8192),
-    "optimize": (4, 16384),
-    "features": (1, 8192),
-    "train": (4, 16384),
-}
+def size_basis(pathspec: str) -> dict:
+    """{rows, columns, stored_bytes} of a data object as recorded when it was made (rows, n_columns) and the
+    size of its stored Parquet artifact (a metadata read, not the bytes): what ``runtime.sizing`` sizes from."""
+    run = resolve_dataset(pathspec)
+    d = run.data
+    out = {"rows": d.rows if "rows" in d else None, "columns": d.n_columns if "n_columns" in d else None, "stored_bytes": None}
+    try:
+        out["stored_bytes"] = int(run.end_task["data_parquet"].size)
+    except Exception:
+        pass
+    return out
 
 
 def task_resources(kind: str) -> dict:
-    """``@resources(**task_resources("validate"))``: the cores and memory a heavy step asks of Kubernetes or
-    Batch, overridable per run with LOOM_RESOURCES_CPU / LOOM_RESOURCES_MEMORY_MB for bigger data (they are
-    read when the flow file is, in the launcher). Metaflow ignores them on local compute."""
-    cpu, mem = TASK_RESOURCES.get(kind, (1, 4096))
-    try:
-        cpu = int(os.environ.get("LOOM_RESOURCES_CPU") or cpu)
-        mem = int(os.environ.get("LOOM_RESOURCES_MEMORY_MB") or mem)
-    except ValueError:
-        pass
-    return {"cpu": max(1, cpu), "memory": max(512, mem)}
+    """``@resources(**task_resources("features"))``: the static cores and memory of a step kind
+    (``runtime.sizing.DEFAULTS``), overridable per run with LOOM_RESOURCES_CPU / LOOM_RESOURCES_MEMORY_MB
+    (read when the flow file is, in the launcher). Validate and optimize size theirs from the data instead
+    (``runtime.sizing.size_for``, through the flow's ``loom_resources`` config). Metaflow ignores them on
+    local compute."""
+    from loom_py.runtime.sizing import size_for
+
+    r = size_for(kind)
+    return {"cpu": r["cpu"], "memory": r["memory"]}

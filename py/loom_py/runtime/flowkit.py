@@ -267,6 +267,7 @@ def main(flow_cls) -> None:
     each task through ``warmexec.py``, which has the image fork it with its imports done (loom_py/runtime/warm.py)."""
     import sys
 
+    _cli_with_configs(flow_cls)
     try:
         warm_socket = os.environ.get("LOOM_WARM_SOCKET")
         if warm_socket:  # tasks go to the bridge's warm image (loom_py/runtime/warm.py) through warmexec.py
@@ -291,6 +292,30 @@ def main(flow_cls) -> None:
         except Exception:
             pass
     os._exit(0)
+
+
+def _cli_with_configs(flow_cls) -> None:
+    """Metaflow adds a flow's ``Config`` options (``--config-value``) to its CLI when ``metaflow.cli`` is first
+    imported inside the flow's context. The warm launcher and the warm image import it earlier, for speed
+    (runtime/warm.py, bridge._PREWARM), and the warm path below imports it outside the context, so for a flow that
+    declares a Config the module is imported (again) here, inside the context, as ``FlowSpec()`` would (<1 ms);
+    flows without one are untouched."""
+    import importlib
+    import sys
+
+    try:
+        if not any(getattr(p, "IS_CONFIG_PARAMETER", False) for _, p in flow_cls._get_parameters()):
+            return
+    except Exception:
+        return
+    from metaflow import parameters
+
+    with parameters.flow_context(flow_cls):
+        mod = sys.modules.get("metaflow.cli")
+        if mod is None:
+            importlib.import_module("metaflow.cli")  # first import, in the context (the warm path imports it next)
+        else:
+            importlib.reload(mod)
 
 
 def final_cards_only() -> None:

@@ -321,7 +321,11 @@ def prepare(params: dict) -> dict:
         "calibrate": opts["calibrate"] or "",
     }
     inputs = [ds] + ([opts["model"]] if opts["model"] else [])
-    return {"params": flow_params, "inputs": inputs}
+    from loom_py.runtime.data import size_basis
+    from loom_py.runtime.sizing import size_for
+
+    resources = size_for("validate", **size_basis(ds), folds=int(opts["folds"] or 1))  # @resources of the fit step
+    return {"params": flow_params, "inputs": inputs, "config": {"loom_resources": resources}}
 
 
 def rerun_command(dataset: str, opts: dict, **extra) -> str:

@@ -71,8 +71,16 @@ def prepare(params: dict) -> dict:
         raise UsageError("--steps must be between 1 and 500")
     p["steps"] = steps
     inputs = [p["dataset"]] + ([p["resume"]] if p.get("resume") else [])
+    from loom_py.runtime.data import size_basis
+    from loom_py.runtime.sizing import size_for
+    from loom_py.verbs.optimize.search import selection_for
+
+    tl = p.get("time_limit")
+    sel = selection_for(int(df[target].notna().sum()), {"time_limit_min": float(tl) if tl not in (None, "", 0, "0") else None})
+    resources = size_for("optimize", **size_basis(p["dataset"]), parallel=int(p.get("parallel") or 1),
+                         folds=int(sel.get("folds") or 1), executor=p.get("executor") or "local")
     return {"params": {k: v for k, v in p.items() if v is not None and k not in ("proposer_url", "metric_fallback")},
-            "inputs": inputs}
+            "inputs": inputs, "config": {"loom_resources": resources}}
 
 
 def execute(flow, current) -> None:
@@ -186,6 +194,7 @@ def execute(flow, current) -> None:
         "overhead_seconds_per_node": round(sum(overhead) / len(overhead), 3) if overhead else None,
         "data_notes": data_notes,
         "leakage": leak_rec,
+        "resources": flow.loom_resources.to_dict() if getattr(flow, "loom_resources", None) else None,  # @resources asked, and why
     }
     status = "OK" if best else "NO_SOLUTION"
     msgs = data_notes + leakdrop.messages(leak_rec) + list(spec["split"].get("notes", []))
@@ -224,6 +233,7 @@ def _card(current, me, spec, summary, board, journal, code, status="OK"):
     from metaflow.cards import Markdown
 
     from loom_py.runtime import flowkit
+    from loom_py.runtime.sizing import describe
 
     H = flowkit.h
     b = summary["best"]
@@ -239,7 +249,8 @@ def _card(current, me, spec, summary, board, journal, code, status="OK"):
         f"metric: {H(spec['label'])} ({H(spec['direction'])}), computed by Loom; selection: {H(summary['selection']['why'])}",
         f"best: {H(best)}", f"stopped because: {H(summary['stopped_because'])}",
         f"spend: ${summary['spend']['usd']:.4f} · {summary['spend']['tokens']['input']} input / "
-        f"{summary['spend']['tokens']['output']} output tokens · {summary['spend']['seconds']} s"]))
+        f"{summary['spend']['tokens']['output']} output tokens · {summary['spend']['seconds']} s"]
+        + ([f"remote compute asked for: {H(describe(summary['resources']))}"] if summary.get("resources") else [])))
     current.card.append(Markdown("## Leaderboard"))
     current.card.append(flowkit.card_table(board, ["rank", "node", "operator", "parent", "model", "score", "seconds", "status", "error"], limit=100))
     current.card.append(Markdown("## Search tree\n\n" + flowkit.fence(tree_text(journal, summary["best"]["node"] if b else None))))
