@@ -222,8 +222,8 @@ def main():
         folds = stage(tmp, a.rows, a.cols, a.folds)
         with open(os.path.join(tmp, "folds.json"), "w") as f:
             json.dump(folds, f)
-        data_bytes = sum(os.path.getsize(os.path.join(f["data_dir"], n)) for f in folds
-                         for n in ("train.parquet", "val_features.parquet", "test_features.parquet", "task.json"))
+        data_bytes = sum(os.path.getsize(os.path.join(f["data_dir"], n)) for f in folds  # the staged files, whatever format
+                         for n in os.listdir(f["data_dir"]))
         reference_code(tmp)
         srv, _counter, port = s3_server()
         results = {}

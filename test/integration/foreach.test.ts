@@ -93,7 +93,7 @@ for r in sorted(Flow("OptimizeRoundFlow"), key=lambda r: r.created_at):
     blob_path = os.path.join(os.environ["METAFLOW_DATASTORE_SYSROOT_LOCAL"], ".metaflow", "OptimizeRoundFlow", "data", ref["key"][:2], ref["key"])
     blob = open(blob_path, "rb").read()
     z = zipfile.ZipFile(io.BytesIO(blob))
-    train = z.read("0/train.parquet")
+    train = z.read("0/train.arrow")
     arts = {}
     for step in ("start", "candidate"):
         for t in r[step]:

@@ -258,7 +258,8 @@ def run_candidate_task(cand: dict, ref: dict, store, limits: dict) -> dict:
         blob = fetch_data(ref, store)
         data_dirs = unpack(blob, ref, root)
         del blob
-        zygote = sandbox.start_zygote()
+        # the task's unpacked folds are bound read-only into each candidate (as the local search does), not copied
+        zygote = sandbox.start_zygote(data_root=os.path.join(root, "data"))
         running = []
         for fold, ddir in data_dirs.items():
             running.append((fold, sandbox.Running(cand["code"], os.path.join(root, "node", fold or "holdout"), ddir,
