@@ -3,11 +3,10 @@
  * the flow's step; for anthropic/openai this process hosts the proposer (a loopback HTTP server holding the
  * SDK and the key) and hands its URL to the flow. See docs/decisions/0400-optimize-architecture.md.
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import * as v from "valibot";
 import { defineVerb, type Outcome } from "../core/define";
 import { UsageError } from "../core/errors";
+import { onInterrupt } from "../core/interrupt";
 import { DatasetPathspec, Num, Pathspec, PositiveInt } from "../core/schemas";
 import { fit, stripControl, termWidth } from "../core/term";
 import { kv } from "../core/ui";
@@ -114,33 +113,12 @@ function completeFor(p: ReturnType<typeof resolveProposer>, price?: Price | null
 }
 let lastBoardLines = 0;
 
-/** Ctrl-C during a search: the first asks the flow's step to stop (a file it polls), which kills the running
- * candidate and records the journal so far as an INTERRUPTED run that `--resume` continues; a second one
- * leaves at once (exit 130). The Python processes ignore SIGINT while the stop file is named. */
-function onInterrupt(ctx: { workspace: { dir: string }; ui: { line(m: string): void } }) {
-  const dir = join(ctx.workspace.dir, "tmp");
-  const stopFile = join(dir, `stop-${process.pid}-${Date.now()}`);
-  let asked = false;
-  const handler = () => {
-    if (asked) process.exit(130);
-    asked = true;
-    try {
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(stopFile, "");
-    } catch {
-      process.exit(130);
-    }
-    ctx.ui.line("\ninterrupted: stopping the running candidate and recording the search so far (Ctrl-C again to abort)");
+/** Ctrl-C during a search: the running candidate is killed and the journal so far recorded as an INTERRUPTED
+ * run that `--resume` continues (src/core/interrupt.ts). */
+function stopRequest(ctx: { workspace: { dir: string }; ui: { line(m: string): void } }) {
+  return onInterrupt(ctx, "stopping the running candidate and recording the search so far", () => {
     lastBoardLines = 0; // the next leaderboard is drawn below this line, not over it
-  };
-  process.on("SIGINT", handler);
-  return {
-    env: { LOOM_STOP_FILE: stopFile },
-    done() {
-      process.off("SIGINT", handler);
-      rmSync(stopFile, { force: true });
-    },
-  };
+  });
 }
 
 export default defineVerb({
@@ -254,7 +232,7 @@ export default defineVerb({
   },
   async run(input, ctx): Promise<Outcome> {
     const p = resolveProposer(input);
-    const interrupt = onInterrupt(ctx);
+    const interrupt = stopRequest(ctx);
     try {
       if (!p.remote) return await ctx.flow({ ...flowRequest(input), env: interrupt.env });
       const price = priceFor(input, p.model);

@@ -1,6 +1,7 @@
 import type { ArgDef } from "citty";
 import * as v from "valibot";
 import { defineVerb } from "../core/define";
+import { onInterrupt } from "../core/interrupt";
 import { Column, DatasetPathspec, Num, Pathspec, PositiveInt, Repeated } from "../core/schemas";
 import { kv } from "../core/ui";
 
@@ -55,6 +56,19 @@ const Summary = v.looseObject({
   thresholds: v.record(v.string(), v.unknown()),
 });
 type S = v.InferOutput<typeof Summary>;
+/** Ctrl-C during validate: the folds that finished, where it stopped; no verdict, the holdout not scored. */
+const Interrupted = v.looseObject({
+  interrupted: v.literal(true),
+  verdict: v.null(),
+  stopped_at: v.nullable(v.string()),
+  folds_finished: v.number(),
+  cv: v.looseObject({ scheme: v.nullable(v.string()), folds: v.number(), per_fold: v.array(Fold) }),
+  dataset: v.looseObject({ pathspec: v.string() }),
+  target: v.string(),
+  model: v.looseObject({ name: v.string(), source: v.string() }),
+  holdout_scored: v.literal(false),
+});
+type I = v.InferOutput<typeof Interrupted>;
 
 const share = (what: string) => v.optional(Num(what));
 
@@ -109,10 +123,18 @@ export default defineVerb({
     calibrate: v.optional(v.picklist(["sigmoid", "isotonic"], "--calibrate must be sigmoid or isotonic")),
   }),
   // (a missing --target is refused by loom_py.verbs.validate with one line: "validate needs --target COL …")
-  summary: Summary,
+  summary: v.union([Summary, Interrupted]),
   human: (out) => {
-    const s = out.summary as S;
     const f = (x: number | null | undefined) => (x === null || x === undefined ? "n/a" : x.toFixed(4));
+    if ((out.summary as I).interrupted) {
+      const i = out.summary as I;
+      return [
+        kv("data", `${i.dataset.pathspec} → ${i.target}`),
+        kv("model", i.model.name),
+        kv("folds", `${i.folds_finished} of ${i.cv.folds} finished${i.cv.per_fold.length ? `: ${i.cv.per_fold.map((p) => f(p.value)).join(", ")}` : ""}; stopped at ${i.stopped_at}`),
+      ];
+    }
+    const s = out.summary as S;
     const lines = [
       kv("data", `${s.dataset.pathspec} → ${s.target} (${s.task})`),
       kv("model", s.model.name),
@@ -178,7 +200,9 @@ export default defineVerb({
       ["min-group", "min_group"],
     ];
     for (const [flag, key] of map) if (input[flag] !== undefined) bounds[key] = input[flag] as number;
+    const interrupt = onInterrupt(ctx, "stopping the running fold and recording the folds that finished");
     return ctx.flow({
+      env: interrupt.env,
       flow: "validate_flow.py",
       flowName: "ValidateFlow",
       prepare: "loom_py.verbs.validate:prepare",
@@ -200,6 +224,6 @@ export default defineVerb({
         calibrate: input.calibrate,
         bounds,
       },
-    });
+    }).finally(() => interrupt.done());
   },
 });
