@@ -113,6 +113,11 @@ function completeFor(p: ReturnType<typeof resolveProposer>, price?: Price | null
 }
 let lastBoardLines = 0;
 
+/** The next leaderboard is drawn below what was printed since (a pipeline's interruption line), not over it. */
+export function boardBelow(): void {
+  lastBoardLines = 0;
+}
+
 /** Ctrl-C during a search: the running candidate is killed and the journal so far recorded as an INTERRUPTED
  * run that `--resume` continues (src/core/interrupt.ts). */
 function stopRequest(ctx: { workspace: { dir: string }; ui: { line(m: string): void } }) {

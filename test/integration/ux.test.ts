@@ -5,7 +5,8 @@
  * Real runs: 2 ingest + the verbs the `next` lines start (eda, features, viz, validate, run, report).
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { LOOM, expectNoTraceback, loom, rng, runsOf, tempWorkspace } from "../helpers";
 
@@ -209,6 +210,68 @@ describe("Ctrl-C in `loom run` keeps the work", () => {
     expect(again.json.summary.nodes.interrupted ?? 0).toBe(0);
     expect(again.json.summary.nodes.total).toBeGreaterThanOrEqual(4);
   }, 300_000);
+});
+
+/** Processes whose command line names `dir` (the sandbox roots live under the TMPDIR a test gives). */
+function processesNaming(dir: string): string[] {
+  const ps = Bun.spawnSync(["ps", "-eo", "pid=,args="]).stdout.toString();
+  return ps.split("\n").filter((l) => l.includes(dir) && !l.includes("ps -eo"));
+}
+
+describe("Ctrl-C in validate's folds and the pipeline's stages", () => {
+  test("validate --model: the sandboxed fold ends (no process left), INTERRUPTED with the folds that finished; the printed command runs it again", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "loom-ux-sbx-"));
+    const r = await inPty(["validate", "--model", "OptimizeFlow/latest"], { cwd: ws, interruptAfter: "fold 2/", cols: 120, env: { TMPDIR: tmp } });
+    expect(r.interrupted).toBe(true);
+    expect(r.code).toBe(1);
+    expect(r.output).not.toMatch(/Traceback|Aborted!/);
+    expect(r.output).toContain("interrupted: stopping the running fold");
+    expect(r.output).toMatch(/STATUS      : (\x1b\[\d+m)*INTERRUPTED/);
+    const folds = /folds\s+: (\d) of 5 finished/.exec(r.output);
+    expect(folds, r.output.slice(-1500)).not.toBeNull();
+    expect(Number(folds![1])).toBeLessThan(5);
+    expect(r.output).toContain("the sealed holdout was not scored");
+    // the fit in the sandbox and its launcher are gone, and so are their directories
+    expect(processesNaming(tmp)).toEqual([]);
+    expect(readdirSync(tmp).filter((n) => n.startsWith("loom-sbx-"))).toEqual([]);
+    const cmd = /next\s+: (loom validate --dataset \S+ --target churned[^\n]*--model OptimizeFlow\/\d+[^\n]*)/.exec(r.output)?.[1]?.trim();
+    expect(cmd, r.output.slice(-1500)).toBeDefined();
+    const again = await paste(cmd!);
+    expect([0, 1]).toContain(again.code);
+    expect(["OK", "FAIL"]).toContain(again.json.status);
+    expect(again.json.summary.cv.per_fold.length).toBe(5);
+    // the interrupted run was no look at the seal: the run after it does not count it
+    const stoppedRun = /run\s+: (ValidateFlow\/\d+)/.exec(r.output)![1]!;
+    expect(again.json.summary.seal.earlier_runs).not.toContain(stoppedRun);
+  }, 300_000);
+
+  test("pipeline: the search stage stops, eda and features are kept; --resume reuses them and continues the search", async () => {
+    const r = await inPty(
+      ["pipeline", "--dataset", "churn", "--target", "churned", "--metric", "Maximize ROC-AUC on a held-out split.", "--model-provider", "offline", "--steps", "4", "--yes"],
+      { cwd: ws, interruptAfter: "step 2/", cols: 120 },
+    );
+    expect(r.interrupted).toBe(true);
+    expect(r.code).toBe(1);
+    expect(r.output).not.toMatch(/Traceback|Aborted!/);
+    expect(r.output).toContain("interrupted: stopping the current stage");
+    expect(r.output).toMatch(/optimize\s+: OptimizeFlow\/\d+\s+INTERRUPTED/);
+    expect(r.output).toMatch(/validate\s+: —\s+SKIPPED/);
+    expect(r.output).toMatch(/STATUS      : (\x1b\[\d+m)*INTERRUPTED/);
+    const stopped = /optimize\s+: (OptimizeFlow\/\d+)/.exec(r.output)![1]!;
+    const resume = /next\s+: (loom pipeline --resume PipelineFlow\/\d+)/.exec(r.output)?.[1];
+    expect(resume, r.output.slice(-1500)).toBeDefined();
+    const again = await paste(resume! + " --yes");
+    expect([0, 1], again.stderr.slice(-800)).toContain(again.code);
+    expect(again.json.status).not.toBe("INTERRUPTED");
+    const st = Object.fromEntries(again.json.summary.stages.map((x: any) => [x.name, x]));
+    expect(st.eda.reused_from).toBe(resume!.split(" ")[3]);
+    expect(st.features.reused_from).toBe(resume!.split(" ")[3]);
+    expect(st.optimize.pathspec).not.toBe(stopped);
+    expect(st.optimize.status).toBe("OK");
+    expect(again.stderr).toContain(`continues ${stopped}`); // the gate says the search is continued
+    // the continued search holds the stopped one's scored candidates and new ones: more than the 2 a fresh search of the rest makes
+    expect(again.json.summary.search.nodes_finished).toBeGreaterThanOrEqual(4);
+  }, 400_000);
 });
 
 /** What a terminal `cols` wide shows after `out`: text wraps at the width, \r, \n, ESC[nA (up), ESC[J (clear
