@@ -16,6 +16,7 @@ import report from "./report";
 import pipeline from "./pipeline";
 import ops from "./ops";
 import collab from "./collab";
+import open from "./open";
 
 export const VERBS: VerbDef[] = [
   setup,
@@ -34,6 +35,7 @@ export const VERBS: VerbDef[] = [
   report,
   ops,
   collab,
+  open,
 ];
 
 export function findVerb(name: string): VerbDef | undefined {

@@ -5,7 +5,7 @@
  * Real runs: 2 ingest + the verbs the `next` lines start (eda, features, viz, validate, run, report).
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { LOOM, expectNoTraceback, loom, rng, runsOf, tempWorkspace } from "../helpers";
@@ -272,6 +272,63 @@ describe("Ctrl-C in validate's folds and the pipeline's stages", () => {
     // the continued search holds the stopped one's scored candidates and new ones: more than the 2 a fresh search of the rest makes
     expect(again.json.summary.search.nodes_finished).toBeGreaterThanOrEqual(4);
   }, 400_000);
+});
+
+/** A $BROWSER that records what it was asked to open. */
+function fakeBrowser(): { env: Record<string, string>; opened: () => Promise<string | null> } {
+  const dir = mkdtempSync(join(tmpdir(), "loom-ux-browser-"));
+  const script = join(dir, "browser");
+  writeFileSync(script, `#!/bin/sh\nprintf '%s' "$1" > ${dir}/opened\n`, { mode: 0o755 });
+  return {
+    env: { BROWSER: script, DISPLAY: "", WAYLAND_DISPLAY: "" },
+    async opened() {
+      for (let i = 0; i < 100; i++) {
+        if (existsSync(join(dir, "opened"))) return readFileSync(join(dir, "opened"), "utf8");
+        await Bun.sleep(50);
+      }
+      return null;
+    },
+  };
+}
+
+describe("loom open and --open", () => {
+  const noDisplay = { DISPLAY: undefined, WAYLAND_DISPLAY: undefined, BROWSER: undefined };
+  test("no display: the card's path is printed (human and --json), for Flow/latest, a label and a prefix", async () => {
+    expect((await loom(["eda", "--dataset", "churn", "--target", "churned", "--json"], { cwd: ws })).code).toBe(0);
+    const h = await loom(["open", "EdaFlow/latest"], { cwd: ws, env: noDisplay });
+    expect(h.code).toBe(0);
+    const path = /card\s+: (\S+)/.exec(h.stdout)?.[1];
+    expect(path, h.stdout).toBeDefined();
+    expect(existsSync(path!)).toBe(true);
+    expect(path).toContain("/EdaFlow/");
+    expect(h.stdout).toContain("no display");
+    const j = await loom(["open", "churn", "--json"], { cwd: ws, env: noDisplay });
+    expect(j.code).toBe(0);
+    expect(j.stdout.trim().split("\n").length).toBe(1);
+    expect(j.json.card_path).toBe(j.json.summary.card_path);
+    expect(j.json.summary.opened_with).toBeNull();
+    expect(j.json.summary.run).toMatch(/^IngestDataset\/\d+$/); // the label resolved to the newest data object
+    expect(readFileSync(j.json.card_path, "utf8")).toContain("<html");
+    const eda = /EdaFlow\/runs\/(\d+)/.exec(path!)![1]!;
+    const pre = await loom(["open", `EdaFlow/${eda.slice(0, 12)}`, "--json"], { cwd: ws, env: noDisplay });
+    expect(pre.json.summary.run).toBe(`EdaFlow/${eda}`);
+    const none = await loom(["open"], { cwd: ws, env: noDisplay });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("open needs a run");
+  }, 120_000);
+
+  test("$BROWSER is called with the card's path, by `loom open` and by --open on a verb", async () => {
+    const b = fakeBrowser();
+    const r = await loom(["open", "EdaFlow/latest", "--json"], { cwd: ws, env: b.env });
+    expect(r.code).toBe(0);
+    expect(r.json.summary.opened_with).toBe(b.env.BROWSER);
+    expect(await b.opened()).toBe(r.json.card_path);
+    const b2 = fakeBrowser();
+    const e = await loom(["eda", "--dataset", "churn", "--target", "churned", "--open", "--json"], { cwd: ws, env: b2.env });
+    expect(e.code).toBe(0);
+    expect(e.stdout.trim().split("\n").length).toBe(1); // still exactly one JSON object
+    expect(await b2.opened()).toBe(e.json.card_path);
+  }, 120_000);
 });
 
 /** What a terminal `cols` wide shows after `out`: text wraps at the width, \r, \n, ESC[nA (up), ESC[J (clear
