@@ -17,6 +17,7 @@ import pipeline from "./pipeline";
 import ops from "./ops";
 import collab from "./collab";
 import open from "./open";
+import runs from "./runs";
 
 export const VERBS: VerbDef[] = [
   setup,
@@ -35,6 +36,7 @@ export const VERBS: VerbDef[] = [
   report,
   ops,
   collab,
+  runs,
   open,
 ];
 

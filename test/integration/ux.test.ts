@@ -218,6 +218,9 @@ function processesNaming(dir: string): string[] {
   return ps.split("\n").filter((l) => l.includes(dir) && !l.includes("ps -eo"));
 }
 
+/** Runs the Ctrl-C tests stopped (for `loom runs`, which shows them as interrupted). */
+const interruptedRuns: string[] = [];
+
 describe("Ctrl-C in validate's folds and the pipeline's stages", () => {
   test("validate --model: the sandboxed fold ends (no process left), INTERRUPTED with the folds that finished; the printed command runs it again", async () => {
     const tmp = mkdtempSync(join(tmpdir(), "loom-ux-sbx-"));
@@ -242,6 +245,7 @@ describe("Ctrl-C in validate's folds and the pipeline's stages", () => {
     expect(again.json.summary.cv.per_fold.length).toBe(5);
     // the interrupted run was no look at the seal: the run after it does not count it
     const stoppedRun = /run\s+: (ValidateFlow\/\d+)/.exec(r.output)![1]!;
+    interruptedRuns.push(stoppedRun);
     expect(again.json.summary.seal.earlier_runs).not.toContain(stoppedRun);
   }, 300_000);
 
@@ -258,6 +262,7 @@ describe("Ctrl-C in validate's folds and the pipeline's stages", () => {
     expect(r.output).toMatch(/validate\s+: —\s+SKIPPED/);
     expect(r.output).toMatch(/STATUS      : (\x1b\[\d+m)*INTERRUPTED/);
     const stopped = /optimize\s+: (OptimizeFlow\/\d+)/.exec(r.output)![1]!;
+    interruptedRuns.push(stopped, /run\s+: (PipelineFlow\/\d+)/.exec(r.output)![1]!);
     const resume = /next\s+: (loom pipeline --resume PipelineFlow\/\d+)/.exec(r.output)?.[1];
     expect(resume, r.output.slice(-1500)).toBeDefined();
     const again = await paste(resume! + " --yes");
@@ -272,6 +277,47 @@ describe("Ctrl-C in validate's folds and the pipeline's stages", () => {
     // the continued search holds the stopped one's scored candidates and new ones: more than the 2 a fresh search of the rest makes
     expect(again.json.summary.search.nodes_finished).toBeGreaterThanOrEqual(4);
   }, 400_000);
+});
+
+describe("loom runs", () => {
+  test("every flow's newest runs, newest first, with status, verdict, label and age; --flow, --limit; width-aware", async () => {
+    const eda = await loom(["eda", "--dataset", "churn", "--target", "churned", "--json"], { cwd: ws });
+    expect(eda.code).toBe(0);
+    const r = await loom(["runs", "--json", "--limit", "200"], { cwd: ws });
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split("\n").length).toBe(1);
+    const rows = r.json.summary.runs as any[];
+    expect(rows.length).toBeGreaterThanOrEqual(2);
+    const created = rows.map((x) => x.created as string);
+    expect([...created].sort().reverse()).toEqual(created); // newest first, across flows
+    expect(new Set(rows.map((x) => x.flow)).size).toBeGreaterThanOrEqual(2);
+    const mine = rows.find((x) => x.pathspec === eda.json.pathspec);
+    expect(mine).toMatchObject({ status: "succeeded", verdict: eda.json.verdict ?? null, label: "churn", flow: "EdaFlow" });
+    expect(mine.age_seconds).toBeGreaterThanOrEqual(0);
+    expect(mine.age_seconds).toBeLessThan(600);
+    expect(rows[0].pathspec).toBe(eda.json.pathspec);
+    for (const p of interruptedRuns) expect(rows.find((x) => x.pathspec === p)?.status, p).toBe("interrupted");
+    const ingest = rows.find((x) => x.flow === "IngestDataset");
+    expect(ingest.label).toBe("churn");
+    // --flow takes the flow's name or its verb; an unknown one is refused with the flows there are
+    const val = await loom(["runs", "--flow", "eda", "--json"], { cwd: ws });
+    expect(val.json.summary.runs.every((x: any) => x.flow === "EdaFlow")).toBe(true);
+    expect(val.json.summary.flow).toBe("EdaFlow");
+    const bad = await loom(["runs", "--flow", "EdaFlw"], { cwd: ws });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("did you mean 'EdaFlow'");
+    const two = await loom(["runs", "--limit", "2", "--json"], { cwd: ws });
+    expect(two.json.summary.runs.map((x: any) => x.pathspec)).toEqual(rows.slice(0, 2).map((x) => x.pathspec));
+    // the table fits the width; the pathspec (what one pastes) is never cut
+    for (const cols of [60, 120]) {
+      const h = await loom(["runs", "--limit", "200"], { cwd: ws, env: { COLUMNS: String(cols) } });
+      const table = h.stdout.split("\n").filter((l) => !/^\S.{10} : /.test(l) && l.trim());
+      expect(table[0]).toMatch(/^run\s+status/);
+      expect(table.filter((l) => l.length > cols), `at ${cols}`).toEqual([]);
+      for (const x of rows) expect(h.stdout).toContain(x.pathspec);
+      if (cols === 120) expect(table[0]).toContain("label");
+    }
+  }, 120_000);
 });
 
 /** A $BROWSER that records what it was asked to open. */
