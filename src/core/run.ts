@@ -15,7 +15,7 @@ import { computePreflight } from "./compute";
 import { DEFAULT_LIMITS, datastoreExists, ensureWorkspace, locateWorkspace, readLimits, type Workspace } from "./workspace";
 
 export const COMMON_ARGS: ArgsDef = {
-  json: { type: "boolean", description: "print exactly one JSON object (the contract) on stdout" },
+  json: { type: "boolean", description: "print exactly one JSON object on stdout (for scripts and agents)" },
   debug: { type: "boolean", description: "show the Python/Metaflow log and tracebacks" },
   quiet: { type: "boolean", description: "no progress lines" },
   open: { type: "boolean", description: "open the run's card when it is made: in the browser where there is a display, else its path is printed" },
