@@ -41,7 +41,7 @@ def _handler(signum, frame):
 
 
 @contextlib.contextmanager
-def stoppable(poll: float = 0.02):
+def stoppable(poll: float = 0.1):
     """Raise ``Stopped`` in the main thread when a stop is requested while the block runs. Outside the main
     thread, without LOOM_STOP_FILE or without SIGUSR2, it only checks at entry. The handler stays installed
     after the block (a signal still in flight then does nothing), never the default that would end the process."""
