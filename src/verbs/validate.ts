@@ -71,6 +71,14 @@ const Interrupted = v.looseObject({
 type I = v.InferOutput<typeof Interrupted>;
 
 const share = (what: string) => v.optional(Num(what));
+/** How each cross-validation scheme reads in human output (the JSON keeps the scheme's name). */
+const SCHEME_WORDS: Record<string, string> = {
+  stratified_kfold: "random folds keeping the target's class balance",
+  kfold: "random folds",
+  purged_kfold: "time-ordered folds",
+  group_kfold: "folds by group",
+  stratified_group_kfold: "folds by group, balanced on the target",
+};
 
 export default defineVerb({
   name: "validate",
@@ -138,11 +146,11 @@ export default defineVerb({
     const lines = [
       kv("data", `${s.dataset.pathspec} → ${s.target} (${s.task})`),
       kv("model", s.model.name),
-      kv("holdout", `${s.holdout.metric} ${f(s.holdout.value)} on ${s.holdout.rows} sealed rows (${s.seal.how}; evaluated ${s.seal.evaluations}×)`),
+      kv("holdout", `${s.holdout.metric} ${f(s.holdout.value)} on ${s.holdout.rows} rows held back (sealed ${s.seal.how}; scored ${s.seal.evaluations}× so far)`),
       kv(
-        "cv",
-        `${s.cv.scheme}, ${s.cv.folds} folds: ${f(s.cv.mean)} ± ${f(s.cv.std)}` +
-          (s.cv.scheme === "purged_kfold" ? ` (purged ${s.cv.purged}, embargoed ${s.cv.embargoed})` : ""),
+        "cross-val",
+        `${s.cv.folds} ${SCHEME_WORDS[s.cv.scheme] ?? `folds (${s.cv.scheme})`}: ${f(s.cv.mean)} ± ${f(s.cv.std)}` +
+          (s.cv.scheme === "purged_kfold" ? ` (${s.cv.purged} training rows dropped for overlapping a test fold in time, ${s.cv.embargoed} skipped right after one)` : ""),
       ),
     ];
     const base = (s.holdout as Record<string, unknown>).baseline as
@@ -172,7 +180,7 @@ export default defineVerb({
       const gaps =
         fr.demographic_parity_difference === null
           ? `${s.metric} by group ${fr.groups.map((g) => `${g.group} ${f((g as Record<string, unknown>)[s.metric] as number | null)}`).join(", ")}`
-          : `DP diff ${f(fr.demographic_parity_difference)}, EO diff ${f(fr.equalized_odds_difference)}`;
+          : `gap in positive-prediction rates ${f(fr.demographic_parity_difference)} (demographic parity), in error rates ${f(fr.equalized_odds_difference)} (equalized odds)`;
       const aucs = fr.groups
         .filter((g) => (g as Record<string, unknown>).auc !== undefined)
         .map((g) => `${g.group} ${f((g as Record<string, unknown>).auc as number | null)}`);
