@@ -7,12 +7,11 @@ import html
 import re
 from html.parser import HTMLParser
 
+import cmarkgfm  # test-only (py/requirements-test.txt)
 import pytest
+from cmarkgfm.cmark import Options
 
 from loom_py.verbs import report
-
-cmarkgfm = pytest.importorskip("cmarkgfm")
-from cmarkgfm.cmark import Options  # noqa: E402
 
 HOSTILE = [
     "![x](http://127.0.0.1:9/leak.png)",
