@@ -361,7 +361,10 @@ def interrupted(done: dict, opts: dict, dataset: str, info: dict, model_name: st
         extra["horizon"] = opts["horizon_text"]
     msg = (f"interrupted at {done.get('stopped_at')}: {len(per_fold)} of {n} folds finished; the sealed holdout "
            "was not scored, so this run is not a look at it")
-    return {"summary": summary, "messages": [msg], "next": [rerun_command(dataset, opts, **extra)]}
+    again = rerun_command(dataset, opts, **extra)
+    # what deploy and report say of this run: no verdict, and why
+    summary["reasons"] = [f"interrupted (Ctrl-C) at {done.get('stopped_at')}, before a verdict: run `{again}`"]
+    return {"summary": summary, "messages": [msg], "next": [again]}
 
 
 def option_columns(ds: str, params: dict):
