@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { LOOM, expectNoTraceback, loom, rng, runsOf, tempWorkspace } from "../helpers";
+import { LOOM, expectNoTraceback, loom, loomPython, rng, runsOf, tempWorkspace } from "../helpers";
 
 export function churnCsv(n = 240): string {
   const r = rng(11);
@@ -247,6 +247,28 @@ describe("Ctrl-C in validate's folds and the pipeline's stages", () => {
     const stoppedRun = /run\s+: (ValidateFlow\/\d+)/.exec(r.output)![1]!;
     interruptedRuns.push(stoppedRun);
     expect(again.json.summary.seal.earlier_runs).not.toContain(stoppedRun);
+  }, 300_000);
+
+  test("validate with the default model: the in-process fit of fold 2 stops; INTERRUPTED with no verdict, listed by loom runs", async () => {
+    const gen = `import sys, numpy as np, pandas as pd
+r = np.random.default_rng(1); n = 30000
+X = r.normal(size=(n, 12)); df = pd.DataFrame(X, columns=[f"x{i}" for i in range(12)])
+df["y"] = (X[:, 0] + 0.5 * X[:, 1] * X[:, 2] + r.normal(size=n) > 0).astype(int)
+df.to_csv(sys.argv[1], index=False)`;
+    expect(Bun.spawnSync([loomPython(), "-c", gen, join(ws, "wide.csv")]).exitCode).toBe(0);
+    expect((await loom(["ingest", "--source", "wide.csv", "--json"], { cwd: ws })).code).toBe(0);
+    const r = await inPty(["validate", "--dataset", "wide", "--target", "y"], { cwd: ws, interruptAfter: "fold 2/", cols: 120 });
+    expect(r.interrupted).toBe(true);
+    expect(r.code).toBe(1);
+    expect(r.output).not.toMatch(/Traceback|Aborted!|KeyboardInterrupt/);
+    expect(r.output).toMatch(/STATUS      : (\x1b\[\d+m)*INTERRUPTED/);
+    const folds = /folds\s+: (\d) of 5 finished/.exec(r.output);
+    expect(folds, r.output.slice(-1500)).not.toBeNull();
+    expect(Number(folds![1])).toBeLessThanOrEqual(2); // fold 1 finished; fold 2 stopped (or had just finished)
+    const run = /run\s+: (ValidateFlow\/\d+)/.exec(r.output)![1]!;
+    interruptedRuns.push(run);
+    const j = await loom(["runs", "--flow", "validate", "--json"], { cwd: ws });
+    expect(j.json.summary.runs.find((x: any) => x.pathspec === run)).toMatchObject({ status: "interrupted", verdict: null, label: "wide" });
   }, 300_000);
 
   test("pipeline: the search stage stops, eda and features are kept; --resume reuses them and continues the search", async () => {
