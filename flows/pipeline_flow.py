@@ -34,12 +34,15 @@ class PipelineFlow(FlowSpec):
         me = f"PipelineFlow/{current.run_id}"
         with flowkit.relay_errors():
             self.opts = json.loads(self.options)
-            self.reuse = pipeline.reusable(pipeline.previous(self.resume)[1]) if self.resume else {}
+            prev = pipeline.previous(self.resume)[1] if self.resume else []
+            self.reuse = pipeline.reusable(prev)
+            self.continues = pipeline.continuable(prev)  # a search Ctrl-C stopped: its stage continues it
         events.emit("stage", stage="pipeline", event="begin", pathspec=me, reuse=list(self.reuse))
         stages = []
         for name in pipeline.STAGES:  # each stage is the verb's own run, tagged pipeline:<id> stage:<name>
+            # Ctrl-C: the running stage stops (a search or validate's folds) or finishes (seconds); the rest are skipped
             stages = pipeline.run_stage(name, self.opts, stages, str(current.run_id), self.reuse, events.emit,
-                                        reuse_from=self.resume or None)
+                                        reuse_from=self.resume or None, cont=self.continues)
         self.stages = stages
         self.next(self.end)
 
@@ -59,14 +62,19 @@ class PipelineFlow(FlowSpec):
         if s["reused"]:
             msgs.append(f"reused from {self.resume}: {', '.join(s['reused'])}")
         nxt = []
-        if s["failed_stage"]:
+        if s["interrupted"] or s["failed_stage"]:
             nxt.append(f"loom pipeline --resume {me}")
         elif by.get("validate"):
             nxt.append(f"loom deploy --validate {by['validate']}")
         if by.get("optimize"):
             nxt.append(f"loom viz --run {by['optimize']}")
         exit_code = 0 if s["verdict"] == "PASS" else 1
-        status = "OK" if exit_code == 0 else "FAIL"
+        status = "INTERRUPTED" if s["interrupted"] else "OK" if exit_code == 0 else "FAIL"
+        if s["interrupted"]:
+            done = [r["name"] for r in s["stages"] if r["status"] in ("OK", "WARN", "PASS")]
+            msgs.insert(0, f"interrupted: finished stages kept ({', '.join(done) or 'none'}); "
+                           f"`loom pipeline --resume {me}` reuses them" + (" and continues the search" if any(
+                               r["name"] == "optimize" and r["status"] == "INTERRUPTED" for r in s["stages"]) else ""))
         self.loom_result = flowkit.result(status, s, verdict=s["verdict"], exit_code=exit_code, inputs=inputs,
                                           messages=msgs, next=nxt)
         render_card(current.card, me, s)

@@ -92,12 +92,16 @@ class ValidateFlow(FlowSpec):
         except BaseException:
             side.cancel()
             raise
+        from loom_py.runtime import stop
+
         try:
             out = validate.evaluate(staged["df"], opts, content_hash=info["content_hash"], factory=factory,
                                     model_name=model_name, model_source=model_source, earlier_evaluations=len(earlier),
                                     progress=events.progress, staged_data=(staged, side))
+        except stop.Stopped as e:  # Ctrl-C: the running fold ended; record what finished
+            return self._interrupted(getattr(e, "done", {}), opts, info, model_name, model_source)
         finally:
-            if hasattr(factory, "close"):  # a model-written solution's sandbox launcher
+            if hasattr(factory, "close"):  # a model-written solution's sandbox launcher (ends its processes)
                 factory.close()
         s = out["summary"]
         if getattr(factory, "model_written", False):
@@ -147,8 +151,46 @@ class ValidateFlow(FlowSpec):
         events.progress("rendering card")
         render_card(current.card, me, s)
 
+    def _interrupted(self, done, opts, info, model_name, model_source):
+        from loom_py.runtime import flowkit
+        from loom_py.verbs import validate
+
+        me = f"ValidateFlow/{current.run_id}"
+        # not a look at the seal: later runs do not count it (earlier_evaluations skips this tag)
+        untag_run(me, f"seal:{self.seal_id}", INTERRUPTED_TAG)
+        rec = validate.interrupted(done, opts, self.dataset, info, model_name, model_source)
+        s = rec["summary"]
+        self.verdict = None
+        self.validation = flowkit.json_safe(s)
+        inputs = [self.dataset] + ([opts["model"]] if opts["model"] else [])
+        self.loom_result = flowkit.result("INTERRUPTED", s, verdict=None, exit_code=1, inputs=inputs,
+                                          messages=rec["messages"], next=rec["next"])
+        card = current.card
+        card.append(flowkit.banner("INTERRUPTED", rec["messages"][0], title=f"{me}: validation of {self.dataset}",
+                                   word="STATUS", facts=[("folds finished", f"{s['folds_finished']} of {s['cv']['folds']}"),
+                                                         ("model", model_name), ("target", opts["target"])]))
+        from metaflow.cards import Markdown
+
+        card.append(Markdown("## Folds that finished"))
+        card.append(flowkit.card_table(s["cv"]["per_fold"]))
+        card.append(flowkit.items_block([f"run it again: {flowkit.code(rec['next'][0])}"]))
+
     @step
     def end(self):
+        pass
+
+
+INTERRUPTED_TAG = "loom:interrupted"
+
+
+def untag_run(pathspec: str, tag: str, add: str) -> None:
+    try:
+        from metaflow import Run, namespace
+
+        namespace(None)
+        run = Run(pathspec)
+        run.replace_tag(tag, add)
+    except Exception:
         pass
 
 
@@ -216,6 +258,8 @@ def earlier_evaluations(seal_id: str, run_id) -> list[str]:
         if str(r.id) == str(run_id):
             continue
         try:
+            if INTERRUPTED_TAG in r.user_tags:  # stopped before the holdout was scored
+                continue
             seals = [t for t in r.user_tags if t.startswith("seal:")]
             if seals:
                 if f"seal:{seal_id}" in seals and r.successful:

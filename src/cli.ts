@@ -54,9 +54,10 @@ async function verbHelp(name: string): Promise<string> {
   const required = requiredFlags(verb);
   const args = Object.entries(argsFor(verb)) as [string, { type?: string; description?: string; options?: string[] }][];
   const flag = ([n, d]: [string, { type?: string; options?: string[] }]) =>
-    `--${n}` + (d.type === "boolean" ? "" : d.type === "enum" && d.options ? ` ${d.options.join("|")}` : " VALUE");
+    d.type === "positional" ? n.toUpperCase() : `--${n}` + (d.type === "boolean" ? "" : d.type === "enum" && d.options ? ` ${d.options.join("|")}` : " VALUE");
+  const positional = args.filter(([, d]) => d.type === "positional").map(([n]) => ` [${n.toUpperCase()}]`).join("");
   const col = Math.min(28, Math.max(...args.map((a) => flag(a).length)) + 4);
-  const lines = [...wrap(`${verb.description} [tier: ${tier}]`, W), "", `Usage: loom ${verb.name} ${required.map((r) => `--${r} VALUE`).join(" ")}${required.length ? " " : ""}[--flags]`, "", "Flags (* required):"];
+  const lines = [...wrap(`${verb.description} [tier: ${tier}]`, W), "", `Usage: loom ${verb.name}${positional} ${required.map((r) => `--${r} VALUE`).join(" ")}${required.length ? " " : ""}[--flags]`, "", "Flags (* required):"];
   for (const a of args) {
     const mark = required.includes(a[0]) ? "* " : "  ";
     const head = `  ${mark}${flag(a)}`;

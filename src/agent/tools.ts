@@ -113,6 +113,7 @@ function propertySchema(d: ArgDefLike): Record<string, unknown> {
 export function buildTools(verbs: VerbDef[] = VERBS): AgentTool[] {
   const tools: AgentTool[] = [];
   for (const verb of verbs) {
+    if (verb.agentTool === false) continue;
     const dropped = irreversibleArgs(verb);
     if (dropped.includes("*")) continue;
     const args: Record<string, ArgDefLike> = {};

@@ -71,6 +71,8 @@ export interface VerbDef<I = any> {
   emitsVerdict?: boolean;
   /** false for verbs that run without Loom's Python (setup, doctor, connect) */
   needsPython?: boolean;
+  /** false: not one of the agent's tools (e.g. `open`: a model cannot look at a browser) */
+  agentTool?: boolean;
   /** creates the workspace if absent (verbs that write); read-only verbs need an existing datastore */
   createsWorkspace?: boolean;
   writes?: (input: I, ctx: VerbContext) => string;

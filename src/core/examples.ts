@@ -17,4 +17,6 @@ export const EXAMPLES: Record<string, string[]> = {
   train: ["loom train --dataset events --objective next-event --budget probe", "LOOM_MODEL_BUILDER_PROVIDER=local loom train --dataset events --objective embedding --budget probe"],
   validate: ["loom validate --dataset churn --target churned --threshold 0.75", "loom validate --model OptimizeFlow/latest", "loom validate --dataset churn --target churned --sensitive gender"],
   report: ["loom report --run ValidateFlow/latest", "loom report --experiment churn-q3"],
+  runs: ["loom runs", "loom runs --flow validate --limit 5", "loom runs --json"],
+  open: ["loom open ValidateFlow/latest", "loom open churn", "loom eda --dataset churn --target churned --open"],
 };

@@ -10,13 +10,15 @@ import { requirePython } from "./pyenv";
 import type { Tier } from "./tiers";
 import { closest, colorAllowed, stripControl, termWidth } from "./term";
 import { makeUI } from "./ui";
+import { openCard } from "./open";
 import { computePreflight } from "./compute";
 import { DEFAULT_LIMITS, datastoreExists, ensureWorkspace, locateWorkspace, readLimits, type Workspace } from "./workspace";
 
 export const COMMON_ARGS: ArgsDef = {
-  json: { type: "boolean", description: "print exactly one JSON object (the contract) on stdout" },
+  json: { type: "boolean", description: "print exactly one JSON object on stdout (for scripts and agents)" },
   debug: { type: "boolean", description: "show the Python/Metaflow log and tracebacks" },
   quiet: { type: "boolean", description: "no progress lines" },
+  open: { type: "boolean", description: "open the run's card when it is made: in the browser where there is a display, else its path is printed" },
 };
 /** Metaflow's remote compute for every flow the verb runs (scaleout.ts): `--with kubernetes`, `--with batch:cpu=4`. */
 export const WITH_ARG: ArgsDef = {
@@ -162,12 +164,17 @@ export function builtNext(next: string[], isVerb: (name: string) => boolean): st
 
 export async function executeVerb(verb: VerbDef, rawArgs: string[], isVerb: (name: string) => boolean = () => true): Promise<Printed> {
   const defs = argsFor(verb);
-  const flagsOnly = parseArgs(rawArgs, { json: { type: "boolean" }, debug: { type: "boolean" } } as ArgsDef);
+  const flagsOnly = parseArgs(rawArgs, { json: { type: "boolean" }, debug: { type: "boolean" }, open: { type: "boolean" } } as ArgsDef);
   const json = !!flagsOnly.json;
+  const wantsOpen = !!flagsOnly.open;
   let humanInput: unknown = undefined;
   let tier: Tier = typeof verb.tier === "string" ? verb.tier : "expensive";
   const print = (out: Outcome): Printed => {
     out.next = builtNext(out.next ?? [], isVerb);
+    if (wantsOpen && out.card_path && out.exit_code !== 2 && verb.name !== "open") {
+      const opened = openCard(out.card_path);
+      if (!json) process.stderr.write(opened ? `opened the card with ${opened}\n` : `no display to open the card: ${out.card_path}\n`);
+    }
     const env = envelope(verb.name, tier, out, verb.emitsVerdict);
     if (json) process.stdout.write(JSON.stringify(env) + "\n");
     else if (out.exit_code === 2) process.stderr.write(`loom ${verb.name}: ${stripControl(out.messages[0] ?? out.status)}\n`);

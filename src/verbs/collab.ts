@@ -37,7 +37,7 @@ type I = v.InferOutput<typeof Input>;
 export default defineVerb<I>({
   name: "collab",
   description:
-    "Assemble a sanitized, shareable bundle of a run (card, summary, model card, OpenLineage events, sha256 manifest; no raw rows, secrets or machine paths) → CollabFlow/N; --send DEST uploads it (irreversible, asks first)",
+    "Pack a run into a bundle safe to share (card, summary, model card, lineage events, checksums; no raw rows, secrets or machine paths) → CollabFlow/N; --send DEST uploads it (irreversible, asks first)",
   tier: (input) => (input.send ? "irreversible" : "workspace-write"),
   tierLabel: "workspace-write (irreversible / external with --send)",
   createsWorkspace: false,

@@ -14,7 +14,7 @@ const Row = v.object({
 
 export default defineVerb({
   name: "datasets",
-  description: "List the data objects in this workspace (through the Metaflow Client API)",
+  description: "List the data objects in this workspace (ingested, or made by features), newest first",
   tier: "read-only",
   args: {},
   input: v.object({}),

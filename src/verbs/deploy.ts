@@ -75,16 +75,16 @@ const params = (input: Input) => ({
 export default defineVerb({
   name: "deploy",
   description:
-    "Promote a validated solution into an MLflow model registry: a staged plan (pyfunc model + manifest) by default, --apply registers a version and moves the alias; --rollback NAME moves it back (→ DeployFlow/N)",
+    "Put a validated model into an MLflow model registry: by default a plan to review (the packaged model and its manifest); --apply registers a new version and points the alias (champion) at it; --rollback NAME points it back (→ DeployFlow/N)",
   tier: (input: Input) => (input.apply ? "irreversible" : "workspace-write"),
   tierLabel: "workspace-write (irreversible with --apply)",
   args: {
-    validate: { type: "string", description: "the ValidateFlow run to promote (its VERDICT must be PASS), or a PipelineFlow run (its validate stage)" },
-    rollback: { type: "string", description: "registered model name: plan moving its alias back to the previous version (--apply does it)" },
+    validate: { type: "string", description: "the ValidateFlow run whose model is deployed (its VERDICT must be PASS), or a PipelineFlow run (its validate step)" },
+    rollback: { type: "string", description: "registered model name: plan pointing its alias back at the previous version (--apply does it)" },
     name: { type: "string", description: "registered model name (default: <dataset label>-<target>)" },
-    alias: { type: "string", description: "the MLflow alias to move (default champion; e.g. challenger stages a candidate)" },
-    target: { type: "enum", options: ["mlflow"], description: "where to promote: mlflow (MLFLOW_TRACKING_URI, else a SQLite registry in .loom/mlflow/)" },
-    apply: { type: "boolean", description: "register and move the alias (irreversible: asks y/N first; denied without a terminal)" },
+    alias: { type: "string", description: "the MLflow alias to point at the new version (default champion; challenger, say, to try a candidate)" },
+    target: { type: "enum", options: ["mlflow"], description: "where to deploy: mlflow (MLFLOW_TRACKING_URI, else a SQLite registry in .loom/mlflow/)" },
+    apply: { type: "boolean", description: "register the version and point the alias at it (irreversible: asks y/N first; denied without a terminal)" },
   },
   input: Input,
   summary: Summary,

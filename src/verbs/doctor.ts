@@ -52,7 +52,7 @@ print(json.dumps(out))
 
 export default defineVerb({
   name: "doctor",
-  description: "Diagnose the local Loom + Metaflow stack: PASS/WARN/FAIL per check and one VERDICT",
+  description: "Check that Loom and Metaflow work on this machine: PASS/WARN/FAIL per check with its fix, and one VERDICT",
   tier: "read-only",
   needsPython: false,
   emitsVerdict: true,
@@ -203,11 +203,11 @@ export default defineVerb({
 
     if (process.env.ANTHROPIC_API_KEY || process.env.OPENAI_API_KEY)
       add("model key", "PASS", process.env.ANTHROPIC_API_KEY ? "ANTHROPIC_API_KEY is set" : "OPENAI_API_KEY is set");
-    else add("model key", "WARN", "no ANTHROPIC_API_KEY / OPENAI_API_KEY: `loom run` (the AIDE search) needs one, or --model-provider offline; every other verb is keyless", "export ANTHROPIC_API_KEY=… (or use --model-provider offline)");
+    else add("model key", "WARN", "no ANTHROPIC_API_KEY / OPENAI_API_KEY: `loom run` (the model search) needs one, or --model-provider offline; every other verb is keyless", "export ANTHROPIC_API_KEY=… (or use --model-provider offline)");
 
     add("os sandbox", ...osSandbox());
 
-    add("gpu target", "INFO", process.env.LOOM_GPU_TARGET ? `LOOM_GPU_TARGET=${process.env.LOOM_GPU_TARGET}` : "LOOM_GPU_TARGET unset: `loom train` with nemo refuses and shows its cost plan; LOOM_MODEL_BUILDER_PROVIDER=local is the CPU stand-in");
+    add("gpu target", "INFO", process.env.LOOM_GPU_TARGET ? `LOOM_GPU_TARGET=${process.env.LOOM_GPU_TARGET}` : "LOOM_GPU_TARGET unset: `loom train` with nemo refuses and shows its cost plan; LOOM_MODEL_BUILDER_PROVIDER=local builds on this machine's CPU instead");
 
     try {
       const st = statfsSync(ws.exists ? ws.dir : process.cwd());
@@ -242,12 +242,12 @@ export default defineVerb({
 function osSandbox(): [Status, string, string | null] {
   const fix = "apt-get install bubblewrap (dnf install bubblewrap); LLM searches refuse without it unless --unsafe-no-sandbox";
   if (process.env.LOOM_SANDBOX_BWRAP === "0") return ["WARN", "turned off (LOOM_SANDBOX_BWRAP=0): LLM searches refuse unless --unsafe-no-sandbox", "unset LOOM_SANDBOX_BWRAP"];
-  if (process.platform !== "linux") return ["WARN", `no OS sandbox on ${process.platform} yet: LLM searches need --unsafe-no-sandbox (offline runs under the audit hook)`, null];
+  if (process.platform !== "linux") return ["WARN", `no OS sandbox on ${process.platform} yet: searches with a language model need --unsafe-no-sandbox (offline runs under Python's in-process guard only)`, null];
   try {
     const p = Bun.spawnSync(["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"], { stdout: "ignore", stderr: "pipe" });
     if (p.exitCode === 0) return ["PASS", "bubblewrap runs here (new user, mount, PID, network, IPC namespaces for model-written code)", null];
     return ["WARN", `bubblewrap cannot create its namespaces here (${p.stderr.toString().trim().split("\n").pop()?.slice(0, 120)})`, "allow unprivileged user namespaces (kernel.unprivileged_userns_clone=1 / AppArmor)"];
   } catch {
-    return ["WARN", "bubblewrap (bwrap) is not installed: model-written code would have only the audit hook", fix];
+    return ["WARN", "bubblewrap (bwrap) is not installed: model-written code would have only Python's in-process guard", fix];
   }
 }

@@ -33,18 +33,18 @@ type S = v.InferOutput<typeof Summary>;
 
 export default defineVerb({
   name: "features",
-  description: "Engineer features into a NEW data object, leakage-aware; --from EdaFlow/N drops eda's flagged columns first (→ FeaturesFlow/N)",
+  description: "Make model-ready columns into a NEW data object, without columns that leak the target; --from EdaFlow/N drops the columns eda flagged first (→ FeaturesFlow/N)",
   tier: "workspace-write",
   args: {
     dataset: { type: "string", description: "input data object: its label, IngestDataset/N, Flow/latest or a run-id prefix" },
     target: { type: "string", description: "target column (passes through untouched; default: the eda run's target)" },
-    from: { type: "string", description: "EdaFlow/N: assert it profiled this data object, then drop every column it flagged for leakage" },
+    from: { type: "string", description: "EdaFlow/N: check it profiled this data object, then drop every column it flagged for leakage" },
     recipe: { type: "enum", options: ["minimal", "standard"], description: "minimal (default) or standard (adds log of skewed, frequency encoding, missing indicators)" },
     time: { type: "string", description: "prediction-time column for the leakage checks run here (without --from)" },
     sensitive: {
       type: "string",
       repeatable: true,
-      description: "carry this column unchanged for `validate --sensitive` (kept for slicing, never a model input; repeatable)",
+      description: "carry this column unchanged for `validate --sensitive` (kept to compare groups, never a model input; repeatable)",
     } as ArgDef,
   },
   input: v.object({

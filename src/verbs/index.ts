@@ -16,6 +16,8 @@ import report from "./report";
 import pipeline from "./pipeline";
 import ops from "./ops";
 import collab from "./collab";
+import open from "./open";
+import runs from "./runs";
 
 export const VERBS: VerbDef[] = [
   setup,
@@ -34,6 +36,8 @@ export const VERBS: VerbDef[] = [
   report,
   ops,
   collab,
+  runs,
+  open,
 ];
 
 export function findVerb(name: string): VerbDef | undefined {

@@ -3,11 +3,10 @@
  * the flow's step; for anthropic/openai this process hosts the proposer (a loopback HTTP server holding the
  * SDK and the key) and hands its URL to the flow. See docs/decisions/0400-optimize-architecture.md.
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import * as v from "valibot";
 import { defineVerb, type Outcome } from "../core/define";
 import { UsageError } from "../core/errors";
+import { onInterrupt } from "../core/interrupt";
 import { DatasetPathspec, Num, Pathspec, PositiveInt } from "../core/schemas";
 import { fit, stripControl, termWidth } from "../core/term";
 import { kv } from "../core/ui";
@@ -114,45 +113,29 @@ function completeFor(p: ReturnType<typeof resolveProposer>, price?: Price | null
 }
 let lastBoardLines = 0;
 
-/** Ctrl-C during a search: the first asks the flow's step to stop (a file it polls), which kills the running
- * candidate and records the journal so far as an INTERRUPTED run that `--resume` continues; a second one
- * leaves at once (exit 130). The Python processes ignore SIGINT while the stop file is named. */
-function onInterrupt(ctx: { workspace: { dir: string }; ui: { line(m: string): void } }) {
-  const dir = join(ctx.workspace.dir, "tmp");
-  const stopFile = join(dir, `stop-${process.pid}-${Date.now()}`);
-  let asked = false;
-  const handler = () => {
-    if (asked) process.exit(130);
-    asked = true;
-    try {
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(stopFile, "");
-    } catch {
-      process.exit(130);
-    }
-    ctx.ui.line("\ninterrupted: stopping the running candidate and recording the search so far (Ctrl-C again to abort)");
+/** The next leaderboard is drawn below what was printed since (a pipeline's interruption line), not over it. */
+export function boardBelow(): void {
+  lastBoardLines = 0;
+}
+
+/** Ctrl-C during a search: the running candidate is killed and the journal so far recorded as an INTERRUPTED
+ * run that `--resume` continues (src/core/interrupt.ts). */
+function stopRequest(ctx: { workspace: { dir: string }; ui: { line(m: string): void } }) {
+  return onInterrupt(ctx, "stopping the running candidate and recording the search so far", () => {
     lastBoardLines = 0; // the next leaderboard is drawn below this line, not over it
-  };
-  process.on("SIGINT", handler);
-  return {
-    env: { LOOM_STOP_FILE: stopFile },
-    done() {
-      process.off("SIGINT", handler);
-      rmSync(stopFile, { force: true });
-    },
-  };
+  });
 }
 
 export default defineVerb({
   name: "run",
   aliases: ["optimize"],
-  description: "The AIDE search: propose, run (sandboxed) and score candidate solutions against your metric; live leaderboard (→ OptimizeFlow/N)",
+  description: "Search for a model: a language model (or the offline proposer) writes candidate solutions, each runs in a sandbox and is scored on your metric; live leaderboard (→ OptimizeFlow/N)",
   tier: "expensive",
   createsWorkspace: false,
   args: {
     dataset: { type: "string", description: "data object to search on: its label, IngestDataset/N, Flow/latest or a run-id prefix" },
     goal: { type: "string", description: "what to predict, in words (e.g. \"Predict the target for each row in test.csv.\")" },
-    metric: { type: "string", description: "the metric as the spec, e.g. \"Maximize ROC-AUC on a held-out split.\"" },
+    metric: { type: "string", description: "the metric in words, e.g. \"Maximize ROC-AUC on a held-out split.\"" },
     target: { type: "string", description: "target column (default: a column named target/label/y/class)" },
     steps: { type: "string", description: "candidates to propose and score (default 10)" },
     "model-provider": { type: "enum", options: [...PROVIDERS], description: "anthropic (default; ANTHROPIC_API_KEY), openai (OPENAI_API_KEY / OPENAI_BASE_URL), offline (keyless)" },
@@ -161,18 +144,18 @@ export default defineVerb({
     "price-per-mtok": { type: "string", description: "the model's price IN,OUT in USD per million tokens, for a model Loom has no price for (e.g. 3,15)" },
     "time-limit": { type: "string", description: "minutes for the whole search" },
     parallel: { type: "string", description: "candidates proposed and run per round (default 1)" },
-    resume: { type: "string", description: "continue the journal of OptimizeFlow/N" },
+    resume: { type: "string", description: "continue the search OptimizeFlow/N (an interrupted one runs its stopped candidate first)" },
     seed: { type: "string", description: "seed (split, offline proposer, policy); default 0" },
     "node-timeout": { type: "string", description: "wall-clock seconds per candidate (default 120)" },
     "memory-mb": { type: "string", description: "memory limit per candidate in MiB (default 4096)" },
-    policy: { type: "enum", options: ["aide", "topk"], description: "search policy: aide (default; AIDE's published policy) or topk (improve among the top 3 families)" },
-    "unsafe-no-sandbox": { type: "boolean", description: "run model-written code without the OS sandbox (bubblewrap) where none is available: audit hook only; recorded in the run" },
+    policy: { type: "enum", options: ["aide", "topk"], description: "how the search picks what to try next: aide (default: draft, fix, improve, as the AIDE paper does) or topk (improve only the 3 best kinds of model)" },
+    "unsafe-no-sandbox": { type: "boolean", description: "run model-written code without the OS sandbox (bubblewrap) where none is available: only Python's in-process guard remains; recorded in the run" },
     "keep-leaky": { type: "boolean", description: "search with the columns eda's leakage checks flag (default: they are dropped first, with a message)" },
     executor: { type: "enum", options: ["local", "metaflow"], description: "local (default: a sandboxed process pool) or metaflow (each round's candidates as a Metaflow foreach; LOOM_OPTIMIZE_WITH=kubernetes fans them out)" },
 
-    time: { type: "string", description: "time column, as you will pass it to validate: the seal (the latest rows) is left out of the search" },
-    group: { type: "string", description: "entity column, as you will pass it to validate: the sealed groups are left out of the search" },
-    holdout: { type: "string", description: "the share validate seals (default 0.2): those rows are left out of the search" },
+    time: { type: "string", description: "time column, as you will pass it to validate: the rows validate holds back (the newest) are left out of the search" },
+    group: { type: "string", description: "entity column, as you will pass it to validate: the groups validate holds back are left out of the search" },
+    holdout: { type: "string", description: "the share of rows validate holds back (default 0.2): those rows are left out of the search" },
   },
   input: Input,
   summary: Summary,
@@ -241,7 +224,7 @@ export default defineVerb({
     const lines = [
       kv("metric", `${s.metric_spec.label} (${s.metric_spec.direction}) ${selectionText(s)} — computed by Loom${s.metric_spec.source === "model" ? ` (mapped from "${s.metric_spec.text}" by the model)` : ""}`),
       kv("best", s.best ? `node ${s.best.node} ${s.best.model}: ${s.best.score.toPrecision(5)}` : "none (every candidate failed)"),
-      kv("nodes", Object.entries(s.nodes).map(([k, n]) => `${k} ${n}`).join(", ")),
+      kv("candidates", Object.entries(s.nodes).map(([k, n]) => `${k} ${n}`).join(", ")),
       kv("spend", `$${s.spend.usd.toFixed(4)} (${s.spend.tokens.input + s.spend.tokens.output} tokens, ${s.spend.provider})`),
       kv("stopped", s.stopped_because),
       ...sealLine(s),
@@ -254,7 +237,7 @@ export default defineVerb({
   },
   async run(input, ctx): Promise<Outcome> {
     const p = resolveProposer(input);
-    const interrupt = onInterrupt(ctx);
+    const interrupt = stopRequest(ctx);
     try {
       if (!p.remote) return await ctx.flow({ ...flowRequest(input), env: interrupt.env });
       const price = priceFor(input, p.model);
@@ -275,7 +258,7 @@ export default defineVerb({
 /** The seal validate will hold out, left out of the search (verbs/optimize/seal.py). */
 function sealLine(s: Summary): string[] {
   const seal = (s as { seal?: { id: string; rows_excluded: number } }).seal;
-  return seal ? [kv("seal", `${seal.rows_excluded} rows left out for validate (${seal.id})`)] : [];
+  return seal ? [kv("held back", `${seal.rows_excluded} rows left out for validate's one final score (seal ${seal.id})`)] : [];
 }
 
 function leakageLines(s: Summary): string[] {

@@ -8,12 +8,13 @@ import type { ArgDef } from "citty";
 import * as v from "valibot";
 import { defineVerb, type Outcome } from "../core/define";
 import { UsageError } from "../core/errors";
+import { onInterrupt } from "../core/interrupt";
 import { Column, DatasetPathspec, Num, Pathspec, PositiveInt, Repeated } from "../core/schemas";
 import { kv } from "../core/ui";
 import { EST_TOKENS_PER_NODE, priceOf, usd } from "../optimize/pricing";
 import { startProposerServer } from "../optimize/server";
 import { anthropicProposer, openaiProposer } from "../optimize/proposers";
-import optimize, { resolveProposer } from "./optimize";
+import optimize, { boardBelow, resolveProposer } from "./optimize";
 
 const PROVIDERS = ["anthropic", "openai", "offline"] as const;
 const STAGES = ["eda", "features", "optimize", "validate", "report"] as const;
@@ -37,6 +38,7 @@ const Summary = v.looseObject({
   reason: v.nullable(v.string()),
   seconds: v.number(),
   reused: v.array(v.string()),
+  interrupted: v.optional(v.boolean()),
 });
 type S = v.InferOutput<typeof Summary>;
 
@@ -66,6 +68,8 @@ interface Described {
   metric_spec: { metric: string; label: string; direction: string };
   options: { steps: number; model_provider: (typeof PROVIDERS)[number]; model: string | null; budget_usd: number | null; [k: string]: unknown };
   reuse: string[];
+  /** the search Ctrl-C stopped, continued by the resumed pipeline's optimize stage */
+  continues?: { pathspec: string; nodes_finished: number } | null;
   writes: Record<string, string>;
 }
 let described: Described | undefined;
@@ -77,21 +81,21 @@ function proposerOf(d: Described) {
 
 export default defineVerb({
   name: "pipeline",
-  description: "The whole lifecycle as one gated run: eda → features → a bounded search → validate → report, each stage asserting the last (→ PipelineFlow/N)",
+  description: "The whole lifecycle as one run, with one cost check up front: eda → features → a bounded search → validate → report, each step checking the one before it (→ PipelineFlow/N)",
   tier: "expensive",
   emitsVerdict: true,
   args: {
     dataset: { type: "string", description: "data object to start from (IngestDataset/N or FeaturesFlow/N)" },
     target: { type: "string", description: "the column to predict" },
     goal: { type: "string", description: "what to predict, in words" },
-    metric: { type: "string", description: "the metric as the spec, e.g. \"Maximize ROC-AUC on a held-out split.\"" },
+    metric: { type: "string", description: "the metric in words, e.g. \"Maximize ROC-AUC on a held-out split.\"" },
     steps: { type: "string", description: "candidates the search proposes and scores (default 10)" },
     threshold: { type: "string", description: "the bar validate's holdout metric must reach" },
     recipe: { type: "enum", options: ["minimal", "standard"], description: "features recipe: minimal (default) or standard" },
-    sensitive: { type: "string", repeatable: true, description: "sensitive column for validate's per-slice fairness (repeatable)" } as ArgDef,
-    time: { type: "string", description: "time column: eda's leakage check, the seal (latest rows), purged K-fold" },
-    group: { type: "string", description: "entity key: whole groups sealed, group K-fold" },
-    "model-provider": { type: "enum", options: [...PROVIDERS], description: "the search's proposer: anthropic (default), openai, offline (keyless)" },
+    sensitive: { type: "string", repeatable: true, description: "sensitive column whose groups validate compares for fairness (repeatable)" } as ArgDef,
+    time: { type: "string", description: "time column: eda's leakage check, the newest rows held back, time-aware cross-validation" },
+    group: { type: "string", description: "entity column: all rows of one entity stay on the same side of every split" },
+    "model-provider": { type: "enum", options: [...PROVIDERS], description: "who writes the search's candidates: anthropic (default), openai, offline (keyless)" },
     model: { type: "string", description: "the LLM the search uses" },
     "budget-usd": { type: "string", description: "hard spend cap for the search" },
     resume: { type: "string", description: "PipelineFlow/N: continue from its first stage that did not succeed" },
@@ -113,7 +117,9 @@ export default defineVerb({
     const p = proposerOf(d);
     const reuse = new Set(d.reuse);
     const rows = `${d.rows} rows (${d.labeled_rows} labeled) × ${d.columns} columns, ${d.task}; ${d.metric_spec.label} (${d.metric_spec.direction})`;
-    const stageLines = STAGES.map((s) => `${s}: ${reuse.has(s) ? "reused from the resumed run" : d.writes[s]}`);
+    const stageLines = STAGES.map((s) =>
+      `${s}: ${reuse.has(s) ? "reused from the resumed run" : s === "optimize" && d.continues ? `continues ${d.continues.pathspec} (${d.continues.nodes_finished} candidates already scored)` : d.writes[s]}`,
+    );
     const steps = d.options.steps;
     if (reuse.has("optimize") || !p.remote)
       return {
@@ -159,7 +165,7 @@ export default defineVerb({
     return [
       kv("data", `${s.dataset} → ${s.target}`),
       ...s.stages.map((r) =>
-        kv(r.name, `${(r.pathspec ?? "—").padEnd(30)} ${(r.verdict ?? r.status).padEnd(8)} ${r.seconds.toFixed(1).padStart(6)} s${r.reused_from ? " (reused)" : ""}${r.reason && r.status !== "SKIPPED" ? ` — ${r.reason}` : ""}`),
+        kv(r.name, `${(r.pathspec ?? "—").padEnd(30)} ${(r.verdict ?? r.status).padEnd(11)} ${r.seconds.toFixed(1).padStart(6)} s${r.reused_from ? " (reused)" : ""}${r.reason && r.status !== "SKIPPED" ? ` — ${r.reason}` : ""}`),
       ),
       kv("total", `${s.seconds.toFixed(1)} s`),
       ...((s as { model_card?: string | null }).model_card ? [kv("model card", (s as { model_card?: string }).model_card!)] : []),
@@ -169,16 +175,22 @@ export default defineVerb({
     const p = proposerOf(described!);
     // describe (the preflight) made every input check moments ago: prepare skips the second data load
     const req = { flow: "pipeline_flow.py", flowName: "PipelineFlow", prepare: "loom_py.verbs.pipeline:prepare", params: { ...params(input), checked: true } };
-    if (!p.remote || described!.reuse.includes("optimize")) return ctx.flow(req);
-    const complete =
-      p.provider === "anthropic"
-        ? anthropicProposer({ apiKey: p.apiKey!, model: p.model, baseURL: p.baseURL })
-        : openaiProposer({ apiKey: p.apiKey, model: p.model, baseURL: p.baseURL!, stream: process.env.LOOM_OPENAI_STREAM !== "0" });
-    const server = startProposerServer(complete);
+    // Ctrl-C: the running stage stops (the search's candidate, validate's fold) and the finished ones are kept
+    const interrupt = onInterrupt(ctx, "stopping the current stage and keeping the finished ones", boardBelow);
     try {
-      return await ctx.flow({ ...req, env: { LOOM_PROPOSER_URL: server.url } });
+      if (!p.remote || described!.reuse.includes("optimize")) return await ctx.flow({ ...req, env: interrupt.env });
+      const complete =
+        p.provider === "anthropic"
+          ? anthropicProposer({ apiKey: p.apiKey!, model: p.model, baseURL: p.baseURL })
+          : openaiProposer({ apiKey: p.apiKey, model: p.model, baseURL: p.baseURL!, stream: process.env.LOOM_OPENAI_STREAM !== "0" });
+      const server = startProposerServer(complete);
+      try {
+        return await ctx.flow({ ...req, env: { LOOM_PROPOSER_URL: server.url, ...interrupt.env } });
+      } finally {
+        server.stop();
+      }
     } finally {
-      server.stop();
+      interrupt.done();
     }
   },
 });

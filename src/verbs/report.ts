@@ -38,7 +38,7 @@ type S = v.InferOutput<typeof Summary>;
 export default defineVerb({
   name: "report",
   description:
-    "Assemble a model card from a run's lineage (--run PATHSPEC) or an experiment's runs (--experiment NAME: runs tagged experiment:NAME, e.g. made with LOOM_EXPERIMENT=NAME) as Markdown + HTML (→ ReportFlow/N)",
+    "Write a model card (Markdown + HTML) for a run and every run it came from (--run), or for an experiment's runs (--experiment NAME: runs made with LOOM_EXPERIMENT=NAME) (→ ReportFlow/N)",
   tier: "read-only",
   args: {
     run: { type: "string", description: "the run to report on, usually ValidateFlow/N" },

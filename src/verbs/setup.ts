@@ -152,7 +152,7 @@ const DownloadSummary = v.object({
 
 export default defineVerb({
   name: "setup",
-  description: "Provision Loom's Python environment (a venv with the pinned requirements) under LOOM_HOME",
+  description: "Set up Loom's own Python environment (a virtual environment with its pinned packages) under LOOM_HOME",
   tier: "workspace-write",
   needsPython: false,
   args: {

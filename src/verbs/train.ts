@@ -10,7 +10,7 @@ const BUDGETS = ["probe", "small", "full"] as const;
 type Objective = (typeof OBJECTIVES)[number];
 type Budget = (typeof BUDGETS)[number];
 export const STATUS_REFUSED = "REFUSED_NO_GPU_TARGET";
-export const REFUSAL_HINT = "(set LOOM_GPU_TARGET, or use the CPU stand-in)";
+export const REFUSAL_HINT = "(set LOOM_GPU_TARGET, or build on this machine's CPU: --provider local)";
 
 const Cost = v.object({ gpus: v.number(), hours: v.number(), gpu_hours: v.number(), usd: v.number(), line: v.string() });
 const Metrics = v.looseObject({
@@ -88,26 +88,26 @@ const gpuTarget = () => (process.env.LOOM_GPU_TARGET ?? "").trim();
 
 export default defineVerb({
   name: "train",
-  description: "Build a model through the model-builder seam (nemo: cost plan / GPU launch; local: a CPU PPMI+SVD backbone) → TrainFlow/N",
+  description: "Train a model of event sequences: on GPUs with NVIDIA NeMo (a cost plan; --launch submits it) or on this machine's CPU (a small embedding model) → TrainFlow/N",
   tier: (input: Input) => (input.launch ? "irreversible" : "expensive"),
   tierLabel: "expensive (irreversible with --launch)",
   args: {
     dataset: { type: "string", description: "data object with event data: its label, IngestDataset/N or a run-id prefix" },
-    objective: { type: "enum", options: [...OBJECTIVES], description: "next-event (pretrain a sequence backbone) | embedding (token embeddings) | finetune (GPU only); default next-event" },
-    budget: { type: "enum", options: [...BUDGETS], description: "probe | small | full: GPU-hours for nemo, size of the CPU stand-in; default probe" },
-    backbone: { type: "string", description: "nemo recipe / backbone name (default per objective: " + Object.entries(budgets.default_backbone).map(([k, b]) => `${k}=${b}`).join(", ") + ")" },
-    provider: { type: "string", description: "model builder: nemo (default) | local (CPU stand-in); or LOOM_MODEL_BUILDER_PROVIDER" },
+    objective: { type: "enum", options: [...OBJECTIVES], description: "next-event (learn to predict each entity's next event) | embedding (an embedding of the event types) | finetune (GPU only); default next-event" },
+    budget: { type: "enum", options: [...BUDGETS], description: "how much to train: probe | small | full (GPU-hours on NeMo, model size on the CPU); default probe" },
+    backbone: { type: "string", description: "the base model to train, a NeMo recipe name (default per objective: " + Object.entries(budgets.default_backbone).map(([k, b]) => `${k}=${b}`).join(", ") + ")" },
+    provider: { type: "string", description: "where to train: nemo (GPUs; default) | local (this machine's CPU); or LOOM_MODEL_BUILDER_PROVIDER" },
     entity: { type: "string", description: "entity column (whose sequence); guessed when absent" },
     time: { type: "string", description: "time column (orders each sequence); guessed when absent" },
     event: { type: "string", description: "event / token column; guessed when absent" },
-    launch: { type: "boolean", description: "nemo: submit to the GPU target (irreversible: asks y/N first; denied without a terminal)" },
+    launch: { type: "boolean", description: "nemo: send the training job to the GPUs (irreversible: asks y/N first; denied without a terminal)" },
   },
   input: Input,
   summary: Summary,
   cost(input) {
     const provider = resolveProvider(input.provider);
     if (provider === "local")
-      return { lines: [`budget=${input.budget}: local CPU stand-in, 0 GPU-hours ($0)`], usd: 0, gpuHours: 0 };
+      return { lines: [`budget=${input.budget}: built on this machine's CPU, 0 GPU-hours ($0)`], usd: 0, gpuHours: 0 };
     const plan = costPlan(input.budget, gpuRate());
     if (!input.launch)
       return { lines: [`${plan.line}: plan only, nothing launches ($0 now; --launch spends it)`], usd: 0, gpuHours: 0 };
@@ -123,8 +123,8 @@ export default defineVerb({
     const rate = gpuRate();
     if (provider === "local") {
       if (input.objective === "finetune")
-        throw new UsageError("finetune needs a GPU builder: set LOOM_GPU_TARGET (e.g. modal:H100) and use --provider nemo; the CPU stand-in builds next-event and embedding backbones");
-      if (input.launch) throw new UsageError("--launch needs a GPU builder: drop --launch for the local stand-in, or set LOOM_GPU_TARGET and use --provider nemo");
+        throw new UsageError("finetune needs a GPU builder: set LOOM_GPU_TARGET (e.g. modal:H100) and use --provider nemo; the CPU build (--provider local) makes next-event and embedding models");
+      if (input.launch) throw new UsageError("--launch needs a GPU builder: drop --launch to build on the CPU, or set LOOM_GPU_TARGET and use --provider nemo");
       return;
     }
     const target = gpuTarget();
@@ -135,7 +135,7 @@ export default defineVerb({
     }
     // nemo without a GPU target: refuse before any gate, show the plan, launch nothing
     const plan = costPlan(input.budget, rate);
-    const fix = "set LOOM_GPU_TARGET (e.g. LOOM_GPU_TARGET=modal:H100) to plan a GPU build, or LOOM_MODEL_BUILDER_PROVIDER=local for the CPU stand-in";
+    const fix = "set LOOM_GPU_TARGET (e.g. LOOM_GPU_TARGET=modal:H100) to plan a GPU build, or LOOM_MODEL_BUILDER_PROVIDER=local to build on this machine's CPU";
     if (!ctx.json) {
       ctx.ui.line(kv("cost (gate)", plan.line));
       ctx.ui.line(kv("STATUS", `${STATUS_REFUSED}   ${REFUSAL_HINT}`));
@@ -161,7 +161,7 @@ export default defineVerb({
   },
   human(out) {
     const s = out.summary as Summary;
-    const lines = [kv("builder", `${s.provider} · ${s.objective} · budget ${s.budget}`), kv("backbone", s.backbone), kv("data", `${s.dataset} (${s.columns.entity} / ${s.columns.time ?? "row order"} / ${s.columns.event})`)];
+    const lines = [kv("training", `${s.provider} · ${s.objective} · budget ${s.budget}`), kv("model", s.backbone), kv("data", `${s.dataset} (${s.columns.entity} / ${s.columns.time ?? "row order"} / ${s.columns.event})`)];
     if (s.metrics) {
       const m = s.metrics;
       lines.push(

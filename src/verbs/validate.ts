@@ -1,6 +1,7 @@
 import type { ArgDef } from "citty";
 import * as v from "valibot";
 import { defineVerb } from "../core/define";
+import { onInterrupt } from "../core/interrupt";
 import { Column, DatasetPathspec, Num, Pathspec, PositiveInt, Repeated } from "../core/schemas";
 import { kv } from "../core/ui";
 
@@ -55,13 +56,34 @@ const Summary = v.looseObject({
   thresholds: v.record(v.string(), v.unknown()),
 });
 type S = v.InferOutput<typeof Summary>;
+/** Ctrl-C during validate: the folds that finished, where it stopped; no verdict, the holdout not scored. */
+const Interrupted = v.looseObject({
+  interrupted: v.literal(true),
+  verdict: v.null(),
+  stopped_at: v.nullable(v.string()),
+  folds_finished: v.number(),
+  cv: v.looseObject({ scheme: v.nullable(v.string()), folds: v.number(), per_fold: v.array(Fold) }),
+  dataset: v.looseObject({ pathspec: v.string() }),
+  target: v.string(),
+  model: v.looseObject({ name: v.string(), source: v.string() }),
+  holdout_scored: v.literal(false),
+});
+type I = v.InferOutput<typeof Interrupted>;
 
 const share = (what: string) => v.optional(Num(what));
+/** How each cross-validation scheme reads in human output (the JSON keeps the scheme's name). */
+const SCHEME_WORDS: Record<string, string> = {
+  stratified_kfold: "random folds keeping the target's class balance",
+  kfold: "random folds",
+  purged_kfold: "time-ordered folds",
+  group_kfold: "folds by group",
+  stratified_group_kfold: "folds by group, balanced on the target",
+};
 
 export default defineVerb({
   name: "validate",
   description:
-    "Rigorous evaluation: a sealed holdout, purged K-fold CV (with --time), calibration, per-slice fairness (--sensitive) and leakage checks; emits the VERDICT that gates promotion (→ ValidateFlow/N)",
+    "Check a model before you trust it: one score on rows held back from everything (the sealed holdout), cross-validation (time-aware with --time), calibration, fairness per group (--sensitive) and leakage checks; the VERDICT deploy requires (→ ValidateFlow/N)",
   tier: "read-only",
   emitsVerdict: true,
   args: {
@@ -69,22 +91,22 @@ export default defineVerb({
     target: { type: "string", description: "the column to predict (with --model: the search's, unless given)" },
     metric: { type: "enum", options: [...METRICS], description: "holdout/CV metric (default: roc_auc for classification, rmse for regression)" },
     threshold: { type: "string", description: "the bar the holdout metric must reach (>= for scores, <= for errors)" },
-    time: { type: "string", description: "time column: purged K-fold with embargo; the holdout is the latest rows" },
-    horizon: { type: "string", description: "label horizon for purging: a duration (7D, 12h) or a number in the time column's units" },
-    embargo: { type: "string", description: "share of CV rows embargoed after each test fold (default 0.01)" },
-    group: { type: "string", description: "entity key: group K-fold, whole groups in the holdout" },
-    sensitive: { type: "string", repeatable: true, description: "sensitive column for per-slice fairness (repeatable)" } as ArgDef,
+    time: { type: "string", description: "time column: the newest rows are held back, and no fold trains on rows that overlap its test rows in time (purged K-fold with embargo)" },
+    horizon: { type: "string", description: "how far ahead the target looks: a duration (7D, 12h) or a number in the time column's units; training rows whose outcome overlaps a test fold are dropped" },
+    embargo: { type: "string", description: "share of rows skipped after each test fold, so training never sees what comes right after it (default 0.01)" },
+    group: { type: "string", description: "entity column (a customer, a patient): all rows of one entity stay on the same side of every split" },
+    sensitive: { type: "string", repeatable: true, description: "sensitive column whose groups are compared for fairness (repeatable)" } as ArgDef,
     folds: { type: "string", description: "number of CV folds (default 5)" },
-    model: { type: "string", description: "a run holding a fitted solution (default: the strong default model)" },
-    seed: { type: "string", description: "seed for CV shuffling and the model (default 0)" },
-    holdout: { type: "string", description: "share of rows sealed as the holdout (default 0.2)" },
+    model: { type: "string", description: "the search (OptimizeFlow/N) whose best solution is checked (default: Loom's default gradient-boosting model)" },
+    seed: { type: "string", description: "seed for the cross-validation split and the model (default 0)" },
+    holdout: { type: "string", description: "share of rows held back for the one final score (default 0.2)" },
     "cv-tolerance": { type: "string", description: "allowed |holdout − CV mean| (default 0.05 for scores, 10% of the CV mean for errors; at least 3 CV std)" },
-    "max-ece": { type: "string", description: "calibration bound: expected calibration error, 15 bins (default 0.10)" },
-    "max-dp-diff": { type: "string", description: "fairness bound: demographic-parity difference (default 0.10)" },
-    "max-eo-diff": { type: "string", description: "fairness bound: equalized-odds difference (default 0.10)" },
+    "max-ece": { type: "string", description: "the largest calibration error allowed: how far predicted probabilities sit from observed rates (ECE, 15 bins; default 0.10)" },
+    "max-dp-diff": { type: "string", description: "the largest gap allowed between groups' rates of positive predictions (demographic parity; default 0.10)" },
+    "max-eo-diff": { type: "string", description: "the largest gap allowed between groups' true- and false-positive rates (equalized odds; default 0.10)" },
     "min-group": { type: "string", description: "groups with fewer holdout rows are named as too small to judge (default 30)" },
-    "decision-threshold": { type: "string", description: "probability cut for the fairness decisions (default: base-rate matching)" },
-    calibrate: { type: "enum", options: ["sigmoid", "isotonic"], description: "wrap the model in scikit-learn's CalibratedClassifierCV" },
+    "decision-threshold": { type: "string", description: "the probability above which a row counts as predicted positive in the fairness checks (default: the cut that predicts as many positives as the training rows have)" },
+    calibrate: { type: "enum", options: ["sigmoid", "isotonic"], description: "recalibrate the model's probabilities (scikit-learn's CalibratedClassifierCV)" },
   },
   input: v.object({
     dataset: v.optional(DatasetPathspec),
@@ -109,18 +131,26 @@ export default defineVerb({
     calibrate: v.optional(v.picklist(["sigmoid", "isotonic"], "--calibrate must be sigmoid or isotonic")),
   }),
   // (a missing --target is refused by loom_py.verbs.validate with one line: "validate needs --target COL …")
-  summary: Summary,
+  summary: v.union([Summary, Interrupted]),
   human: (out) => {
-    const s = out.summary as S;
     const f = (x: number | null | undefined) => (x === null || x === undefined ? "n/a" : x.toFixed(4));
+    if ((out.summary as I).interrupted) {
+      const i = out.summary as I;
+      return [
+        kv("data", `${i.dataset.pathspec} → ${i.target}`),
+        kv("model", i.model.name),
+        kv("folds", `${i.folds_finished} of ${i.cv.folds} finished${i.cv.per_fold.length ? `: ${i.cv.per_fold.map((p) => f(p.value)).join(", ")}` : ""}; stopped at ${i.stopped_at}`),
+      ];
+    }
+    const s = out.summary as S;
     const lines = [
       kv("data", `${s.dataset.pathspec} → ${s.target} (${s.task})`),
       kv("model", s.model.name),
-      kv("holdout", `${s.holdout.metric} ${f(s.holdout.value)} on ${s.holdout.rows} sealed rows (${s.seal.how}; evaluated ${s.seal.evaluations}×)`),
+      kv("holdout", `${s.holdout.metric} ${f(s.holdout.value)} on ${s.holdout.rows} rows held back (sealed ${s.seal.how}; scored ${s.seal.evaluations}× so far)`),
       kv(
-        "cv",
-        `${s.cv.scheme}, ${s.cv.folds} folds: ${f(s.cv.mean)} ± ${f(s.cv.std)}` +
-          (s.cv.scheme === "purged_kfold" ? ` (purged ${s.cv.purged}, embargoed ${s.cv.embargoed})` : ""),
+        "cross-val",
+        `${s.cv.folds} ${SCHEME_WORDS[s.cv.scheme] ?? `folds (${s.cv.scheme})`}: ${f(s.cv.mean)} ± ${f(s.cv.std)}` +
+          (s.cv.scheme === "purged_kfold" ? ` (${s.cv.purged} training rows dropped for overlapping a test fold in time, ${s.cv.embargoed} skipped right after one)` : ""),
       ),
     ];
     const base = (s.holdout as Record<string, unknown>).baseline as
@@ -150,7 +180,7 @@ export default defineVerb({
       const gaps =
         fr.demographic_parity_difference === null
           ? `${s.metric} by group ${fr.groups.map((g) => `${g.group} ${f((g as Record<string, unknown>)[s.metric] as number | null)}`).join(", ")}`
-          : `DP diff ${f(fr.demographic_parity_difference)}, EO diff ${f(fr.equalized_odds_difference)}`;
+          : `gap in positive-prediction rates ${f(fr.demographic_parity_difference)} (demographic parity), in error rates ${f(fr.equalized_odds_difference)} (equalized odds)`;
       const aucs = fr.groups
         .filter((g) => (g as Record<string, unknown>).auc !== undefined)
         .map((g) => `${g.group} ${f((g as Record<string, unknown>).auc as number | null)}`);
@@ -178,7 +208,9 @@ export default defineVerb({
       ["min-group", "min_group"],
     ];
     for (const [flag, key] of map) if (input[flag] !== undefined) bounds[key] = input[flag] as number;
+    const interrupt = onInterrupt(ctx, "stopping the running fold and recording the folds that finished");
     return ctx.flow({
+      env: interrupt.env,
       flow: "validate_flow.py",
       flowName: "ValidateFlow",
       prepare: "loom_py.verbs.validate:prepare",
@@ -200,6 +232,6 @@ export default defineVerb({
         calibrate: input.calibrate,
         bounds,
       },
-    });
+    }).finally(() => interrupt.done());
   },
 });

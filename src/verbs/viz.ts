@@ -26,7 +26,7 @@ type S = v.InferOutput<typeof Summary>;
 
 export default defineVerb({
   name: "viz",
-  description: "Standard lineage-grounded plots from a data object or a run (distributions, correlation, target, leaderboard) as card images + PNGs (→ VizFlow/N)",
+  description: "Plots of a data object or a run (distributions, correlation, target, leaderboard), each naming the run it came from, in the card and as PNG files (→ VizFlow/N)",
   tier: "read-only",
   args: {
     dataset: { type: "string", description: "data object: its label, IngestDataset/N, FeaturesFlow/latest or a run-id prefix" },

@@ -45,7 +45,7 @@ describe("pipeline", () => {
     const l = await loom(["ingest", "--source", "leaky.csv", "--json"], { cwd: ws });
     if (l.code !== 0) throw new Error(l.stdout + l.stderr);
     leaky = l.json.pathspec;
-  });
+  }, 120_000); // two ingests: more than bun's default 5 s on a loaded machine
 
   test("the bundled example: VERDICT PASS, five stage runs tagged with the pipeline, the seal kept from the search", async () => {
     const r = await loom(

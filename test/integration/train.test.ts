@@ -109,7 +109,7 @@ describe("train", () => {
     expect(s.build_seconds).toBeGreaterThan(0);
     expect(s.build_seconds).toBeLessThan(2);
     expect(s.cost.usd).toBe(0);
-    expect(built.stderr).toContain("cost (gate) : budget=probe: local CPU stand-in, 0 GPU-hours ($0)");
+    expect(built.stderr).toContain("cost (gate) : budget=probe: built on this machine's CPU, 0 GPU-hours ($0)");
     const card = cardText(j.card_path);
     expect(card).toContain("Nearest neighbours");
     expect(card).toContain("2-D projection");
@@ -141,7 +141,7 @@ print(json.dumps({"shape": list(d.embeddings.shape), "vocab": len(d.vocabulary),
     const r = await loom(["train", "--dataset", ds, "--objective", "next-event", "--budget", "full"], { cwd: ws, env: { LOOM_GPU_TARGET: undefined, LOOM_MODEL_BUILDER_PROVIDER: undefined } });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("cost (gate) : budget=full: 8 GPU x 12 h = 96 GPU-hours (~$288)");
-    expect(r.stderr).toContain("STATUS      : REFUSED_NO_GPU_TARGET   (set LOOM_GPU_TARGET, or use the CPU stand-in)");
+    expect(r.stderr).toContain("STATUS      : REFUSED_NO_GPU_TARGET   (set LOOM_GPU_TARGET, or build on this machine's CPU: --provider local)");
     expect(r.stderr).toContain("LOOM_MODEL_BUILDER_PROVIDER=local");
     expect(r.stderr).not.toContain("gate        :");
     expect(r.stdout).toBe("");

@@ -5,9 +5,10 @@
  * Real runs: 2 ingest + the verbs the `next` lines start (eda, features, viz, validate, run, report).
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { LOOM, expectNoTraceback, loom, rng, runsOf, tempWorkspace } from "../helpers";
+import { LOOM, expectNoTraceback, loom, loomPython, rng, runsOf, tempWorkspace } from "../helpers";
 
 export function churnCsv(n = 240): string {
   const r = rng(11);
@@ -209,6 +210,192 @@ describe("Ctrl-C in `loom run` keeps the work", () => {
     expect(again.json.summary.nodes.interrupted ?? 0).toBe(0);
     expect(again.json.summary.nodes.total).toBeGreaterThanOrEqual(4);
   }, 300_000);
+});
+
+/** Processes whose command line names `dir` (the sandbox roots live under the TMPDIR a test gives). */
+function processesNaming(dir: string): string[] {
+  const ps = Bun.spawnSync(["ps", "-eo", "pid=,args="]).stdout.toString();
+  return ps.split("\n").filter((l) => l.includes(dir) && !l.includes("ps -eo"));
+}
+
+/** Runs the Ctrl-C tests stopped (for `loom runs`, which shows them as interrupted). */
+const interruptedRuns: string[] = [];
+
+describe("Ctrl-C in validate's folds and the pipeline's stages", () => {
+  test("validate --model: the sandboxed fold ends (no process left), INTERRUPTED with the folds that finished; the printed command runs it again", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "loom-ux-sbx-"));
+    const r = await inPty(["validate", "--model", "OptimizeFlow/latest"], { cwd: ws, interruptAfter: "fold 2/", cols: 120, env: { TMPDIR: tmp } });
+    expect(r.interrupted).toBe(true);
+    expect(r.code).toBe(1);
+    expect(r.output).not.toMatch(/Traceback|Aborted!/);
+    expect(r.output).toContain("interrupted: stopping the running fold");
+    expect(r.output).toMatch(/STATUS      : (\x1b\[\d+m)*INTERRUPTED/);
+    const folds = /folds\s+: (\d) of 5 finished/.exec(r.output);
+    expect(folds, r.output.slice(-1500)).not.toBeNull();
+    expect(Number(folds![1])).toBeLessThan(5);
+    expect(r.output).toContain("the sealed holdout was not scored");
+    // the fit in the sandbox and its launcher are gone, and so are their directories
+    expect(processesNaming(tmp)).toEqual([]);
+    expect(readdirSync(tmp).filter((n) => n.startsWith("loom-sbx-"))).toEqual([]);
+    const cmd = /next\s+: (loom validate --dataset \S+ --target churned[^\n]*--model OptimizeFlow\/\d+[^\n]*)/.exec(r.output)?.[1]?.trim();
+    expect(cmd, r.output.slice(-1500)).toBeDefined();
+    const again = await paste(cmd!);
+    expect([0, 1]).toContain(again.code);
+    expect(["OK", "FAIL"]).toContain(again.json.status);
+    expect(again.json.summary.cv.per_fold.length).toBe(5);
+    // the interrupted run was no look at the seal: the run after it does not count it
+    const stoppedRun = /run\s+: (ValidateFlow\/\d+)/.exec(r.output)![1]!;
+    interruptedRuns.push(stoppedRun);
+    expect(again.json.summary.seal.earlier_runs).not.toContain(stoppedRun);
+  }, 300_000);
+
+  test("validate with the default model: the in-process fit of fold 2 stops; INTERRUPTED with no verdict, listed by loom runs", async () => {
+    const gen = `import sys, numpy as np, pandas as pd
+r = np.random.default_rng(1); n = 30000
+X = r.normal(size=(n, 12)); df = pd.DataFrame(X, columns=[f"x{i}" for i in range(12)])
+df["y"] = (X[:, 0] + 0.5 * X[:, 1] * X[:, 2] + r.normal(size=n) > 0).astype(int)
+df.to_csv(sys.argv[1], index=False)`;
+    expect(Bun.spawnSync([loomPython(), "-c", gen, join(ws, "wide.csv")]).exitCode).toBe(0);
+    expect((await loom(["ingest", "--source", "wide.csv", "--json"], { cwd: ws })).code).toBe(0);
+    const r = await inPty(["validate", "--dataset", "wide", "--target", "y"], { cwd: ws, interruptAfter: "fold 2/", cols: 120 });
+    expect(r.interrupted).toBe(true);
+    expect(r.code).toBe(1);
+    expect(r.output).not.toMatch(/Traceback|Aborted!|KeyboardInterrupt/);
+    expect(r.output).toMatch(/STATUS      : (\x1b\[\d+m)*INTERRUPTED/);
+    const folds = /folds\s+: (\d) of 5 finished/.exec(r.output);
+    expect(folds, r.output.slice(-1500)).not.toBeNull();
+    expect(Number(folds![1])).toBeLessThanOrEqual(2); // fold 1 finished; fold 2 stopped (or had just finished)
+    const run = /run\s+: (ValidateFlow\/\d+)/.exec(r.output)![1]!;
+    interruptedRuns.push(run);
+    const j = await loom(["runs", "--flow", "validate", "--json"], { cwd: ws });
+    expect(j.json.summary.runs.find((x: any) => x.pathspec === run)).toMatchObject({ status: "interrupted", verdict: null, label: "wide" });
+  }, 300_000);
+
+  test("pipeline: the search stage stops, eda and features are kept; --resume reuses them and continues the search", async () => {
+    const r = await inPty(
+      ["pipeline", "--dataset", "churn", "--target", "churned", "--metric", "Maximize ROC-AUC on a held-out split.", "--model-provider", "offline", "--steps", "4", "--yes"],
+      { cwd: ws, interruptAfter: "step 2/", cols: 120 },
+    );
+    expect(r.interrupted).toBe(true);
+    expect(r.code).toBe(1);
+    expect(r.output).not.toMatch(/Traceback|Aborted!/);
+    expect(r.output).toContain("interrupted: stopping the current stage");
+    expect(r.output).toMatch(/optimize\s+: OptimizeFlow\/\d+\s+INTERRUPTED/);
+    expect(r.output).toMatch(/validate\s+: —\s+SKIPPED/);
+    expect(r.output).toMatch(/STATUS      : (\x1b\[\d+m)*INTERRUPTED/);
+    const stopped = /optimize\s+: (OptimizeFlow\/\d+)/.exec(r.output)![1]!;
+    interruptedRuns.push(stopped, /run\s+: (PipelineFlow\/\d+)/.exec(r.output)![1]!);
+    const resume = /next\s+: (loom pipeline --resume PipelineFlow\/\d+)/.exec(r.output)?.[1];
+    expect(resume, r.output.slice(-1500)).toBeDefined();
+    const again = await paste(resume! + " --yes");
+    expect([0, 1], again.stderr.slice(-800)).toContain(again.code);
+    expect(again.json.status).not.toBe("INTERRUPTED");
+    const st = Object.fromEntries(again.json.summary.stages.map((x: any) => [x.name, x]));
+    expect(st.eda.reused_from).toBe(resume!.split(" ")[3]);
+    expect(st.features.reused_from).toBe(resume!.split(" ")[3]);
+    expect(st.optimize.pathspec).not.toBe(stopped);
+    expect(st.optimize.status).toBe("OK");
+    expect(again.stderr).toContain(`continues ${stopped}`); // the gate says the search is continued
+    // the continued search holds the stopped one's scored candidates and new ones: more than the 2 a fresh search of the rest makes
+    expect(again.json.summary.search.nodes_finished).toBeGreaterThanOrEqual(4);
+  }, 400_000);
+});
+
+describe("loom runs", () => {
+  test("every flow's newest runs, newest first, with status, verdict, label and age; --flow, --limit; width-aware", async () => {
+    const eda = await loom(["eda", "--dataset", "churn", "--target", "churned", "--json"], { cwd: ws });
+    expect(eda.code).toBe(0);
+    const r = await loom(["runs", "--json", "--limit", "200"], { cwd: ws });
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split("\n").length).toBe(1);
+    const rows = r.json.summary.runs as any[];
+    expect(rows.length).toBeGreaterThanOrEqual(2);
+    const created = rows.map((x) => x.created as string);
+    expect([...created].sort().reverse()).toEqual(created); // newest first, across flows
+    expect(new Set(rows.map((x) => x.flow)).size).toBeGreaterThanOrEqual(2);
+    const mine = rows.find((x) => x.pathspec === eda.json.pathspec);
+    expect(mine).toMatchObject({ status: "succeeded", verdict: eda.json.verdict ?? null, label: "churn", flow: "EdaFlow" });
+    expect(mine.age_seconds).toBeGreaterThanOrEqual(0);
+    expect(mine.age_seconds).toBeLessThan(600);
+    expect(rows[0].pathspec).toBe(eda.json.pathspec);
+    for (const p of interruptedRuns) expect(rows.find((x) => x.pathspec === p)?.status, p).toBe("interrupted");
+    expect(rows.find((x) => x.pathspec === first)?.label).toBe("churn"); // a data object: its own label
+    // --flow takes the flow's name or its verb; an unknown one is refused with the flows there are
+    const val = await loom(["runs", "--flow", "eda", "--json"], { cwd: ws });
+    expect(val.json.summary.runs.every((x: any) => x.flow === "EdaFlow")).toBe(true);
+    expect(val.json.summary.flow).toBe("EdaFlow");
+    const bad = await loom(["runs", "--flow", "EdaFlw"], { cwd: ws });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("did you mean 'EdaFlow'");
+    const two = await loom(["runs", "--limit", "2", "--json"], { cwd: ws });
+    expect(two.json.summary.runs.map((x: any) => x.pathspec)).toEqual(rows.slice(0, 2).map((x) => x.pathspec));
+    // the table fits the width; the pathspec (what one pastes) is never cut
+    for (const cols of [60, 120]) {
+      const h = await loom(["runs", "--limit", "200"], { cwd: ws, env: { COLUMNS: String(cols) } });
+      const table = h.stdout.split("\n").filter((l) => !/^\S.{10} : /.test(l) && l.trim());
+      expect(table[0]).toMatch(/^run\s+status/);
+      expect(table.filter((l) => l.length > cols), `at ${cols}`).toEqual([]);
+      for (const x of rows) expect(h.stdout).toContain(x.pathspec);
+      if (cols === 120) expect(table[0]).toContain("label");
+    }
+  }, 120_000);
+});
+
+/** A $BROWSER that records what it was asked to open. */
+function fakeBrowser(): { env: Record<string, string>; opened: () => Promise<string | null> } {
+  const dir = mkdtempSync(join(tmpdir(), "loom-ux-browser-"));
+  const script = join(dir, "browser");
+  writeFileSync(script, `#!/bin/sh\nprintf '%s' "$1" > ${dir}/opened\n`, { mode: 0o755 });
+  return {
+    env: { BROWSER: script, DISPLAY: "", WAYLAND_DISPLAY: "" },
+    async opened() {
+      for (let i = 0; i < 100; i++) {
+        if (existsSync(join(dir, "opened"))) return readFileSync(join(dir, "opened"), "utf8");
+        await Bun.sleep(50);
+      }
+      return null;
+    },
+  };
+}
+
+describe("loom open and --open", () => {
+  const noDisplay = { DISPLAY: undefined, WAYLAND_DISPLAY: undefined, BROWSER: undefined };
+  test("no display: the card's path is printed (human and --json), for Flow/latest, a label and a prefix", async () => {
+    expect((await loom(["eda", "--dataset", "churn", "--target", "churned", "--json"], { cwd: ws })).code).toBe(0);
+    const h = await loom(["open", "EdaFlow/latest"], { cwd: ws, env: noDisplay });
+    expect(h.code).toBe(0);
+    const path = /card\s+: (\S+)/.exec(h.stdout)?.[1];
+    expect(path, h.stdout).toBeDefined();
+    expect(existsSync(path!)).toBe(true);
+    expect(path).toContain("/EdaFlow/");
+    expect(h.stdout).toContain("no display");
+    const j = await loom(["open", "churn", "--json"], { cwd: ws, env: noDisplay });
+    expect(j.code).toBe(0);
+    expect(j.stdout.trim().split("\n").length).toBe(1);
+    expect(j.json.card_path).toBe(j.json.summary.card_path);
+    expect(j.json.summary.opened_with).toBeNull();
+    expect(j.json.summary.run).toMatch(/^IngestDataset\/\d+$/); // the label resolved to the newest data object
+    expect(readFileSync(j.json.card_path, "utf8")).toContain("<html");
+    const eda = /EdaFlow\/runs\/(\d+)/.exec(path!)![1]!;
+    const pre = await loom(["open", `EdaFlow/${eda.slice(0, 12)}`, "--json"], { cwd: ws, env: noDisplay });
+    expect(pre.json.summary.run).toBe(`EdaFlow/${eda}`);
+    const none = await loom(["open"], { cwd: ws, env: noDisplay });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("open needs a run");
+  }, 120_000);
+
+  test("$BROWSER is called with the card's path, by `loom open` and by --open on a verb", async () => {
+    const b = fakeBrowser();
+    const r = await loom(["open", "EdaFlow/latest", "--json"], { cwd: ws, env: b.env });
+    expect(r.code).toBe(0);
+    expect(r.json.summary.opened_with).toBe(b.env.BROWSER);
+    expect(await b.opened()).toBe(r.json.card_path);
+    const b2 = fakeBrowser();
+    const e = await loom(["eda", "--dataset", "churn", "--target", "churned", "--open", "--json"], { cwd: ws, env: b2.env });
+    expect(e.code).toBe(0);
+    expect(e.stdout.trim().split("\n").length).toBe(1); // still exactly one JSON object
+    expect(await b2.opened()).toBe(e.json.card_path);
+  }, 120_000);
 });
 
 /** What a terminal `cols` wide shows after `out`: text wraps at the width, \r, \n, ESC[nA (up), ESC[J (clear

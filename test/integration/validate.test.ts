@@ -126,8 +126,8 @@ describe("validate", () => {
     expectNoTraceback(r);
     expect(r.stdout).toContain("VERDICT     : FAIL");
     expect(r.stdout).toMatch(/fairness on grp: demographic-parity difference (0\.[5-9]|1\b)/);
-    expect(r.stdout).toMatch(/fairness\s+: grp: DP diff (0\.[5-9]|1\.0)/);
-    expect(r.stdout).toMatch(/fairness\s+: cat: DP diff 0\.[0-4]/);
+    expect(r.stdout).toMatch(/fairness\s+: grp: gap in positive-prediction rates (0\.[5-9]|1\.0)/);
+    expect(r.stdout).toMatch(/fairness\s+: cat: gap in positive-prediction rates 0\.[0-4]/);
     expect(r.stdout).not.toContain("fairness on cat");
   });
 

@@ -29,9 +29,11 @@ const throwing = fake("odd", () => {
 }, { x: { type: "boolean" } });
 
 describe("tools from the registry", () => {
-  test("every verb in the registry is a tool, with its own args and description", () => {
+  test("every verb in the registry is a tool, with its own args and description (but those marked agentTool: false)", () => {
     const tools = buildTools();
-    for (const verb of VERBS) {
+    expect(VERBS.find((v) => v.name === "open")?.agentTool).toBe(false);
+    expect(tools.find((x) => x.name === toolName("open"))).toBeUndefined(); // a model cannot look at a browser
+    for (const verb of VERBS.filter((v) => v.agentTool !== false)) {
       const t = tools.find((x) => x.name === toolName(verb.name));
       expect(t).toBeDefined();
       expect(t!.description).toContain(verb.description);

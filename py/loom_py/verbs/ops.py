@@ -203,6 +203,97 @@ def health(params: dict) -> dict:
             "messages": attention, "next": nxt}
 
 
+# ---- recent runs (`loom runs`) ----------------------------------------------------------------------------
+
+RUNS_DEFAULT_LIMIT = 20
+_DATA_OBJECT_FLOWS = ("IngestDataset", "FeaturesFlow")
+
+
+def recent_runs(params: dict) -> dict:
+    """The newest runs of every flow in this workspace (or of ``flow``), newest first: status (succeeded, failed,
+    running, interrupted — a finished run whose step stopped on Ctrl-C — or never finished), verdict, the data
+    object's label and the age. Read-only; health's classification of a run (``_classify``)."""
+    import datetime
+
+    from loom_py.runtime.errors import did_you_mean
+
+    require_datastore()
+    root = datastore_root()
+    mf = client()
+    try:
+        limit = int(params.get("limit") or RUNS_DEFAULT_LIMIT)
+    except (TypeError, ValueError):
+        raise UsageError(f"--limit must be a whole number, got {params.get('limit')!r}")
+    if limit < 1:
+        raise UsageError(f"--limit must be 1 or more, got {limit}")
+    try:
+        names = sorted(f.id for f in mf.Metaflow())
+    except Exception:
+        names = []
+    want = params.get("flow") or None
+    if want:
+        # a verb's word names its flow too: validate → ValidateFlow, ingest → IngestDataset, run → OptimizeFlow
+        alias = {"run": "OptimizeFlow", "optimize": "OptimizeFlow"}
+        for n in names:
+            low = n.lower()
+            for key in (low, low.removesuffix("flow"), low.removesuffix("dataset")):
+                alias.setdefault(key, n)
+        want = want if want in names else alias.get(want.lower(), want)
+        if want not in names:
+            raise UsageError(f"no {want} runs in this workspace{did_you_mean(want, names)}"
+                             + (f": flows here are {', '.join(names)}" if names else ": nothing has run yet"))
+        names = [want]
+    newest = []  # (created, run) — the newest `limit` of each flow, then the newest `limit` of them all
+    for name in names:
+        try:
+            for i, r in enumerate(mf.Flow(name).runs()):
+                if i >= limit:
+                    break
+                newest.append((r.created_at, r))
+        except Exception:
+            continue
+    newest.sort(key=lambda x: x[0] or datetime.datetime.min, reverse=True)
+    live = _live_flows(root)
+    labels: dict[str, str | None] = {}
+
+    def label_of(pathspec):
+        if pathspec not in labels:
+            try:
+                d = mf.Run(pathspec).data
+                labels[pathspec] = str(d.label) if "label" in d and d.label else None
+            except Exception:
+                labels[pathspec] = None
+        return labels[pathspec]
+
+    rows = []
+    for created, r in newest[:limit]:
+        try:
+            state, why = _classify(r, live)
+        except Exception as e:
+            state, why = "failed", f"unreadable run ({type(e).__name__})"
+        verdict, loom_status, label = None, None, None
+        flow = r.pathspec.split("/")[0]
+        if state == "succeeded":
+            try:
+                res = r.data.loom_result
+                verdict, loom_status = res.get("verdict"), res.get("status")
+                if loom_status == "INTERRUPTED":
+                    state = "interrupted"
+                ds = next((p for p in res.get("inputs") or [] if p.split("/")[0] in _DATA_OBJECT_FLOWS), None)
+                label = label_of(r.pathspec) if flow in _DATA_OBJECT_FLOWS else (label_of(ds) if ds else None)
+            except Exception:
+                pass
+        age = None
+        if created is not None:  # the Client's times are naive local time (from the epoch milliseconds)
+            now = datetime.datetime.now(created.tzinfo) if created.tzinfo else datetime.datetime.now()
+            age = max(0.0, round((now - created).total_seconds(), 1))
+        rows.append({"pathspec": r.pathspec, "flow": flow, "status": state, "verdict": verdict,
+                     "result": loom_status, "label": label, "created": _iso(created), "age_seconds": age, "why": why})
+    nxt = [f"loom open {rows[0]['pathspec']}"] if rows else ["loom ingest --source FILE"]
+    return {"status": "OK", "summary": {"count": len(rows), "limit": limit, "flow": want, "runs": rows},
+            "next": nxt}
+
+
 # ---- leaderboard ----------------------------------------------------------------------------------------
 
 def _runs_of(mf, flow: str):

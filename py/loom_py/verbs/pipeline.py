@@ -157,6 +157,16 @@ def reusable(records: list[dict]) -> dict:
     return out
 
 
+def continuable(records: list[dict]) -> dict:
+    """The interrupted search a resume continues (``loom run --resume``), if the first stage that did not succeed is
+    an optimize stage stopped by Ctrl-C: {"pathspec", "nodes_finished"}; else {}."""
+    reuse = reusable(records)
+    nxt = records[len(reuse)] if len(records) > len(reuse) else None
+    if nxt and nxt["name"] == "optimize" and nxt.get("status") == "INTERRUPTED" and nxt.get("pathspec"):
+        return {"pathspec": nxt["pathspec"], "nodes_finished": int((nxt.get("key") or {}).get("nodes_finished") or 0)}
+    return {}
+
+
 def prepare(params: dict) -> dict:
     """Bridge hook for PipelineFlow: the options checked (UsageError → exit 2 before any run)."""
     if params.get("resume"):
@@ -175,10 +185,11 @@ def describe(params: dict) -> dict:
     if params.get("resume"):
         opts, records = previous(params["resume"])
         reuse = reusable(records)
+        cont = continuable(records)
     else:
-        opts, reuse = options_of(params), {}
+        opts, reuse, cont = options_of(params), {}, {}
     info = check(opts)
-    return {"status": "OK", "summary": {**info, "options": opts, "reuse": list(reuse),
+    return {"status": "OK", "summary": {**info, "options": opts, "reuse": list(reuse), "continues": cont or None,
                                         "writes": {s: WRITES[s] for s in STAGES}}}
 
 
@@ -205,7 +216,7 @@ def assert_previous(name: str, done: dict) -> None:
         raise StageFailed(f"{r['pathspec']} found no working solution")
 
 
-def request(name: str, opts: dict, done: dict, pipeline_id: str) -> dict:
+def request(name: str, opts: dict, done: dict, pipeline_id: str, cont: dict | None = None) -> dict:
     """The verb's own request for this stage: the same params its CLI verb sends."""
     from loom_py.verbs.optimize import metric_spec
 
@@ -219,6 +230,8 @@ def request(name: str, opts: dict, done: dict, pipeline_id: str) -> dict:
         params = {"dataset": done["features"]["pathspec"], "goal": opts["goal"], "metric": opts["metric"], "target": tgt,
                   "steps": opts["steps"], "model_provider": opts["model_provider"], "model": opts["model"],
                   "budget_usd": opts["budget_usd"], "seed": opts["seed"], "time": opts["time"], "group": opts["group"]}
+        if cont and cont.get("pathspec"):  # the search Ctrl-C stopped: continued, its candidates not paid for again
+            params.update(resume=cont["pathspec"], steps=max(1, opts["steps"] - int(cont.get("nodes_finished") or 0)))
     elif name == "validate":
         spec = metric_spec.resolve(opts["metric"], None)
         params = {"dataset": done["features"]["pathspec"], "target": tgt, "metric": validate_metric(spec),
@@ -241,8 +254,10 @@ def key_facts(name: str, reply: dict) -> dict:
                 "dropped_for_leakage": [f["column"] for f in s.get("dropped_for_leakage") or []],
                 "rows": s.get("rows")}
     if name == "optimize":
+        nodes = s.get("nodes") or {}
         return {"best": s.get("best"), "seal": (s.get("seal") or {}).get("id"),
-                "seal_rows_excluded": (s.get("seal") or {}).get("rows_excluded"), "stopped_because": s.get("stopped_because")}
+                "seal_rows_excluded": (s.get("seal") or {}).get("rows_excluded"), "stopped_because": s.get("stopped_because"),
+                "nodes_finished": int(nodes.get("total") or 0) - int(nodes.get("interrupted") or 0)}
     if name == "validate":
         return {"holdout": s.get("holdout"), "seal": (s.get("seal") or {}).get("id"),
                 "seal_untouched": (s.get("seal") or {}).get("untouched"), "reasons": s.get("reasons") or [],
@@ -260,7 +275,7 @@ def record_of(name: str, reply: dict, seconds: float, reused_from: str | None = 
             "card_path": reply.get("card_path"), "reused_from": reused_from, "key": key_facts(name, reply) if ok else {},
             "reason": None if ok and int(reply.get("exit_code") or 0) == 0 else
             (reply.get("message") or "; ".join((reply.get("summary") or {}).get("reasons") or [])
-             or f"{name} ended {status}")}
+             or (status == "INTERRUPTED" and (reply.get("messages") or [None])[0]) or f"{name} ended {status}")}
 
 
 def stage_ok(r: dict) -> bool:
@@ -268,15 +283,18 @@ def stage_ok(r: dict) -> bool:
 
 
 def run_stage(name: str, opts: dict, records: list[dict], pipeline_id: str, reuse: dict, emit,
-              reuse_from: str | None = None) -> list[dict]:
+              reuse_from: str | None = None, cont: dict | None = None) -> list[dict]:
     """Run (or reuse, or skip) one stage; returns the records with this stage's appended."""
     from loom_py.runtime import bridge
 
+    from loom_py.runtime import stop
+
     done = {r["name"]: r for r in records}
-    if any(not stage_ok(r) for r in records):
+    interrupted = stop.requested() or any(r["status"] == "INTERRUPTED" for r in records)
+    if interrupted or any(not stage_ok(r) for r in records):
         return records + [{"name": name, "pathspec": None, "status": "SKIPPED", "verdict": None, "exit_code": 0,
                            "seconds": 0.0, "card_path": None, "reused_from": None, "key": {},
-                           "reason": "an earlier stage failed"}]
+                           "reason": "the pipeline was interrupted (Ctrl-C)" if interrupted else "an earlier stage failed"}]
     t0 = time.perf_counter()
     if name in reuse and _tag_reused(reuse[name]["pathspec"], pipeline_id, name):
         r = dict(reuse[name])
@@ -287,7 +305,7 @@ def run_stage(name: str, opts: dict, records: list[dict], pipeline_id: str, reus
     emit("stage", stage=name, event="start")
     try:
         assert_previous(name, done)
-        req = request(name, opts, done, pipeline_id)
+        req = request(name, opts, done, pipeline_id, cont)
 
         def relay(ev, _n=name):
             if ev.get("kind") in ("prepared",):
@@ -326,12 +344,15 @@ def outcome(records: list[dict], opts: dict) -> dict:
     """The pipeline's result: VERDICT is validate's; the first stage that failed is named."""
     failed = next((r for r in records if not stage_ok(r) and r["status"] != "SKIPPED"), None)
     val = next((r for r in records if r["name"] == "validate"), None)
-    verdict = "FAIL" if failed else (val or {}).get("verdict")
+    interrupted = any(r["status"] == "INTERRUPTED" or "interrupted (Ctrl-C)" in (r.get("reason") or "") for r in records)
+    verdict = None if interrupted else "FAIL" if failed else (val or {}).get("verdict")
     stages = [{k: r[k] for k in ("name", "pathspec", "status", "verdict", "seconds", "card_path", "reused_from", "reason")}
               for r in records]
-    summary = {"verdict": verdict, "dataset": opts["dataset"], "target": opts["target"], "stages": stages,
+    summary = {"verdict": verdict, "interrupted": interrupted, "dataset": opts["dataset"], "target": opts["target"], "stages": stages,
                "failed_stage": failed["name"] if failed else None,
-               "reason": f"stage {failed['name']} ({failed['pathspec'] or 'no run'}): {failed['reason']}" if failed else None,
+               "reason": f"stage {failed['name']} ({failed['pathspec'] or 'no run'}): {failed['reason']}" if failed else
+               ("interrupted (Ctrl-C) after stage " + ", ".join(r["name"] for r in records if stage_ok(r) and r["pathspec"])
+                if interrupted else None),
                "seconds": round(sum(r["seconds"] for r in records), 3),
                "reused": [r["name"] for r in records if r.get("reused_from")],
                "search": (next((r for r in records if r["name"] == "optimize"), {}) or {}).get("key"),

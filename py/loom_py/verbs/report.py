@@ -153,6 +153,40 @@ def _f(v, nd=4):
     return str(v)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_MD_ALWAYS = re.compile(r"([\\`*\[\]<|~])")
+
+
+def md_text(v) -> str:
+    """A data- or model-derived string as Markdown text that renders as itself and nothing else: no image, link,
+    autolink or HTML can come out of it, and it cannot end a table cell or a line. Backslash escapes (CommonMark):
+    ``\\ ` * [ ] < | ~`` always, ``_`` where it could open emphasis, ``:`` before ``//``, ``.`` after ``www``
+    and ``&`` before an entity; an e-mail address becomes a code span (GitHub links it whatever its escapes); line breaks and control characters become spaces."""
+    s = _CONTROL.sub(" ", v if isinstance(v, str) else _f(v))
+    # cmark-gfm links an e-mail address after escapes are read: as a code span it stays text
+    parts = re.split(r"([A-Za-z0-9._+-]+@[A-Za-z0-9._-]+)", s)
+    return "".join(md_code(x) if i % 2 else _md_escape(x) for i, x in enumerate(parts) if x)
+
+
+def _md_escape(s: str) -> str:
+    s = _MD_ALWAYS.sub(r"\\\1", s)
+    s = re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", s)
+    s = re.sub(r":(?=//)", r"\\:", s)
+    s = re.sub(r"(?i)\b(www)\.", r"\1\\.", s)
+    return re.sub(r"&(?=#?\w+;)", r"\\&", s)
+
+
+def md_code(v) -> str:
+    """A data-derived string as an inline code span (nothing inside a code span is Markdown or HTML): fenced by more
+    backticks than its longest backtick run, padded where it starts or ends with a backtick or a space."""
+    s = _CONTROL.sub(" ", v if isinstance(v, str) else _f(v))
+    if not s:
+        return "` `"
+    fence = "`" * (max((len(m) for m in re.findall(r"`+", s)), default=0) + 1)
+    pad = " " if s[0] in "` " or s[-1] in "` " else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
 def _short(v, n: int = 80) -> str:
     s = v if isinstance(v, str) else json.dumps(v)
     s = s.replace("\n", " ")
@@ -162,9 +196,9 @@ def _short(v, n: int = 80) -> str:
 def _table(rows: list[dict], cols: list[str]) -> list[str]:
     if not rows:
         return ["(none)"]
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        out.append("| " + " | ".join(_f(r.get(c)).replace("|", "\\|") for c in cols) + " |")
+    out = ["| " + " | ".join(md_text(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:  # every cell is data: escaped (a pipe cannot end it, a newline cannot end the row)
+        out.append("| " + " | ".join(md_text(_f(r.get(c))) for c in cols) + " |")
     return out
 
 
@@ -181,27 +215,28 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
     filled, unfilled = [], []
     md: list[str] = []
     title = f"Model card: {experiment or root}"
-    md += [f"# {title}", ""]
+    md += [f"# {md_text(title)}", ""]
     val_caveats = list((val or {}).get("messages") or [])
     if val:
         verdict = val.get("verdict") or vs.get("verdict")
         with_c = f", with {len(val_caveats)} caveat{'s' if len(val_caveats) != 1 else ''}" if val_caveats else ""
-        md += [f"**VERDICT: {verdict}{with_c}** from `{val['pathspec']}`", ""]
-        md += [f"- caveat: {c}" for c in val_caveats] + ([""] if val_caveats else [])
+        md += [f"**VERDICT: {md_text(verdict)}{with_c}** from {md_code(val['pathspec'])}", ""]
+        md += [f"- caveat: {md_text(c)}" for c in val_caveats] + ([""] if val_caveats else [])
 
     # Model details
     md += ["## Model details", ""]
     if vs.get("model") or opt:
         m = vs.get("model") or {}
-        md += [f"- model: {m.get('name') or 'the best solution of ' + opt['pathspec']}"]
+        md += [f"- model: {md_text(m.get('name') or 'the best solution of ' + opt['pathspec'])}"]
         if m.get("source") and m.get("source") != "default":
-            md += [f"- solution run: `{m['source']}`"]
+            md += [f"- solution run: {md_code(m['source'])}"]
         if opt:
-            md += [f"- searched by `{opt['pathspec']}` ({_f(opt['params'].get('steps'))} steps, metric "
-                   f"{_f(opt['params'].get('metric'))})"]
-        md += [f"- target: `{vs.get('target') or (opt or {}).get('params', {}).get('target')}` ({vs.get('task', 'n/a')})",
-               f"- evaluated by: `{val['pathspec']}` on {val.get('created') or 'n/a'}" if val else "- not validated yet",
-               f"- seed: {_f(vs.get('seed'))}", ""]
+            md += [f"- searched by {md_code(opt['pathspec'])} ({md_text(_f(opt['params'].get('steps')))} steps, metric "
+                   f"{md_text(_f(opt['params'].get('metric')))})"]
+        md += [f"- target: {md_code(vs.get('target') or (opt or {}).get('params', {}).get('target'))} "
+               f"({md_text(vs.get('task', 'n/a'))})",
+               f"- evaluated by: {md_code(val['pathspec'])} on {md_text(val.get('created') or 'n/a')}" if val else "- not validated yet",
+               f"- seed: {md_text(_f(vs.get('seed')))}", ""]
         filled.append("Model details")
     else:
         md += ["Not available: no validate or optimize run on this path names a model.", ""]
@@ -211,7 +246,7 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
     md += ["## Intended use", ""]
     goals = [n["params"]["goal"] for n in chain if n.get("params", {}).get("goal")]
     if goals:
-        md += [f"- goal (from `--goal`): {goals[-1]}", "- out of scope: anything the goal does not state; "
+        md += [f"- goal (from `--goal`): {md_text(goals[-1])}", "- out of scope: anything the goal does not state; "
                "the evaluation below covers only the data this card names.", ""]
         filled.append("Intended use")
     else:
@@ -222,7 +257,7 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
     md += ["## Factors", ""]
     fair = vs.get("fairness") or {}
     if fair:
-        md += [f"- evaluated per group of: {', '.join(f'`{c}`' for c in fair)} (from `--sensitive`)", ""]
+        md += [f"- evaluated per group of: {', '.join(md_code(c) for c in fair)} (from `--sensitive`)", ""]
         filled.append("Factors")
     else:
         md += ["Not evaluated: validate ran without `--sensitive`, so no groups were compared.", ""]
@@ -232,12 +267,13 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
     md += ["## Metrics", ""]
     cv, ho = vs.get("cv") or {}, vs.get("holdout") or {}
     if val:
-        md += [f"- metric: {vs.get('metric')} ({(vs.get('thresholds') or {}).get('metric_direction', '')} is better)",
-               f"- cross-validation: {cv.get('scheme')}, {cv.get('folds')} folds: mean {_f(cv.get('mean'))} "
-               f"± {_f(cv.get('std'))} (std)"
-               + (f"; {cv.get('purged')} rows purged, {cv.get('embargoed')} embargoed" if cv.get("scheme") == "purged_kfold" else ""),
-               f"- sealed holdout: {_f(ho.get('value'))} on {ho.get('rows')} rows",
-               f"- bar: {_f((vs.get('thresholds') or {}).get('threshold'))}", ""]
+        T = md_text
+        md += [f"- metric: {T(vs.get('metric'))} ({T((vs.get('thresholds') or {}).get('metric_direction', ''))} is better)",
+               f"- cross-validation: {T(cv.get('scheme'))}, {T(cv.get('folds'))} folds: mean {T(_f(cv.get('mean')))} "
+               f"± {T(_f(cv.get('std')))} (std)"
+               + (f"; {T(cv.get('purged'))} rows purged, {T(cv.get('embargoed'))} embargoed" if cv.get("scheme") == "purged_kfold" else ""),
+               f"- sealed holdout: {T(_f(ho.get('value')))} on {T(ho.get('rows'))} rows",
+               f"- bar: {T(_f((vs.get('thresholds') or {}).get('threshold')))}", ""]
         md += _table(cv.get("per_fold") or [], ["fold", "train_rows", "test_rows", "value", "purged", "embargoed"]) + [""]
         md += ["Thresholds the verdict used:", ""]
         md += _table([{"bound": k, "value": v} for k, v in (vs.get("thresholds") or {}).items()], ["bound", "value"]) + [""]
@@ -250,10 +286,10 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
     md += ["## Evaluation data", ""]
     seal = vs.get("seal") or {}
     if seal:
-        md += [f"- sealed holdout `{seal.get('id')}`: {seal.get('rows')} rows ({seal.get('how')}), row hash "
-               f"`{seal.get('rows_hash')}`; evaluated {seal.get('evaluations')} time(s)",
-               f"- drawn from `{(vs.get('dataset') or {}).get('pathspec')}` (content hash "
-               f"`{(vs.get('dataset') or {}).get('content_hash')}`)", ""]
+        md += [f"- sealed holdout {md_code(seal.get('id'))}: {md_text(seal.get('rows'))} rows ({md_text(seal.get('how'))}), row hash "
+               f"{md_code(seal.get('rows_hash'))}; evaluated {md_text(seal.get('evaluations'))} time(s)",
+               f"- drawn from {md_code((vs.get('dataset') or {}).get('pathspec'))} (content hash "
+               f"{md_code((vs.get('dataset') or {}).get('content_hash'))})", ""]
         filled.append("Evaluation data")
     else:
         md += ["Not available: no sealed holdout on this path.", ""]
@@ -267,22 +303,22 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
             d = n["dataset"]
             src = d.get("source") or {}
             src_s = src.get("path") or src.get("uri") or src.get("kind") or json.dumps(src)[:120]
-            md += [f"- `{n['pathspec']}` ({d.get('label')}): {_f(d.get('rows'))} rows × {_f(d.get('n_columns'))} columns, "
-                   f"hash `{d.get('content_hash')}`, source: {src_s}"]
+            md += [f"- {md_code(n['pathspec'])} ({md_text(d.get('label'))}): {md_text(_f(d.get('rows')))} rows × "
+                   f"{md_text(_f(d.get('n_columns')))} columns, hash {md_code(d.get('content_hash'))}, source: {md_text(src_s)}"]
         for n in by_flow.get("FeaturesFlow", []):
             s = n.get("summary") or {}
             drops = s.get("dropped_for_leakage") or []
-            md += [f"- features `{n['pathspec']}` (recipe {n['params'].get('recipe', s.get('recipe', 'n/a'))}): "
-                   f"dropped for leakage: {', '.join(d.get('column', '?') + ' (' + d.get('reason', '') + ')' for d in drops) or 'none'}"]
+            md += [f"- features {md_code(n['pathspec'])} (recipe {md_text(n['params'].get('recipe', s.get('recipe', 'n/a')))}): "
+                   f"dropped for leakage: {', '.join(md_text(d.get('column', '?')) + ' (' + md_text(d.get('reason', '')) + ')' for d in drops) or 'none'}"]
             man = s.get("manifest")
             if isinstance(man, list) and man:
                 cols = [m.get("name") or m.get("column") for m in man if isinstance(m, dict)]
                 cols = [c for c in cols if c != vs.get("target")]
-                md += [f"  - {len(cols)} features: {', '.join(str(c) for c in cols[:40])}{' …' if len(cols) > 40 else ''}"]
+                md += [f"  - {len(cols)} features: {', '.join(md_text(str(c)) for c in cols[:40])}{' …' if len(cols) > 40 else ''}"]
         for n in by_flow.get("EdaFlow", []):
             flags = (n.get("summary") or {}).get("leakage_flags") or []
-            md += [f"- profiled by `{n['pathspec']}`: leakage flags: "
-                   f"{', '.join(f['column'] + ' (' + f['reason'] + ')' for f in flags) or 'none'}"]
+            md += [f"- profiled by {md_code(n['pathspec'])}: leakage flags: "
+                   f"{', '.join(md_text(f['column']) + ' (' + md_text(f['reason']) + ')' for f in flags) or 'none'}"]
         md += [""]
         filled.append("Training data")
     else:
@@ -295,33 +331,37 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
     qa = False
     if cal:
         failed = (cal.get("judged") or {}).get("failed") or []
-        md += [f"- calibration on the holdout: ECE {_f(cal.get('ece'))} ({cal.get('bins')} bins, {cal.get('ece_of')}), "
-               f"Brier {_f(cal.get('brier'))}, slope {_f(cal.get('slope'))}, intercept {_f(cal.get('intercept'))}"
-               + (f"; failed: {'; '.join(failed)}" if failed else ""), ""]
+        T = md_text
+        md += [f"- calibration on the holdout: ECE {T(_f(cal.get('ece')))} ({T(cal.get('bins'))} bins, {T(cal.get('ece_of'))}), "
+               f"Brier {T(_f(cal.get('brier')))}, slope {T(_f(cal.get('slope')))}, intercept {T(_f(cal.get('intercept')))}"
+               + (f"; failed: {'; '.join(T(x) for x in failed)}" if failed else ""), ""]
     base = (ho or {}).get("baseline")
     if base:
-        md += [f"- trivial baseline ({base.get('what')}): {_f(base.get('baseline'))}; improvement {_f(base.get('improvement'))} "
-               f"(needed > {_f(base.get('required'))}): {'beaten' if base.get('beats') else 'NOT beaten'}", ""]
+        md += [f"- trivial baseline ({md_text(base.get('what'))}): {md_text(_f(base.get('baseline')))}; improvement "
+               f"{md_text(_f(base.get('improvement')))} (needed > {md_text(_f(base.get('required')))}): "
+               f"{'beaten' if base.get('beats') else 'NOT beaten'}", ""]
         qa = True
     for col, fr in fair.items():
         metric = vs.get("metric")
-        md += [f"Per-slice results for `{col}`: demographic-parity difference {_f(fr.get('demographic_parity_difference'))} "
-               f"(ratio {_f(fr.get('demographic_parity_ratio'))}), equalized-odds difference "
-               f"{_f(fr.get('equalized_odds_difference'))}", ""]
+        T = md_text
+        md += [f"Per-slice results for {md_code(col)}: demographic-parity difference {T(_f(fr.get('demographic_parity_difference')))} "
+               f"(ratio {T(_f(fr.get('demographic_parity_ratio')))}), equalized-odds difference "
+               f"{T(_f(fr.get('equalized_odds_difference')))}", ""]
         dec = fr.get("decision") or {}
         if dec:
-            md += [f"Decisions at threshold {_f(dec.get('threshold'))} ({dec.get('how')}); per-group ROC-AUC gap "
-                   f"{_f(fr.get('auc_gap'))}", ""]
+            md += [f"Decisions at threshold {T(_f(dec.get('threshold')))} ({T(dec.get('how'))}); per-group ROC-AUC gap "
+                   f"{T(_f(fr.get('auc_gap')))}", ""]
         if fr.get("assessable") is False:
-            md += ["**Not assessable**: " + "; ".join(fr.get("not_assessable_because") or []), ""]
+            md += ["**Not assessable**: " + "; ".join(T(x) for x in fr.get("not_assessable_because") or []), ""]
         md += _table(fr.get("groups") or [], ["group", "rows", metric, "auc", "selection_rate", "tpr", "fpr", "judged"]) + [""]
         if fr.get("too_small"):
-            md += ["Too small to judge: " + ", ".join(f"{g['group']} ({g['reason']})" for g in fr["too_small"]), ""]
+            md += ["Too small to judge: " + ", ".join(f"{T(g['group'])} ({T(g['reason'])})" for g in fr["too_small"]), ""]
         qa = True
     lk = vs.get("leakage")
     if lk:
         md += [f"- leakage: {'FOUND' if lk.get('found') else 'none found'}; holdout rows duplicated in CV data: "
-               f"{(lk.get('duplicates') or {}).get('holdout_rows_in_cv')}; holdout implausibly above CV: {lk.get('holdout_above_cv')}", ""]
+               f"{md_text((lk.get('duplicates') or {}).get('holdout_rows_in_cv'))}; holdout implausibly above CV: "
+               f"{md_text(lk.get('holdout_above_cv'))}", ""]
         qa = True
     (filled if qa else unfilled).append("Quantitative analyses")
     if not qa:
@@ -343,11 +383,11 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
         if bad or items:
             caveats.append({"pathspec": n["pathspec"], "status": vd or st, "items": items[:20]})
     for c in caveats:
-        md += [f"- `{c['pathspec']}`: **{c['status']}**"] + [f"  - {i}" for i in c["items"]]
+        md += [f"- {md_code(c['pathspec'])}: **{md_text(c['status'])}**"] + [f"  - {md_text(i)}" for i in c["items"]]
     if not caveats:
         md += ["- no WARN, FAIL or caveat on the path."]
     if seal.get("evaluations", 0) > 1:
-        md += [f"- the sealed holdout has been evaluated {seal['evaluations']} times: repeated looks make it optimistic."]
+        md += [f"- the sealed holdout has been evaluated {md_text(seal['evaluations'])} times: repeated looks make it optimistic."]
     md += [""]
     filled.append("Caveats and recommendations")
 
@@ -368,10 +408,28 @@ def build_card(nodes: dict[str, dict], root: str | None, *, experiment: str | No
 
 # ---- Markdown → HTML (the subset build_card writes) ---------------------------------------------------
 
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")  # a backslash before ASCII punctuation (CommonMark's escapes)
+
+
 def _inline(s: str) -> str:
-    s = html.escape(s, quote=False)
-    s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
+    """Code spans (any fence length), **bold** and backslash escapes: what build_card writes; everything else is
+    text, HTML-escaped."""
+    out, pos = [], 0
+    for m in re.finditer(r"(?<![`\\])(`+)(?!`)(.+?)(?<!`)\1(?!`)", s):
+        out.append(_inline_text(s[pos:m.start()]))
+        code = m.group(2)
+        if len(code) > 1 and code[0] == " " and code[-1] == " " and code.strip():
+            code = code[1:-1]
+        out.append(f"<code>{html.escape(code, quote=False)}</code>")
+        pos = m.end()
+    out.append(_inline_text(s[pos:]))
+    return "".join(out)
+
+
+def _inline_text(s: str) -> str:
+    s = _ESCAPED.sub(lambda m: f"\x00{ord(m.group(1))}\x00", s)  # escaped characters stay literal
+    s = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", html.escape(s, quote=False))
+    return re.sub("\x00(\\d+)\x00", lambda m: html.escape(chr(int(m.group(1))), quote=False), s)
 
 
 def to_html(md: str, title: str = "Model card") -> str:

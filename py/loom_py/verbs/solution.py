@@ -18,10 +18,13 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import signal
 import sys
 import tempfile
+import time
 import types
 
+from loom_py.runtime import stop
 from loom_py.runtime.errors import UsageError
 
 
@@ -120,7 +123,13 @@ class SandboxedSolution:
         sandbox.stage(data, train, X_p, X_p.head(1), {"target": target, "task": task})
         out = os.path.join(self._tmp, "out")
         shutil.rmtree(out, ignore_errors=True)
-        res = sandbox.run_candidate(self.code, out, data, timeout=self.timeout, mem_mb=self.mem_mb, zygote=self._zygote)
+        run = sandbox.Running(self.code, out, data, timeout=self.timeout, mem_mb=self.mem_mb, zygote=self._zygote)
+        while not run.poll():  # Ctrl-C (a stop request) ends the fit in the sandbox: no process outlives it
+            if stop.requested():
+                self._end(run)
+                raise stop.Stopped()
+            time.sleep(0.005)
+        res = run.wait()
         if res["error"]:
             raise UsageError(f"the solution of {self.pathspec} failed in the sandbox: {res['error']}"[:400])
         try:
@@ -138,6 +147,17 @@ class SandboxedSolution:
                                   or np.shape(proba)[1] != len(classes)):
             proba = None
         return labels, proba, (list(classes) if classes is not None else None)
+
+    def _end(self, run) -> None:
+        """Kill a running fit and collect its directory (the zygote stays for ``close``)."""
+        if run.proc is not None:
+            try:
+                os.killpg(run.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        else:
+            run.zygote.kill(run.pid)
+        run.wait()
 
     def close(self) -> None:
         if self._zygote is not None:

@@ -16,12 +16,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 
 import numpy as np
 
+from loom_py.runtime import stop
 from loom_py.runtime.errors import UsageError, did_you_mean
 from loom_py.runtime.flowkit import param_list
 
@@ -340,6 +342,35 @@ def rerun_command(dataset: str, opts: dict, **extra) -> str:
     return " ".join(parts)
 
 
+def interrupted(done: dict, opts: dict, dataset: str, info: dict, model_name: str, model_source: str) -> dict:
+    """What an interrupted validate records (Ctrl-C: the running fold ended): the folds that finished, where it
+    stopped, and the command that runs the evaluation again. The sealed holdout was not scored, so the run is
+    no look at it. Returns {summary, messages, next}."""
+    per_fold = list(done.get("per_fold") or [])
+    n = int(done.get("folds") or 0)
+    summary = {"interrupted": True, "verdict": None, "stopped_at": done.get("stopped_at"),
+               "folds_finished": len(per_fold), "cv": {"scheme": done.get("scheme"), "folds": n, "per_fold": per_fold},
+               "dataset": {"pathspec": dataset, "label": info.get("label"), "rows": info.get("rows"),
+                           "content_hash": info.get("content_hash")},
+               "target": opts["target"], "task": opts["task"], "metric": opts["metric"],
+               "model": {"name": model_name, "source": model_source}, "holdout_scored": False}
+    extra = {}
+    if opts.get("folds") not in (None, DEFAULT_FOLDS):
+        extra["folds"] = opts["folds"]
+    if opts.get("seed"):
+        extra["seed"] = opts["seed"]
+    if opts.get("calibrate"):
+        extra["calibrate"] = opts["calibrate"]
+    if opts.get("time") and opts.get("horizon_text"):
+        extra["horizon"] = opts["horizon_text"]
+    msg = (f"interrupted at {done.get('stopped_at')}: {len(per_fold)} of {n} folds finished; the sealed holdout "
+           "was not scored, so this run is not a look at it")
+    again = rerun_command(dataset, opts, **extra)
+    # what deploy and report say of this run: no verdict, and why
+    summary["reasons"] = [f"interrupted (Ctrl-C) at {done.get('stopped_at')}, before a verdict: run `{again}`"]
+    return {"summary": summary, "messages": [msg], "next": [again]}
+
+
 def option_columns(ds: str, params: dict):
     """(frame of only the columns the options name, every column name) for the launcher's checks.
 
@@ -597,19 +628,36 @@ def _evaluate_models(df, opts, seal, cv_rows, *, factory, say, clock):
         scheme = "kfold"
         embargo_rows = 0
     X_cv, y_cv = X_all.iloc[cv_pos].reset_index(drop=True), y_all[cv_pos]
-    if not getattr(factory, "model_written", False):
+    model_written = getattr(factory, "model_written", False)
+    if not model_written:
         factory = _cloning(factory, task, X_cv, seed)
     per_fold = []
-    for i, f in enumerate(folds):
-        say(f"fold {i + 1}/{len(folds)}: fitting on {len(f.train)} rows, testing on {len(f.test)}")
-        if len(f.train) == 0:
-            per_fold.append({"fold": i + 1, "train_rows": 0, "test_rows": int(len(f.test)), "value": None,
-                             "purged": f.purged, "embargoed": f.embargoed})
-            continue
-        proba, pred = _fit_predict(clock, factory, task, X_cv.iloc[f.train], y_cv[f.train], X_cv.iloc[f.test], seed, classes)
-        v = _metric_of(metric, y_cv[f.test], proba, pred, classes)
-        per_fold.append({"fold": i + 1, "train_rows": int(len(f.train)), "test_rows": int(len(f.test)),
-                         "value": v if v == v else None, "purged": f.purged, "embargoed": f.embargoed})
+    done = {"scheme": scheme, "folds": len(folds), "per_fold": per_fold, "stopped_at": "before fold 1"}
+    X_h, y_h = X_all.iloc[seal.holdout].reset_index(drop=True), y_all[seal.holdout]
+    # Ctrl-C (a stop request, runtime/stop.py) ends the running fit: an in-process fit through ``stoppable``, a
+    # model-written one in the sandbox by its own poll (SandboxedSolution); what finished is kept in ``done``
+    try:
+        with (contextlib.nullcontext() if model_written else stop.stoppable()):
+            for i, f in enumerate(folds):
+                done["stopped_at"] = f"fold {i + 1}/{len(folds)}"
+                stop.check()
+                say(f"fold {i + 1}/{len(folds)}: fitting on {len(f.train)} rows, testing on {len(f.test)}")
+                if len(f.train) == 0:
+                    per_fold.append({"fold": i + 1, "train_rows": 0, "test_rows": int(len(f.test)), "value": None,
+                                     "purged": f.purged, "embargoed": f.embargoed})
+                    continue
+                proba, pred = _fit_predict(clock, factory, task, X_cv.iloc[f.train], y_cv[f.train], X_cv.iloc[f.test],
+                                           seed, classes)
+                v = _metric_of(metric, y_cv[f.test], proba, pred, classes)
+                per_fold.append({"fold": i + 1, "train_rows": int(len(f.train)), "test_rows": int(len(f.test)),
+                                 "value": v if v == v else None, "purged": f.purged, "embargoed": f.embargoed})
+            done["stopped_at"] = "the holdout fit"
+            stop.check()
+            say(f"holdout: fitting on {len(cv_pos)} CV rows, scoring {len(seal.holdout)} sealed rows")
+            proba_h, pred_h = _fit_predict(clock, factory, task, X_cv, y_cv, X_h, seed, classes, keep=True)
+    except stop.Stopped as e:
+        e.done = done
+        raise
     vals = [r["value"] for r in per_fold if r["value"] is not None]
     cv_mean = float(np.mean(vals)) if vals else float("nan")
     cv_std = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
@@ -623,9 +671,6 @@ def _evaluate_models(df, opts, seal, cv_rows, *, factory, say, clock):
         cv["group"] = opts["group"]
 
     # ---- holdout ----------------------------------------------------------------------------
-    say(f"holdout: fitting on {len(cv_pos)} CV rows, scoring {len(seal.holdout)} sealed rows")
-    X_h, y_h = X_all.iloc[seal.holdout].reset_index(drop=True), y_all[seal.holdout]
-    proba_h, pred_h = _fit_predict(clock, factory, task, X_cv, y_cv, X_h, seed, classes, keep=True)
     hold_value = _metric_of(metric, y_h, proba_h, pred_h, classes)
     holdout = {"metric": metric, "value": hold_value, "rows": int(len(seal.holdout))}
     say("holdout uncertainty and the trivial baseline")

@@ -67,3 +67,35 @@ def test_outcome_names_the_first_failed_stage_and_skips_the_rest():
     ok = P.outcome([rec("eda"), rec("features"), rec("optimize"), rec("validate", verdict="PASS"), rec("report")],
                    {"dataset": "IngestDataset/1", "target": "y"})
     assert (ok["verdict"], ok["failed_stage"], [x["name"] for x in ok["stages"]]) == ("PASS", None, list(P.STAGES))
+
+
+def test_a_stop_request_skips_the_stages_left_and_the_result_is_interrupted(tmp_path, monkeypatch):
+    stop_file = tmp_path / "stop"
+    monkeypatch.setenv("LOOM_STOP_FILE", str(stop_file))
+    records = [rec("eda", "WARN")]
+    stop_file.write_text("")  # Ctrl-C while eda ran: eda finished; nothing after it starts
+    for name in P.STAGES[1:]:
+        records = P.run_stage(name, {}, records, "9", {}, lambda *a, **k: None)
+    assert [r["status"] for r in records] == ["WARN", "SKIPPED", "SKIPPED", "SKIPPED", "SKIPPED"]
+    assert all(r["reason"] == "the pipeline was interrupted (Ctrl-C)" for r in records[1:])
+    s = P.outcome(records, {"dataset": "IngestDataset/1", "target": "y"})
+    assert s["interrupted"] is True and s["verdict"] is None and s["failed_stage"] is None
+    assert s["reason"] == "interrupted (Ctrl-C) after stage eda"
+
+
+def test_an_interrupted_search_is_continued_by_the_resume():
+    stopped = rec("optimize", "INTERRUPTED", exit_code=1, key={"nodes_finished": 2}, pathspec="OptimizeFlow/7")
+    records = [rec("eda"), rec("features"), stopped]
+    assert list(P.reusable(records)) == ["eda", "features"]
+    cont = P.continuable(records)
+    assert cont == {"pathspec": "OptimizeFlow/7", "nodes_finished": 2}
+    opts = P.options_of({"dataset": "IngestDataset/1", "target": "y", "metric": "auc", "steps": "5",
+                         "model_provider": "offline"})
+    done = {r["name"]: r for r in records}
+    req = P.request("optimize", opts, done, "9", cont)
+    assert req["params"]["resume"] == "OptimizeFlow/7" and req["params"]["steps"] == 3
+    assert "resume" not in P.request("optimize", opts, done, "9")["params"]
+    # a stage that failed (not interrupted) is run again, not continued
+    assert P.continuable([rec("eda"), rec("features"), rec("optimize", "FAILED", exit_code=1)]) == {}
+    s = P.outcome(records + [rec("validate", "SKIPPED")], opts)
+    assert s["interrupted"] is True and s["failed_stage"] == "optimize" and s["verdict"] is None

@@ -57,8 +57,8 @@ class NemoProvider(Provider):
 
         plan = cost_plan(req.budget, req.gpu_hourly_usd)
         if not req.gpu_target:
-            raise UsageError(f"nemo needs a GPU target: set LOOM_GPU_TARGET (e.g. modal:H100), or use the CPU "
-                            f"stand-in with LOOM_MODEL_BUILDER_PROVIDER=local (cost plan: {plan['line']})",
+            raise UsageError(f"nemo needs a GPU target: set LOOM_GPU_TARGET (e.g. modal:H100), or build on "
+                            f"this machine's CPU with LOOM_MODEL_BUILDER_PROVIDER=local (cost plan: {plan['line']})",
                             status=STATUS_REFUSED, summary=refusal_summary(req, plan))
         parse_target(req.gpu_target)
 
@@ -152,7 +152,7 @@ class LocalProvider(Provider):
     def check(self, req: Request) -> None:
         if req.objective == "finetune":
             raise UsageError("finetune needs a GPU builder: set LOOM_GPU_TARGET (e.g. modal:H100) and use "
-                             "--provider nemo; the CPU stand-in builds next-event and embedding backbones")
+                             "--provider nemo; the CPU build (--provider local) makes next-event and embedding models")
 
     def size(self, req: Request) -> dict:
         return budgets()["local"][req.budget]
@@ -164,14 +164,14 @@ class LocalProvider(Provider):
         s = self.size(req)
         return {"provider": "local", "objective": req.objective, "budget": req.budget,
                 "backbone": f"ppmi-svd-d{s['dim']}", "data": data, **s, "gpus": 0, "hours": 0, "gpu_hours": 0,
-                "usd": 0.0, "cost_line": f"budget={req.budget}: local CPU stand-in, 0 GPU-hours ($0)"}
+                "usd": 0.0, "cost_line": f"budget={req.budget}: built on this machine's CPU, 0 GPU-hours ($0)"}
 
     def execute(self, req, plan, df, cols, workdir) -> Outcome:
         from loom_py.runtime import events
         from loom_py.verbs.train import local
         from loom_py.verbs.train.sequences import build_sequences, check_sequences
 
-        events.progress(f"building a {plan['backbone']} backbone from {len(df)} rows")
+        events.progress(f"building a {plan['backbone']} event-embedding model from {len(df)} rows")
         t0 = time.perf_counter()
         seqs = build_sequences(df, cols, plan["max_events"])
         check_sequences(seqs, cols.event)
@@ -191,10 +191,10 @@ class LocalProvider(Provider):
             "truncated_to_max_events": seqs.truncated, "stats": bb.stats,
         })
         beats = metrics["hit_at_10"] > metrics["baseline_hit_at_10"]
-        messages = [] if beats else ["the backbone does not beat the popularity baseline on hit@10: the events may "
+        messages = [] if beats else ["the model does not beat the popularity baseline on hit@10: the events may "
                                      "not be sequential, or try a larger --budget"]
         if req.backbone:
-            messages.append(f"--backbone {req.backbone} is a nemo recipe name: the CPU stand-in always builds {plan['backbone']}")
+            messages.append(f"--backbone {req.backbone} is a nemo recipe name: the CPU build always makes {plan['backbone']}")
         if seqs.truncated:
             messages.append(f"budget {req.budget} uses the first {seqs.n_events} events (whole sequences); "
                             "a larger --budget uses more data")

@@ -172,7 +172,7 @@ def check_sequences(seqs: Sequences, event_col: str) -> None:
 
     n_types = len(set(seqs.tokens.tolist())) if seqs.n_events else 0
     if n_types < 2:
-        raise UsageError(f"the event column '{event_col}' has {n_types} event type(s): a backbone needs at least 2 "
+        raise UsageError(f"the event column '{event_col}' has {n_types} event type(s): a model of event sequences needs at least 2 "
                          "(pass --event COL to pick another column)")
     lens = np.diff(seqs.starts)
     if not (lens >= MIN_SEQ_FOR_EVAL).any():
