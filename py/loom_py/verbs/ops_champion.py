@@ -44,9 +44,7 @@ def not_assessed(reason: str, model: dict | None = None) -> dict:
 # ---- which model (prepare: before anything is written) ----------------------------------------------
 
 def _registry_exists(uri: str) -> bool:
-    from loom_py.verbs.deploy import _local_db
-
-    db = _local_db(uri)
+    db = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None  # deploy's default registry: a local file
     return not db or os.path.exists(db)
 
 
