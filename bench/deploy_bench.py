@@ -5,7 +5,7 @@ promoted model.
 Measurements, alternated round by round in this one invocation (medians printed):
   loom plan     `loom deploy --validate V --name churn` from spawn to exit (bridge, Metaflow run, staging
                 the pyfunc model + manifest, card)
-  loom apply    `loom deploy ... --apply` answered "y" in a real pty (test/fixtures/pty_run.py): re-verify
+  loom apply    `loom deploy ... --apply` answered "y" in a real pty (test/fixtures/pty_answer.py): re-verify
                 the hashes, register a version, move the alias, journal, record, card
   plain save    `python ref.py save`: import MLflow, save the same pyfunc model (same wrapper, artifacts,
                 signature, example, requirements) to a folder
@@ -128,7 +128,7 @@ def main() -> None:
     ref_uri = "sqlite:///" + os.path.join(ref, "mlflow.db")
 
     t = {"loom plan": [], "loom apply": [], "plain save": [], "plain apply": []}
-    pty = os.path.join(ROOT, "test", "fixtures", "pty_run.py")
+    pty = os.path.join(ROOT, "test", "fixtures", "pty_answer.py")
     for i in range(rounds + 1):  # round 0 warms both (first registry creation, page cache); not counted
         a, _ = run([LOOM, "deploy", "--validate", V, "--name", "churn"], ws, env)
         b, p = run([py, pty, "y", LOOM, "deploy", "--validate", V, "--name", "churn", "--apply"], ws, env)
