@@ -2,7 +2,8 @@
 wall time against a plain MLflow script doing the same work, and what `mlflow models serve` gives on the
 promoted model.
 
-Measurements, alternated round by round in this one invocation (medians printed):
+Measurements, in this one invocation (medians printed; each Loom phase runs next to its plain counterpart,
+which goes first alternating round by round, and the ratios are also paired by round):
   loom plan     `loom deploy --validate V --name churn` from spawn to exit (bridge, Metaflow run, staging
                 the pyfunc model + manifest, card)
   loom apply    `loom deploy ... --apply` answered "y" in a real pty (test/fixtures/pty_answer.py): re-verify
@@ -131,11 +132,18 @@ def main() -> None:
     load0 = os.getloadavg()
     pty = os.path.join(ROOT, "test", "fixtures", "pty_answer.py")
     for i in range(rounds + 1):  # round 0 warms both (first registry creation, page cache); not counted
-        a, _ = run([LOOM, "deploy", "--validate", V, "--name", "churn"], ws, env)
-        b, p = run([py, pty, "y", LOOM, "deploy", "--validate", V, "--name", "churn", "--apply"], ws, env)
-        assert json.loads(p.stdout)["code"] == 0, p.stdout[-1500:]
-        c, _ = run([py, ref_py, "save", ref, ref_uri, "churn"], ref, env)
-        d, _ = run([py, ref_py, "register", ref, ref_uri, "churn"], ref, env)
+        # each Loom phase next to its plain counterpart (the same moment's load), which one goes first alternating
+        plan = lambda: run([LOOM, "deploy", "--validate", V, "--name", "churn"], ws, env)[0]  # noqa: E731
+        save = lambda: run([py, ref_py, "save", ref, ref_uri, "churn"], ref, env)[0]  # noqa: E731
+        a, c = (plan(), save()) if i % 2 == 0 else reversed((save(), plan()))
+
+        def apply():
+            dt, p = run([py, pty, "y", LOOM, "deploy", "--validate", V, "--name", "churn", "--apply"], ws, env)
+            assert json.loads(p.stdout)["code"] == 0, p.stdout[-1500:]
+            return dt
+
+        register = lambda: run([py, ref_py, "register", ref, ref_uri, "churn"], ref, env)[0]  # noqa: E731
+        b, d = (apply(), register()) if i % 2 == 0 else reversed((register(), apply()))
         if i:
             for k, x in zip(t, (a, b, c, d)):
                 t[k].append(x)
