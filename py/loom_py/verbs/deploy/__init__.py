@@ -6,7 +6,8 @@ Three modes, each a DeployFlow run (the run is Loom's record; MLflow keeps no al
   ``.loom/artifacts/deploy/<run id>/`` an MLflow pyfunc model (signature and a schema-made input example)
   holding the exact estimator validate scored, the solution code, and ``manifest.json`` (sha256 of every
   staged file, lineage, what ``--apply`` will change, the rollback that undoes it). Nothing in the registry
-  is touched.
+  is touched; the alias's current holder comes from Loom's record while the registry file is unchanged
+  since Loom's last move of it (``recorded_holder``), else from MLflow.
 * ``apply``: re-verifies the staged files against the manifest and the manifest against the plan run, then,
   under a workspace lock, registers a model version, moves the alias (MLflow aliases, not stages) and tags
   the version with Loom's lineage. A journal file per apply (``.loom/deploy/journal/``) is rewritten
