@@ -69,6 +69,10 @@ export function bridgeEnv(
     ...(datastore ?? { METAFLOW_DEFAULT_METADATA: "local", METAFLOW_DEFAULT_DATASTORE: "local", METAFLOW_DATASTORE_SYSROOT_LOCAL: ws.dir, LOOM_DATASTORE: "local" }),
     LOOM_WORKSPACE_DIR: ws.dir,
     LOOM_TMP: join(ws.dir, "tmp"),
+    // the Client's artifact cache per workspace, not Metaflow's machine-wide /tmp/metaflow_client: the first
+    // cache write of every process walks that whole folder (every flow's, every workspace's; Metaflow never
+    // evicts from it), 0.16 s of CPU per verb here at 17k cached files (docs/decisions/0700)
+    METAFLOW_CLIENT_CACHE_PATH: base.METAFLOW_CLIENT_CACHE_PATH || join(ws.dir, "cache", "metaflow_client"),
     LOOM_FLOWS_DIR: rt.flowsDir,
     PYTHONPATH: [rt.pyPath, base.PYTHONPATH].filter(Boolean).join(":"),
     PYTHONUNBUFFERED: "1",

@@ -135,5 +135,12 @@ export default defineVerb({
     return lines;
   },
   run: (input, ctx) =>
-    ctx.flow({ flow: "deploy_flow.py", flowName: "DeployFlow", prepare: "loom_py.verbs.deploy:prepare", params: params(input) }),
+    ctx.flow({
+      flow: "deploy_flow.py",
+      flowName: "DeployFlow",
+      prepare: "loom_py.verbs.deploy:prepare",
+      params: params(input),
+      // the warm image imports only what this mode's task uses (loom_py.verbs.deploy:warm_imports)
+      env: { LOOM_DEPLOY_MODE: mode(input) },
+    }),
 });

@@ -236,5 +236,17 @@ describe("deploy", () => {
     expect(aliasOf(ws)).toBe(moves[1].to);
     const d = await loom(["doctor", "--json"], { cwd: ws });
     expect(d.json.summary.checks.find((x: any) => x.name === "deploy")).toBeUndefined(); // later moves settled it
+
+    // a plan names the alias's holder from Loom's record while the registry is unchanged since Loom's move, and
+    // from the registry once anyone else moved it
+    const p1 = await loom(["deploy", "--validate", pass, "--name", "m", "--json"], { cwd: ws });
+    expect(p1.json.summary.apply_will.alias_from).toBe(moves[1].to);
+    expect(journal(ws).find((e) => e.why === "rollback").registry_stamp).toBeTruthy(); // the rollback's two commits alone
+    registry(ws, `c.set_registered_model_alias("m", "champion", "2")\nprint(json.dumps(2))`); // moved outside Loom
+    const p2 = await loom(["deploy", "--validate", pass, "--name", "m", "--json"], { cwd: ws });
+    expect(p2.json.summary.apply_will.alias_from).toBe(2);
+    const rb = await loom(["deploy", "--rollback", "m", "--json"], { cwd: ws });
+    expect(rb.code).toBe(1);
+    expect(rb.json.messages[0]).toContain("it was moved outside Loom");
   }, 300_000); // generous: on a loaded 2-core box one step of the chain took up to 135 s
 });

@@ -138,6 +138,8 @@ test("bridgeEnv: the datastore is the workspace, METAFLOW_USER set only when uns
   expect(e.METAFLOW_USER).toBe("loom");
   expect(e.METAFLOW_CARD_LOCALROOT).toBeUndefined();
   expect(e.PYTHONPATH).toBe("/h/rt/py");
+  expect(e.METAFLOW_CLIENT_CACHE_PATH).toBe("/p/.loom/cache/metaflow_client"); // the workspace's, unless set
+  expect(bridgeEnv({ METAFLOW_CLIENT_CACHE_PATH: "/c" }, ws, rt).METAFLOW_CLIENT_CACHE_PATH).toBe("/c");
   expect(bridgeEnv({ METAFLOW_USER: "ana" }, ws, rt).METAFLOW_USER).toBe("ana");
   expect(bridgeEnv({ USER: "bo" }, ws, rt).METAFLOW_USER).toBe("bo");
 });

@@ -6,7 +6,8 @@ Three modes, each a DeployFlow run (the run is Loom's record; MLflow keeps no al
   ``.loom/artifacts/deploy/<run id>/`` an MLflow pyfunc model (signature and a schema-made input example)
   holding the exact estimator validate scored, the solution code, and ``manifest.json`` (sha256 of every
   staged file, lineage, what ``--apply`` will change, the rollback that undoes it). Nothing in the registry
-  is touched.
+  is touched; the alias's current holder comes from Loom's record while the registry file is unchanged
+  since Loom's last move of it (``recorded_holder``), else from MLflow.
 * ``apply``: re-verifies the staged files against the manifest and the manifest against the plan run, then,
   under a workspace lock, registers a model version, moves the alias (MLflow aliases, not stages) and tags
   the version with Loom's lineage. A journal file per apply (``.loom/deploy/journal/``) is rewritten
@@ -76,25 +77,33 @@ def quiet_mlflow() -> None:
 
 
 def warm_imports() -> None:
-    """What a DeployFlow task needs (the bridge's warm image imports it once)."""
+    """What a DeployFlow task needs, imported once by the bridge's warm image while the run starts (the task
+    waits for it). ``LOOM_DEPLOY_MODE`` (set by the CLI for the run) narrows it to the mode's own work; unset
+    (another caller), everything."""
     quiet_mlflow()
+    mode = os.environ.get("LOOM_DEPLOY_MODE") or ""
+    if mode == "rollback":  # the plan of a rollback reads Loom's record; MLflow only if the registry changed
+        return
     import mlflow  # noqa: F401
-    import mlflow.pyfunc  # noqa: F401
     from mlflow import MlflowClient  # noqa: F401
-    from mlflow.models import ModelSignature  # noqa: F401
 
-    # the SQLite stores (SQLAlchemy, Alembic's schema check): ~2 s of imports the first client pays
-    import mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
-    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    if mode in ("", "plan"):
+        import mlflow.pyfunc  # noqa: F401
+        from mlflow.models import ModelSignature  # noqa: F401
 
-    # MLflow maps modules to distributions (a scan of every installed package's metadata, ~2 s here) when
-    # it checks pip requirements in save_model; built once in the image, the forked task inherits it
-    try:
-        from mlflow.utils import requirements_utils
+        # save_model checks the pinned requirements against MLflow's map of modules to distributions (a scan
+        # of every installed package's metadata, 0.2-0.5 s here); built here, the forked task inherits it
+        try:
+            from mlflow.utils import requirements_utils
 
-        requirements_utils._init_modules_to_packages_map()
-    except Exception:  # an MLflow without it: save_model builds it itself
-        pass
+            requirements_utils._init_modules_to_packages_map()
+        except Exception:  # an MLflow without it: save_model builds it itself
+            pass
+    if mode in ("", "apply", "rollback_apply"):
+        # the SQLite stores (SQLAlchemy, Alembic and, through it, Mako and Pygments): ~0.6 s of imports that
+        # only a registry read or write needs; a plan reads the alias holder from Loom's record when it can
+        import mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
 
 def client(uri: str):
@@ -252,7 +261,7 @@ def _requirements(code: str | None) -> list[str]:
             mods |= {(n.module or "").split(".")[0] for n in ast.walk(ast.parse(code)) if isinstance(n, ast.ImportFrom) and n.level == 0}
         except SyntaxError:
             mods = set()
-        by_mod = metadata.packages_distributions()
+        by_mod = _modules_to_distributions()
         for m in mods:
             dists.update(by_mod.get(m, []))
     out = []
@@ -262,6 +271,22 @@ def _requirements(code: str | None) -> list[str]:
         except metadata.PackageNotFoundError:
             continue
     return out
+
+
+def _modules_to_distributions() -> dict:
+    """Top-level module → distributions: MLflow's own map when it can give it (save_model builds it anyway,
+    and the warm image already has), else importlib.metadata's (the same scan)."""
+    try:
+        from mlflow.utils import requirements_utils
+
+        requirements_utils._init_modules_to_packages_map()
+        if isinstance(requirements_utils._MODULES_TO_PACKAGES, dict):
+            return requirements_utils._MODULES_TO_PACKAGES
+    except Exception:
+        pass
+    from importlib import metadata
+
+    return metadata.packages_distributions()
 
 
 def stage(run_id, params: dict) -> dict:
@@ -334,7 +359,7 @@ def stage(run_id, params: dict) -> dict:
     shutil.rmtree(work)
 
     uri, name, alias = params["registry"], params["name"], params["alias"]
-    holder = current_holder(uri, name, alias, create=False)
+    holder = current_holder(uri, name, alias, create=False, exact=False)
     dinfo = dataset_info(resolve_run(ds))
     lineage = [v, ds] + [x for x in _lineage_chain(dinfo.get("lineage") or {}) if x not in (v, ds)]
     apply_cmd = f"loom deploy --validate {v} --name {name} --alias {alias} --apply"
@@ -481,10 +506,59 @@ def journals() -> list[dict]:
     return sorted(out, key=lambda e: e.get("when_ns", 0))
 
 
-def current_holder(uri: str, name: str, alias: str, *, create: bool = True) -> int | None:
+def registry_stamp(uri: str) -> dict | None:
+    """What identifies the committed state of a local SQLite registry: SQLite's file change counter (the file
+    format's header, offset 24: incremented by every transaction that writes the file), with the file's size
+    and inode. None when the file cannot vouch for "nothing was committed since": not a local SQLite file, a
+    WAL or rollback journal beside it (a write in progress, or WAL mode, where the counter is not kept), or a
+    header whose counter is not current (offset 92 differs)."""
+    db = _local_db(uri)
+    if not db or os.path.exists(db + "-wal") or os.path.exists(db + "-journal"):
+        return None
+    try:
+        with open(db, "rb") as f:
+            head = f.read(100)
+            st = os.fstat(f.fileno())
+    except OSError:
+        return None
+    if len(head) < 100 or head[:16] != b"SQLite format 3\x00" or head[24:28] != head[92:96]:
+        return None
+    return {"change_counter": int.from_bytes(head[24:28], "big"), "size": st.st_size, "inode": st.st_ino}
+
+
+def _stamp_if_alone(before: dict | None, after: dict | None, commits: int) -> dict | None:
+    """The registry's stamp after a move, kept only when the counter went up by exactly the move's own commits
+    (nobody else committed in between: then the alias is where this move put it as long as the stamp holds)."""
+    if before and after and after["change_counter"] == before["change_counter"] + commits:
+        return after
+    return None
+
+
+def recorded_holder(uri: str, name: str, alias: str) -> tuple[bool, int | None]:
+    """(known, version): the version Loom's last move of NAME@ALIAS left the alias at, known only while the
+    registry file is provably unchanged since that move (its stamp, recorded in the move's journal entry,
+    still holds: no version, alias or tag was committed since, by Loom or anyone). Answers without MLflow,
+    whose SQLite store costs ~0.6 s of imports here."""
+    moves = history(uri, name, alias)
+    if not moves or not moves[-1].get("registry_stamp"):
+        return False, None
+    now = registry_stamp(uri)
+    if now is None or now != moves[-1]["registry_stamp"]:
+        return False, None
+    return True, moves[-1]["to"]
+
+
+def current_holder(uri: str, name: str, alias: str, *, create: bool = True, exact: bool = True) -> int | None:
+    """The version NAME@ALIAS points at in the registry (None: no such alias). ``exact=False`` (a plan, the
+    gate's preview) takes Loom's record when the registry file is unchanged since Loom's last move of it
+    (``recorded_holder``); an apply, under the lock, always asks the registry."""
     db = _local_db(uri)
     if not create and db and not os.path.exists(db):
         return None
+    if not exact:
+        known, version = recorded_holder(uri, name, alias)
+        if known:
+            return version
     c = client(uri)
     try:
         return int(c.get_model_version_by_alias(name, alias).version)
@@ -551,8 +625,9 @@ def apply(run_pathspec: str, params: dict) -> dict:
         pause = os.environ.get("LOOM_DEPLOY_FAULT_PAUSE_S")  # fault injection for the kill -9 test
         if pause:
             time.sleep(float(pause))
+        before = registry_stamp(uri)
         c.set_registered_model_alias(name, alias, str(version))  # one registry update: old holder or new
-        entry.update(state="moved", moved_ns=time.time_ns())
+        entry.update(state="moved", moved_ns=time.time_ns(), registry_stamp=_stamp_if_alone(before, registry_stamp(uri), 1))
         write_journal(entry)
     move = {k: entry[k] for k in ("why", "registry", "name", "alias", "from", "to", "who", "when", "validate", "plan")}
     return {"move": move, "version": version, "model_uri": f"models:/{name}@{alias}",
@@ -599,10 +674,10 @@ def deployed_aliases() -> list[dict]:
     return out
 
 
-def rollback_target(uri: str, name: str, alias: str) -> dict:
+def rollback_target(uri: str, name: str, alias: str, *, exact: bool = False) -> dict:
     moves = history(uri, name, alias)
     stack = holders(moves)
-    now = current_holder(uri, name, alias, create=False)
+    now = current_holder(uri, name, alias, create=False, exact=exact)
     if not moves:
         raise UsageError(f"Loom has no record of moving {name}@{alias} in {uri}: nothing to roll back "
                          "(`loom deploy --validate ValidateFlow/N --name NAME --apply` promotes a version)")
@@ -621,14 +696,15 @@ def rollback_apply(run_pathspec: str, params: dict) -> dict:
     uri, name, alias = params["registry"], params["name"], params["alias"]
     c = client(uri)
     with Lock():
-        t = rollback_target(uri, name, alias)
+        t = rollback_target(uri, name, alias, exact=True)
         entry = {"run": run_pathspec, "plan": None, "state": "started", "why": "rollback", "registry": uri,
                  "name": name, "alias": alias, "from": t["from"], "to": t["to"], "validate": None, "who": _who(),
                  "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "when_ns": time.time_ns()}
         write_journal(entry)
+        before = registry_stamp(uri)
         c.set_registered_model_alias(name, alias, str(t["to"]))
         c.set_model_version_tag(name, str(t["to"]), "loom.rolled_back_from", str(t["from"]))
-        entry.update(state="moved", moved_ns=time.time_ns())
+        entry.update(state="moved", moved_ns=time.time_ns(), registry_stamp=_stamp_if_alone(before, registry_stamp(uri), 2))
         write_journal(entry)
     return {"move": {k: entry[k] for k in ("why", "registry", "name", "alias", "from", "to", "who", "when")},
             "version": t["to"], "model_uri": f"models:/{name}@{alias}"}
@@ -650,7 +726,7 @@ def check(params: dict) -> dict:
     m = resolve_run(pp["plan"], ("DeployFlow",)).data.staged_plan["manifest"]
     return {"status": "CHECKED", "summary": {
         "mode": mode, "plan": pp["plan"], "name": pp["name"], "alias": pp["alias"], "registry": pp["registry"],
-        "alias_from": current_holder(pp["registry"], pp["name"], pp["alias"], create=False),
+        "alias_from": current_holder(pp["registry"], pp["name"], pp["alias"], create=False, exact=False),
         "model_written_code": bool(m["model"]["model_written_code"]), "model": m["model"]["name"]}}
 
 
