@@ -125,6 +125,9 @@ def resolve_ref(ref: str, flows: tuple[str, ...] | None = None, *, what: str = "
         if not PATHSPEC_RE.match(ref):
             raise UsageError(f"'{ref}' is not a run pathspec (expected Flow/RunId, Flow/latest or a label, e.g. IngestDataset/123)")
         flow_name, rid = ref.split("/")
+        if datastore_root() and flow_name not in _flow_names():  # EDAFlow/latest means EdaFlow/latest
+            same = [n for n in _flow_names() if n.lower() == flow_name.lower()]
+            flow_name = same[0] if len(same) == 1 else flow_name
         if flows and flow_name not in flows:
             if datastore_root() and flow_name not in _flow_names():
                 hint = "`loom datasets` lists data objects" if what == "data object" else "check the pathspec"

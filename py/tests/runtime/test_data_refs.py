@@ -25,3 +25,19 @@ def test_malformed_refs_are_usage_errors(ref, monkeypatch, tmp_path):
     monkeypatch.setenv("METAFLOW_DATASTORE_SYSROOT_LOCAL", str(tmp_path))
     with pytest.raises(UsageError):
         data.resolve_ref(ref, data.DATASET_FLOWS, what="data object")
+
+
+@pytest.mark.parametrize("ref", ["EdaFlow/latest", "EDAFlow/latest", "edaflow/latest"])
+def test_a_flow_name_in_another_case_finds_the_flow(ref, monkeypatch, tmp_path):
+    for rid in ("17", "18"):
+        (tmp_path / ".metaflow" / "EdaFlow" / rid).mkdir(parents=True)
+    monkeypatch.setenv("METAFLOW_DATASTORE_SYSROOT_LOCAL", str(tmp_path))
+    monkeypatch.setattr(data, "_successful", lambda ps: ps == "EdaFlow/17")
+    assert data.resolve_ref(ref, ("EdaFlow",), what="eda run") == "EdaFlow/17"
+
+
+def test_an_unknown_flow_stays_unknown(monkeypatch, tmp_path):
+    (tmp_path / ".metaflow" / "EdaFlow" / "17").mkdir(parents=True)
+    monkeypatch.setenv("METAFLOW_DATASTORE_SYSROOT_LOCAL", str(tmp_path))
+    with pytest.raises(UsageError, match="no EdFlow runs"):
+        data.resolve_ref("EdFlow/latest", ("EdaFlow",), what="eda run")
