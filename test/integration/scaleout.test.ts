@@ -27,6 +27,20 @@ function csv(n: number): string {
   return rows.join("\n") + "\n";
 }
 
+/** A small event log for train's next-event objective: 100 users × 20 events over 20 types. */
+function events(): string {
+  const r = rng(7);
+  const rows = ["user_id,ts,event"];
+  for (let u = 0; u < 100; u++) {
+    let e = Math.floor(r() * 20);
+    for (let t = 0; t < 20; t++) {
+      rows.push(`u${u},2024-01-01T${String(Math.floor(t / 6)).padStart(2, "0")}:${String((t * 10) % 60).padStart(2, "0")}:${String(u % 60).padStart(2, "0")}Z,e${e}`);
+      e = r() < 0.8 ? (e * 3 + 1) % 20 : Math.floor(r() * 20);
+    }
+  }
+  return rows.join("\n") + "\n";
+}
+
 /** every file under a directory (relative paths) */
 function walk(dir: string, base = dir): string[] {
   if (!existsSync(dir)) return [];
@@ -87,13 +101,14 @@ describe("the happy path on an S3 datastore", () => {
   let env: Record<string, string>;
   let ingest: R, eda: R, features: R, run: R, validate: R, report: R, datasets: R, doctor: R;
   // read back from elsewhere, with the launcher's own files gone
-  let health: R, board: R, collab: R, deploy: R, viz: R, argo: R;
+  let health: R, board: R, collab: R, deploy: R, viz: R, argo: R, evIngest: R, train: R;
   const cardHtml: Record<string, string> = {};
   const elsewhere = tempDir("loom-elsewhere-");
 
   beforeAll(async () => {
     env = s3env("happy");
     writeFileSync(join(ws, "data.csv"), csv(300));
+    writeFileSync(join(ws, "events.csv"), events());
     const go = async (args: string[], ok = [0]) => {
       const r = await loom([...args, "--json"], { cwd: ws, env });
       if (!ok.includes(r.code)) throw new Error(`loom ${args[0]} exit ${r.code}: ${r.stdout.slice(0, 1500)}${r.stderr.slice(-1500)}`);
@@ -101,7 +116,8 @@ describe("the happy path on an S3 datastore", () => {
     };
     ingest = await go(["ingest", "--source", "data.csv"]);
     const ds = ingest.json.pathspec;
-    eda = await go(["eda", "--dataset", ds, "--target", "y"], [0, 1]);
+    // train's event log is ingested beside eda (the workspace exists by now; the two runs share the machine's wait on S3)
+    [eda, evIngest] = await Promise.all([go(["eda", "--dataset", ds, "--target", "y"], [0, 1]), go(["ingest", "--source", "events.csv"])]);
     features = await go(["features", "--dataset", ds, "--target", "y", "--recipe", "standard"]);
     const fs = features.json.pathspec;
     run = await go(["run", "--dataset", fs, "--metric", "Maximize ROC-AUC", "--target", "y", "--steps", "2", "--parallel", "2",
@@ -125,7 +141,10 @@ describe("the happy path on an S3 datastore", () => {
     board = await away(["ops", "--leaderboard"]);
     collab = await away(["collab", "--run", report.json.pathspec]);
     deploy = await away(["deploy", "--validate", validate.json.pathspec, "--name", "m"], {}, [0, 1, 2]);
-    viz = await away(["viz", "--run", run.json.pathspec]);
+    [viz, train] = await Promise.all([
+      away(["viz", "--run", run.json.pathspec]),
+      away(["train", "--dataset", evIngest.json.pathspec, "--objective", "next-event", "--budget", "probe"], { LOOM_MODEL_BUILDER_PROVIDER: "local", LOOM_GPU_TARGET: "" }),
+    ]);
     argo = await away(["pipeline", "--dataset", ds, "--target", "y", "--metric", "Maximize ROC-AUC", "--steps", "3", "--deploy-to", "argo"],
       { METAFLOW_KUBERNETES_CONTAINER_IMAGE: "registry.example/loom-runtime:0.1" });
   }, 900_000);
@@ -248,6 +267,14 @@ print(json.dumps(out))
     expect(readFileSync(viz.json.card_path, "utf8")).toContain("<html");
   });
 
+  test("train's CPU stand-in builds from the event log it reads through the Client; its card comes from S3", () => {
+    expect(train.json.status).toBe("BUILT");
+    expect(train.json.pathspec).toMatch(/^TrainFlow\/\d+$/);
+    expect(train.json.inputs).toEqual([evIngest.json.pathspec]);
+    expect(train.json.card_path).toStartWith(join(ws, ".loom", "cards") + "/");
+    expect(readFileSync(train.json.card_path, "utf8")).toContain("<html");
+  });
+
   test("pipeline --deploy-to argo: Metaflow's WorkflowTemplate naming the code package, the image, each step and its @resources", () => {
     expect(argo.json.tier).toBe("workspace-write");
     expect(argo.json.status).toBe("OK");
@@ -272,11 +299,17 @@ print(json.dumps(out))
     expect(opts).toMatchObject({ dataset: ingest.json.pathspec, target: "y", steps: 3, model_provider: "offline" });
     // the package really is in the bucket
     const got = clientFrom(tempDir(), ws, env, `
-import json, boto3, os
+import io, json, boto3, os, tarfile
 s3 = boto3.client("s3", endpoint_url=os.environ["METAFLOW_S3_ENDPOINT_URL"])
-print(json.dumps({"size": s3.head_object(Bucket="loom", Key=${JSON.stringify(s.code_package.replace("s3://loom/", ""))})["ContentLength"]}))
+blob = s3.get_object(Bucket="loom", Key=${JSON.stringify(s.code_package.replace("s3://loom/", ""))})["Body"].read()
+names = tarfile.open(fileobj=io.BytesIO(blob)).getnames()
+print(json.dumps({"size": len(blob), "names": [n.removeprefix("./") for n in names]}))
 `);
     expect(got.size).toBeGreaterThan(100_000);
+    // what the pod's start step needs: the stages' flows beside pipeline_flow.py, loom_py under .mf_code
+    for (const f of ["pipeline_flow.py", "eda_flow.py", "features_flow.py", "optimize_flow.py", "validate_flow.py", "report_flow.py",
+                     ".mf_code/loom_py/verbs/pipeline.py", ".mf_code/loom_py/runtime/bridge.py"])
+      expect(got.names).toContain(f);
     expect(argo.json.messages.join(" ")).toContain("METAFLOW_DEFAULT_METADATA=service"); // local metadata: said, not hidden
     expect(argo.json.next[0]).toBe(`argo template create ${s.template_path}`);
   }, 60_000);
@@ -287,7 +320,7 @@ print(json.dumps({"size": s3.head_object(Bucket="loom", Key=${JSON.stringify(s.c
     expect(ds.status).toBe("PASS");
     expect(ds.detail).toContain("s3://loom/happy");
     expect(checks.find((c) => c.name === "metadata")!.status).toBe("PASS");
-    expect(checks.find((c) => c.name === "data objects")!.detail).toMatch(/^2 data object/);
+    expect(checks.find((c) => c.name === "data objects")!.detail).toMatch(/^3 data object/); // + train's event log
   });
 
   test("doctor: a dead endpoint and a missing bucket are one actionable line each", async () => {
