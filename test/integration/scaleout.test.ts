@@ -125,8 +125,7 @@ describe("the happy path on an S3 datastore", () => {
     // --max-ece 0.2: 300 rows make an uncalibrated ECE near 0.14; deploy below needs a PASS
     validate = await go(["validate", "--dataset", fs, "--target", "y", "--model", run.json.pathspec, "--max-ece", "0.2"], [0, 1]);
     report = await go(["report", "--run", validate.json.pathspec]);
-    datasets = await go(["datasets"]);
-    doctor = await loom(["doctor", "--json"], { cwd: ws, env });
+    [datasets, doctor] = await Promise.all([go(["datasets"]), loom(["doctor", "--json"], { cwd: ws, env })]);
     for (const r of [ingest, eda, features, validate, report]) cardHtml[r.json.pathspec] = readFileSync(r.json.card_path, "utf8");
     // what the flows wrote into this workspace (cards fetched, reports, work dirs) would be in a remote task's
     // container: gone, so the verbs below can only have read the runs from the datastore
@@ -137,16 +136,17 @@ describe("the happy path on an S3 datastore", () => {
       if (!ok.includes(r.code)) throw new Error(`loom ${args.join(" ")} exit ${r.code}: ${r.stdout.slice(0, 1500)}${r.stderr.slice(-1500)}`);
       return r;
     };
-    health = await away(["ops"]);
-    board = await away(["ops", "--leaderboard"]);
-    collab = await away(["collab", "--run", report.json.pathspec]);
-    deploy = await away(["deploy", "--validate", validate.json.pathspec, "--name", "m"], {}, [0, 1, 2]);
-    [viz, train] = await Promise.all([
+    // health first, while no run is in flight (one in flight is "running", or "never finished" to a launcher it cannot see)
+    [health, board] = await Promise.all([away(["ops"]), away(["ops", "--leaderboard"])]);
+    // the rest are independent runs and files, side by side: most of each is waiting on S3 and process starts
+    [collab, deploy, viz, train, argo] = await Promise.all([
+      away(["collab", "--run", report.json.pathspec]),
+      away(["deploy", "--validate", validate.json.pathspec, "--name", "m"], {}, [0, 1, 2]),
       away(["viz", "--run", run.json.pathspec]),
       away(["train", "--dataset", evIngest.json.pathspec, "--objective", "next-event", "--budget", "probe"], { LOOM_MODEL_BUILDER_PROVIDER: "local", LOOM_GPU_TARGET: "" }),
+      away(["pipeline", "--dataset", ds, "--target", "y", "--metric", "Maximize ROC-AUC", "--steps", "3", "--deploy-to", "argo"],
+        { METAFLOW_KUBERNETES_CONTAINER_IMAGE: "registry.example/loom-runtime:0.1" }),
     ]);
-    argo = await away(["pipeline", "--dataset", ds, "--target", "y", "--metric", "Maximize ROC-AUC", "--steps", "3", "--deploy-to", "argo"],
-      { METAFLOW_KUBERNETES_CONTAINER_IMAGE: "registry.example/loom-runtime:0.1" });
   }, 900_000);
 
   test("the workspace records its datastore; Loom's env came from Metaflow's own variables", () => {
@@ -324,18 +324,21 @@ print(json.dumps({"size": len(blob), "names": [n.removeprefix("./") for n in nam
   });
 
   test("doctor: a dead endpoint and a missing bucket are one actionable line each", async () => {
-    const dead = await loom(["doctor", "--json"], { cwd: ws, env: { ...env, METAFLOW_S3_ENDPOINT_URL: "http://127.0.0.1:9" } });
+    const other = tempWorkspace();
+    mkdirSync(join(other, ".loom"));
+    // three independent doctors side by side (each is mostly imports and S3 round trips)
+    const [dead, nob, warn] = await Promise.all([
+      loom(["doctor", "--json"], { cwd: ws, env: { ...env, METAFLOW_S3_ENDPOINT_URL: "http://127.0.0.1:9" } }),
+      loom(["doctor", "--json"], { cwd: other, env: { ...env, METAFLOW_DATASTORE_SYSROOT_S3: "s3://no-such-bucket/x" } }),
+      loom(["doctor", "--json"], { cwd: ws, env: { ...env, LOOM_METAFLOW_WITH: "kubernetes" } }),
+    ]);
     const c1 = dead.json.summary.checks.find((c: { name: string }) => c.name === "datastore");
     expect(c1.status).toBe("FAIL");
     expect(c1.fix).toContain("METAFLOW_S3_ENDPOINT_URL");
-    const other = tempWorkspace();
-    mkdirSync(join(other, ".loom"));
-    const nob = await loom(["doctor", "--json"], { cwd: other, env: { ...env, METAFLOW_DATASTORE_SYSROOT_S3: "s3://no-such-bucket/x" } });
     const c2 = nob.json.summary.checks.find((c: { name: string }) => c.name === "datastore");
     expect(c2.status).toBe("FAIL");
     expect(c2.detail).toContain("'no-such-bucket' does not exist");
     // remote compute with local metadata: a warning, not a failure (the runs launched here stay visible here)
-    const warn = await loom(["doctor", "--json"], { cwd: ws, env: { ...env, LOOM_METAFLOW_WITH: "kubernetes" } });
     const c3 = warn.json.summary.checks.find((c: { name: string }) => c.name === "remote metadata");
     expect(c3.status).toBe("WARN");
     expect(c3.fix).toContain("METAFLOW_DEFAULT_METADATA=service");
@@ -397,11 +400,13 @@ test("a Metaflow profile names the datastore: METAFLOW_PROFILE → config_<name>
   const ws = tempWorkspace();
   mkdirSync(join(ws, ".loom"));
   const env = { METAFLOW_HOME: home, METAFLOW_PROFILE: "shared", AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test", AWS_DEFAULT_REGION: "us-east-1" };
-  const d = await loom(["doctor", "--json"], { cwd: ws, env });
+  const [d, missing] = await Promise.all([
+    loom(["doctor", "--json"], { cwd: ws, env }),
+    loom(["doctor", "--json"], { cwd: ws, env: { ...env, METAFLOW_PROFILE: "nope" } }),
+  ]);
   const c = d.json.summary.checks.find((x: { name: string }) => x.name === "datastore");
   expect(c.status).toBe("PASS");
   expect(c.detail).toContain("s3://loom/profiled");
-  const missing = await loom(["doctor", "--json"], { cwd: ws, env: { ...env, METAFLOW_PROFILE: "nope" } });
   const m = missing.json.summary.checks.find((x: { name: string }) => x.name === "datastore config");
   expect(m.status).toBe("FAIL");
   expect(m.detail).toContain("METAFLOW_PROFILE=nope but");
