@@ -6,8 +6,11 @@ that finished and ``--resume PipelineFlow/N`` finds and reuses them by tag. The 
 the chain (the rest are recorded SKIPPED); ``end`` builds the result and the card. See
 ``loom_py/verbs/pipeline.py`` and decision 0600."""
 
-from metaflow import FlowSpec, Parameter, card, current, step
+import os
 
+from metaflow import FlowSpec, Parameter, card, current, resources, step
+
+from loom_py.runtime.data import task_resources
 from loom_py.runtime.flowkit import final_cards_only
 
 final_cards_only()
@@ -21,9 +24,13 @@ LOOM_WARM = ("loom_py.verbs.pipeline", "loom_py.runtime.bridge", "loom_py.runtim
 
 
 class PipelineFlow(FlowSpec):
-    options = Parameter("options", required=True, help="the pipeline's options (JSON, from loom_py.verbs.pipeline.prepare)")
+    # `loom pipeline --deploy-to argo` compiles the flow with the options as the parameter's default
+    # (LOOM_PIPELINE_OPTIONS, read when the flow file is): the template runs the pipeline that was described
+    options = Parameter("options", default=os.environ.get("LOOM_PIPELINE_OPTIONS", ""),
+                        help="the pipeline's options (JSON, from loom_py.verbs.pipeline.prepare)")
     resume = Parameter("resume", default="", help="PipelineFlow/N whose finished stages are reused")
 
+    @resources(**task_resources("optimize"))  # the stages run in this task (the search is the heaviest)
     @step
     def start(self):
         import json
@@ -31,8 +38,14 @@ class PipelineFlow(FlowSpec):
         from loom_py.runtime import events, flowkit
         from loom_py.verbs import pipeline
 
+        # the stages' flows beside this one: in a remote task (the code package) no launcher set LOOM_FLOWS_DIR
+        os.environ.setdefault("LOOM_FLOWS_DIR", os.path.dirname(os.path.abspath(__file__)))
         me = f"PipelineFlow/{current.run_id}"
         with flowkit.relay_errors():
+            if not self.options:
+                from loom_py.runtime.errors import UsageError
+
+                raise UsageError("PipelineFlow needs --options (JSON): `loom pipeline` builds them")
             self.opts = json.loads(self.options)
             prev = pipeline.previous(self.resume)[1] if self.resume else []
             self.reuse = pipeline.reusable(prev)

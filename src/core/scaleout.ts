@@ -171,3 +171,17 @@ export function remotePreflight(f: PreflightFacts): string | null {
   }
   return null;
 }
+
+// ---- scheduled pipelines (`loom pipeline --deploy-to argo`) --------------------------------------
+
+export const DEPLOY_TARGETS = ["argo", "argo-workflows"] as const;
+
+/** Pure: why the pipeline cannot be compiled for Argo Workflows here (one actionable line), or null. A template's
+ * pods read and write the datastore, so it must be shared (s3), and they need an image with Loom's requirements. */
+export function argoPreflight(ds: DatastoreChoice, env: NodeJS.ProcessEnv, profile: Profile): string | null {
+  if (ds.type === "local")
+    return "--deploy-to argo needs a shared datastore: a cluster's pods cannot read this machine's .loom; set METAFLOW_DEFAULT_DATASTORE=s3 and METAFLOW_DATASTORE_SYSROOT_S3=s3://BUCKET/PREFIX (or a Metaflow profile) in a new workspace";
+  if (!mfSetting(env, profile, "KUBERNETES_CONTAINER_IMAGE"))
+    return "--deploy-to argo needs an image with Loom's pinned requirements: set METAFLOW_KUBERNETES_CONTAINER_IMAGE (in the environment or the Metaflow profile); see docs/architecture.md, Running on a cluster";
+  return null;
+}

@@ -11,6 +11,8 @@ import { UsageError } from "../core/errors";
 import { onInterrupt } from "../core/interrupt";
 import { Column, DatasetPathspec, Num, Pathspec, PositiveInt, Repeated } from "../core/schemas";
 import { kv } from "../core/ui";
+import { DEPLOY_TARGETS, argoPreflight } from "../core/scaleout";
+import { workspaceDatastore } from "../core/workspace";
 import { EST_TOKENS_PER_NODE, priceOf, usd } from "../optimize/pricing";
 import { startProposerServer } from "../optimize/server";
 import { anthropicProposer, openaiProposer } from "../optimize/proposers";
@@ -41,6 +43,20 @@ const Summary = v.looseObject({
   interrupted: v.optional(v.boolean()),
 });
 type S = v.InferOutput<typeof Summary>;
+/** `--deploy-to argo`: the template Metaflow compiled (py/loom_py/verbs/pipeline_argo.py), no run */
+const DeploySummary = v.looseObject({
+  mode: v.literal("deploy"),
+  deploy_to: v.literal("argo-workflows"),
+  template_path: v.string(),
+  workflow_template: v.string(),
+  image: v.union([v.string(), v.array(v.string())]),
+  code_package: v.string(),
+  steps: v.array(v.looseObject({ name: v.string(), image: v.nullable(v.string()), cpu: v.nullish(v.string()), memory: v.nullish(v.string()) })),
+  metadata: v.string(),
+  dataset: v.string(),
+  target: v.string(),
+});
+type D = v.InferOutput<typeof DeploySummary>;
 
 const Input = v.object({
   dataset: v.optional(DatasetPathspec),
@@ -57,6 +73,7 @@ const Input = v.object({
   model: v.optional(v.string()),
   "budget-usd": v.optional(Num("--budget-usd")),
   resume: v.optional(Pathspec("PipelineFlow run")),
+  "deploy-to": v.optional(v.picklist(DEPLOY_TARGETS, "must be argo (Argo Workflows)")),
 });
 type Input = v.InferOutput<typeof Input>;
 
@@ -82,7 +99,10 @@ function proposerOf(d: Described) {
 export default defineVerb({
   name: "pipeline",
   description: "The whole lifecycle as one run, with one cost check up front: eda → features → a bounded search → validate → report, each step checking the one before it (→ PipelineFlow/N)",
-  tier: "expensive",
+  // --deploy-to only compiles a template (a file here, the code package in the datastore); creating it on a
+  // cluster would be external and irreversible, and Loom does not offer it
+  tier: (input: Input) => (input["deploy-to"] ? "workspace-write" : "expensive"),
+  tierLabel: "expensive (workspace-write with --deploy-to)",
   emitsVerdict: true,
   args: {
     dataset: { type: "string", description: "data object to start from (IngestDataset/N or FeaturesFlow/N)" },
@@ -99,11 +119,26 @@ export default defineVerb({
     model: { type: "string", description: "the LLM the search uses" },
     "budget-usd": { type: "string", description: "hard spend cap for the search" },
     resume: { type: "string", description: "PipelineFlow/N: continue from its first stage that did not succeed" },
+    "deploy-to": { type: "enum", options: [...DEPLOY_TARGETS], description: "compile the pipeline into an Argo Workflows template under .loom/artifacts/pipeline/ instead of running it (needs the s3 datastore and METAFLOW_KUBERNETES_CONTAINER_IMAGE)" },
   },
   input: Input,
-  summary: Summary,
+  summary: v.union([Summary, DeploySummary]),
+  writes: (input) =>
+    input["deploy-to"]
+      ? "checks the options, uploads PipelineFlow's code package to the datastore and writes an Argo Workflows template under .loom/artifacts/pipeline/ (nothing is sent to a cluster)"
+      : "runs the pipeline's stages",
   async preflight(input, ctx) {
     described = undefined;
+    if (input["deploy-to"]) {
+      if (input.resume) throw new UsageError("--deploy-to argo compiles a new pipeline: drop --resume");
+      const provider = input["model-provider"] ?? "offline";
+      if (provider !== "offline")
+        throw new UsageError(`--deploy-to argo runs the search on the cluster, where the ${provider} API key must not go: use --model-provider offline`);
+      const ds = workspaceDatastore(ctx.workspace);
+      const why = argoPreflight(ds, process.env, ds.profile);
+      if (why) throw new UsageError(why);
+      return; // the options are checked by the compile call itself (pipeline_argo.deploy), before any upload
+    }
     if (input.resume) {
       const mixed = (["dataset", "target", "goal", "metric", "threshold", "sensitive", "time", "group", "model-provider", "model", "budget-usd"] as const).filter((k) => input[k] !== undefined);
       if (mixed.length) throw new UsageError(`--resume continues ${input.resume} with its own options: drop ${mixed.map((k) => `--${k}`).join(", ")}`);
@@ -112,7 +147,8 @@ export default defineVerb({
     described = d.summary as Described;
     proposerOf(described); // a missing key is refused (exit 2) before the gate
   },
-  cost() {
+  cost(input) {
+    if (input["deploy-to"]) return { lines: [], usd: 0 };
     const d = described!;
     const p = proposerOf(d);
     const reuse = new Set(d.reuse);
@@ -160,6 +196,17 @@ export default defineVerb({
     if (ev.kind === "leaderboard") return optimize.onEvent!(ev, ui);
   },
   human(out) {
+    if ((out.summary as D)?.mode === "deploy") {
+      const d = out.summary as D;
+      return [
+        kv("data", `${d.dataset} → ${d.target}`),
+        kv("template", d.template_path),
+        kv("argo", `WorkflowTemplate ${d.workflow_template}`),
+        kv("image", Array.isArray(d.image) ? d.image.join(", ") : d.image),
+        kv("package", d.code_package),
+        ...d.steps.map((st) => kv(`step ${st.name}`, `${st.cpu ?? "?"} cpu, ${st.memory ?? "?"} memory`)),
+      ];
+    }
     const s = out.summary as S;
     if (!s?.stages) return [];
     return [
@@ -172,6 +219,7 @@ export default defineVerb({
     ];
   },
   async run(input, ctx): Promise<Outcome> {
+    if (input["deploy-to"]) return ctx.call("loom_py.verbs.pipeline_argo:deploy", { ...params(input), model_provider: input["model-provider"] ?? "offline" });
     const p = proposerOf(described!);
     // describe (the preflight) made every input check moments ago: prepare skips the second data load
     const req = { flow: "pipeline_flow.py", flowName: "PipelineFlow", prepare: "loom_py.verbs.pipeline:prepare", params: { ...params(input), checked: true } };

@@ -3,10 +3,14 @@
  * against a local S3-compatible server on loopback: test/fixtures/s3-server.py) runs the happy path
  * ingest → eda → features → run (offline, --executor metaflow) → validate → report; every artifact and card is
  * read back through the Client API from a directory outside the workspace, and nothing but metadata lands in
- * the local datastore. Then the remote-compute preflights: one line, exit 2, no run, before the gate.
+ * the local datastore. Then, with the files those flows wrote on this machine removed (a remote task writes
+ * them in its container) and from a directory outside the workspace, the verbs that read runs: ops (health,
+ * leaderboard), collab (a bundle from the S3-stored cards), deploy's PLAN, viz, and pipeline --deploy-to argo
+ * (Metaflow's Argo Workflows template, no cluster). Then the remote-compute preflights: one line, exit 2, no
+ * run, before the gate.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, expectNoTraceback, loom, loomPython, rng, tempDir, tempWorkspace } from "../helpers";
 
@@ -19,6 +23,20 @@ function csv(n: number): string {
     const a = r() * 2 - 1;
     const b = r() * 2 - 1;
     rows.push(`${a.toFixed(4)},${b.toFixed(4)},${i % 2 ? "u" : "v"},${a + 0.5 * b + (r() - 0.5) * 0.8 > 0 ? 1 : 0}`);
+  }
+  return rows.join("\n") + "\n";
+}
+
+/** A small event log for train's next-event objective: 100 users × 20 events over 20 types. */
+function events(): string {
+  const r = rng(7);
+  const rows = ["user_id,ts,event"];
+  for (let u = 0; u < 100; u++) {
+    let e = Math.floor(r() * 20);
+    for (let t = 0; t < 20; t++) {
+      rows.push(`u${u},2024-01-01T${String(Math.floor(t / 6)).padStart(2, "0")}:${String((t * 10) % 60).padStart(2, "0")}:${String(u % 60).padStart(2, "0")}Z,e${e}`);
+      e = r() < 0.8 ? (e * 3 + 1) % 20 : Math.floor(r() * 20);
+    }
   }
   return rows.join("\n") + "\n";
 }
@@ -82,10 +100,15 @@ describe("the happy path on an S3 datastore", () => {
   const ws = tempWorkspace();
   let env: Record<string, string>;
   let ingest: R, eda: R, features: R, run: R, validate: R, report: R, datasets: R, doctor: R;
+  // read back from elsewhere, with the launcher's own files gone
+  let health: R, board: R, collab: R, deploy: R, viz: R, argo: R, evIngest: R, train: R;
+  const cardHtml: Record<string, string> = {};
+  const elsewhere = tempDir("loom-elsewhere-");
 
   beforeAll(async () => {
     env = s3env("happy");
     writeFileSync(join(ws, "data.csv"), csv(300));
+    writeFileSync(join(ws, "events.csv"), events());
     const go = async (args: string[], ok = [0]) => {
       const r = await loom([...args, "--json"], { cwd: ws, env });
       if (!ok.includes(r.code)) throw new Error(`loom ${args[0]} exit ${r.code}: ${r.stdout.slice(0, 1500)}${r.stderr.slice(-1500)}`);
@@ -93,16 +116,38 @@ describe("the happy path on an S3 datastore", () => {
     };
     ingest = await go(["ingest", "--source", "data.csv"]);
     const ds = ingest.json.pathspec;
-    eda = await go(["eda", "--dataset", ds, "--target", "y"], [0, 1]);
+    // train's event log is ingested beside eda (the workspace exists by now; the two runs share the machine's wait on S3)
+    [eda, evIngest] = await Promise.all([go(["eda", "--dataset", ds, "--target", "y"], [0, 1]), go(["ingest", "--source", "events.csv"])]);
     features = await go(["features", "--dataset", ds, "--target", "y", "--recipe", "standard"]);
     const fs = features.json.pathspec;
     run = await go(["run", "--dataset", fs, "--metric", "Maximize ROC-AUC", "--target", "y", "--steps", "2", "--parallel", "2",
                     "--executor", "metaflow", "--model-provider", "offline", "--yes"]);
-    validate = await go(["validate", "--dataset", fs, "--target", "y", "--model", run.json.pathspec], [0, 1]);
+    // --max-ece 0.2: 300 rows make an uncalibrated ECE near 0.14; deploy below needs a PASS
+    validate = await go(["validate", "--dataset", fs, "--target", "y", "--model", run.json.pathspec, "--max-ece", "0.2"], [0, 1]);
     report = await go(["report", "--run", validate.json.pathspec]);
-    datasets = await go(["datasets"]);
-    doctor = await loom(["doctor", "--json"], { cwd: ws, env });
-  }, 600_000);
+    [datasets, doctor] = await Promise.all([go(["datasets"]), loom(["doctor", "--json"], { cwd: ws, env })]);
+    for (const r of [ingest, eda, features, validate, report]) cardHtml[r.json.pathspec] = readFileSync(r.json.card_path, "utf8");
+    // what the flows wrote into this workspace (cards fetched, reports, work dirs) would be in a remote task's
+    // container: gone, so the verbs below can only have read the runs from the datastore
+    rmSync(join(ws, ".loom", "cards"), { recursive: true, force: true });
+    rmSync(join(ws, ".loom", "artifacts"), { recursive: true, force: true });
+    const away = async (args: string[], extra: Record<string, string> = {}, ok = [0]) => {
+      const r = await loom([...args, "--json"], { cwd: elsewhere, env: { ...env, LOOM_WORKSPACE: ws, ...extra } });
+      if (!ok.includes(r.code)) throw new Error(`loom ${args.join(" ")} exit ${r.code}: ${r.stdout.slice(0, 1500)}${r.stderr.slice(-1500)}`);
+      return r;
+    };
+    // health first, while no run is in flight (one in flight is "running", or "never finished" to a launcher it cannot see)
+    [health, board] = await Promise.all([away(["ops"]), away(["ops", "--leaderboard"])]);
+    // the rest are independent runs and files, side by side: most of each is waiting on S3 and process starts
+    [collab, deploy, viz, train, argo] = await Promise.all([
+      away(["collab", "--run", report.json.pathspec]),
+      away(["deploy", "--validate", validate.json.pathspec, "--name", "m"], {}, [0, 1, 2]),
+      away(["viz", "--run", run.json.pathspec]),
+      away(["train", "--dataset", evIngest.json.pathspec, "--objective", "next-event", "--budget", "probe"], { LOOM_MODEL_BUILDER_PROVIDER: "local", LOOM_GPU_TARGET: "" }),
+      away(["pipeline", "--dataset", ds, "--target", "y", "--metric", "Maximize ROC-AUC", "--steps", "3", "--deploy-to", "argo"],
+        { METAFLOW_KUBERNETES_CONTAINER_IMAGE: "registry.example/loom-runtime:0.1" }),
+    ]);
+  }, 900_000);
 
   test("the workspace records its datastore; Loom's env came from Metaflow's own variables", () => {
     const cfg = JSON.parse(readFileSync(join(ws, ".loom", "config.json"), "utf8"));
@@ -140,7 +185,7 @@ print(json.dumps({"flows": flows, "cards": sum("/mf.cards/" in "/" + k for k in 
   test("cards are fetched from S3 into .loom/cards and open as HTML", () => {
     for (const r of [ingest, eda, features, validate, report]) {
       expect(r.json.card_path).toStartWith(join(ws, ".loom", "cards") + "/");
-      expect(readFileSync(r.json.card_path, "utf8")).toContain("<html");
+      expect(cardHtml[r.json.pathspec]).toContain("<html");
     }
   });
 
@@ -156,12 +201,14 @@ for ps in ${JSON.stringify([ingest.json.pathspec, eda.json.pathspec, features.js
     r = Run(ps)
     res = r.data.loom_result
     cards = []
-    for s in r:
+    for s in (r if ps.split("/")[0] in ("IngestDataset", "ValidateFlow", "ReportFlow") else []):  # the first card is enough (S3 requests each)
         for t in s:
             try:
                 cards += list(get_cards(t))
             except Exception:  # a step without a card (end) raises CardNotPresentException on S3
                 pass
+        if cards:
+            break
     out[ps.split("/")[0]] = {"ok": r.successful, "ds": r["start"].task.metadata_dict.get("ds-type"), "status": res.get("status"), "card": len(cards[0].get()) if cards else 0}
 out["rows"] = Run(${JSON.stringify(ingest.json.pathspec)}).data.rows
 print(json.dumps(out))
@@ -174,28 +221,124 @@ print(json.dumps(out))
     for (const f of ["IngestDataset", "ValidateFlow", "ReportFlow"]) expect(got[f].card).toBeGreaterThan(1000);
   }, 120_000);
 
+  test("ops health counts every flow's runs from the datastore and sizes the bucket, not only this disk", () => {
+    expect(health.json.status).toBe("HEALTHY");
+    const flows = Object.fromEntries((health.json.summary.flows as { flow: string; succeeded: number; failed: number }[]).map((f) => [f.flow, f]));
+    for (const f of ["IngestDataset", "EdaFlow", "FeaturesFlow", "OptimizeFlow", "ValidateFlow", "ReportFlow"]) {
+      expect(flows[f]?.succeeded).toBeGreaterThanOrEqual(1);
+      expect(flows[f]?.failed).toBe(0);
+    }
+    const localBytes = walk(join(ws, ".loom", ".metaflow")).reduce((n, f) => n + statSync(join(ws, ".loom", ".metaflow", f)).size, 0);
+    // the code packages alone are ~1.7 MiB a run, and they are in the bucket only
+    expect(health.json.summary.datastore.metaflow_bytes).toBeGreaterThan(localBytes + 5 * 1024 * 1024);
+  });
+
+  test("ops --leaderboard ranks the search and the validation read through the Client", () => {
+    const rows = board.json.summary.rows as { kind: string; pathspec: string; score: number }[];
+    expect(rows.find((r) => r.kind === "search")?.pathspec).toBe(run.json.pathspec);
+    expect(rows.find((r) => r.kind === "validate")?.pathspec).toBe(validate.json.pathspec);
+    expect(rows.every((r) => Number.isFinite(r.score))).toBe(true);
+  });
+
+  test("collab bundles the report from its S3-stored card and model-card artifact", () => {
+    const id = report.json.pathspec.split("/")[1];
+    const files = (collab.json.summary.files as { path: string; bytes: number }[]).map((f) => [f.path, f.bytes] as const);
+    const byPath = Object.fromEntries(files);
+    expect(byPath[`runs/ReportFlow-${id}/card.md`]).toBeGreaterThan(500); // the card, read through the card API
+    expect(byPath[`report/ReportFlow-${id}-model_card.md`]).toBeGreaterThan(500); // the report's artifact
+    expect(statSync(collab.json.summary.bundle_path).size).toBe(collab.json.summary.bytes);
+    expect(collab.json.card_path).toStartWith(join(ws, ".loom", "cards") + "/");
+  });
+
+  test("deploy's PLAN stages a PASS validation's model read from the datastore", () => {
+    expect(validate.json.verdict).toBe("PASS");
+    expect(deploy.code).toBe(0);
+    expect(deploy.json.status).toBe("PLANNED");
+    expect(deploy.json.inputs).toContain(validate.json.pathspec);
+    expect(deploy.json.summary.files).toBeGreaterThan(3);
+    expect(existsSync(join(deploy.json.summary.stage_dir, "model"))).toBe(true);
+  });
+
+  test("viz plots the search's leaderboard and its card comes from S3", () => {
+    const search = (board.json.summary.rows as { kind: string; score: number }[]).find((r) => r.kind === "search")!;
+    expect(viz.json.summary.entries).toBeGreaterThanOrEqual(2); // the two drafts (and an ensemble node where one was made)
+    expect(viz.json.summary.best.score).toBeCloseTo(search.score, 9);
+    expect(statSync(viz.json.summary.plots[0].path).size).toBeGreaterThan(1000);
+    expect(readFileSync(viz.json.card_path, "utf8")).toContain("<html");
+  });
+
+  test("train's CPU stand-in builds from the event log it reads through the Client; its card comes from S3", () => {
+    expect(train.json.status).toBe("BUILT");
+    expect(train.json.pathspec).toMatch(/^TrainFlow\/\d+$/);
+    expect(train.json.inputs).toEqual([evIngest.json.pathspec]);
+    expect(train.json.card_path).toStartWith(join(ws, ".loom", "cards") + "/");
+    expect(readFileSync(train.json.card_path, "utf8")).toContain("<html");
+  });
+
+  test("pipeline --deploy-to argo: Metaflow's WorkflowTemplate naming the code package, the image, each step and its @resources", () => {
+    expect(argo.json.tier).toBe("workspace-write");
+    expect(argo.json.status).toBe("OK");
+    expect(argo.json.pathspec).toBeNull(); // compiled, not run
+    const s = argo.json.summary;
+    expect(s.template_path).toStartWith(join(ws, ".loom", "artifacts", "pipeline") + "/");
+    const tpl = JSON.parse(readFileSync(s.template_path, "utf8"));
+    expect(tpl.kind).toBe("WorkflowTemplate");
+    expect(tpl.metadata.name).toBe(s.workflow_template);
+    expect(s.steps.map((x: { name: string }) => x.name)).toEqual(["start", "end"]);
+    const start = tpl.spec.templates.find((t: { name: string }) => t.name === "start");
+    expect(start.container.image).toBe("registry.example/loom-runtime:0.1");
+    expect(s.image).toBe("registry.example/loom-runtime:0.1");
+    expect(start.container.resources.requests).toMatchObject({ cpu: "4.0", memory: "16384.0M" }); // @resources(**task_resources("optimize"))
+    const cmd = JSON.stringify(start.container);
+    expect(s.code_package).toMatch(/^s3:\/\/loom\/happy\/PipelineFlow\/data\/[0-9a-f]{2}\/[0-9a-f]{40}$/);
+    expect(cmd).toContain(s.code_package); // the pod downloads exactly the package that was uploaded
+    expect(cmd).toContain(".mf_code"); // PYTHONPATH of the extracted package: loom_py comes from there
+    // the options this machine checked are the template's default: a submitted workflow runs this pipeline
+    const opt = tpl.spec.arguments.parameters.find((p: { name: string }) => p.name === "options");
+    const opts = JSON.parse(JSON.parse(opt.value));
+    expect(opts).toMatchObject({ dataset: ingest.json.pathspec, target: "y", steps: 3, model_provider: "offline" });
+    // the package really is in the bucket
+    const got = clientFrom(tempDir(), ws, env, `
+import io, json, boto3, os, tarfile
+s3 = boto3.client("s3", endpoint_url=os.environ["METAFLOW_S3_ENDPOINT_URL"])
+blob = s3.get_object(Bucket="loom", Key=${JSON.stringify(s.code_package.replace("s3://loom/", ""))})["Body"].read()
+names = tarfile.open(fileobj=io.BytesIO(blob)).getnames()
+print(json.dumps({"size": len(blob), "names": [n.removeprefix("./") for n in names]}))
+`);
+    expect(got.size).toBeGreaterThan(100_000);
+    // what the pod's start step needs: the stages' flows beside pipeline_flow.py, loom_py under .mf_code
+    for (const f of ["pipeline_flow.py", "eda_flow.py", "features_flow.py", "optimize_flow.py", "validate_flow.py", "report_flow.py",
+                     ".mf_code/loom_py/verbs/pipeline.py", ".mf_code/loom_py/runtime/bridge.py"])
+      expect(got.names).toContain(f);
+    expect(argo.json.messages.join(" ")).toContain("METAFLOW_DEFAULT_METADATA=service"); // local metadata: said, not hidden
+    expect(argo.json.next[0]).toBe(`argo template create ${s.template_path}`);
+  }, 60_000);
+
   test("doctor checks the S3 datastore: reachable, credentials, bucket, metadata", () => {
     const checks = doctor.json.summary.checks as { name: string; status: string; detail: string }[];
     const ds = checks.find((c) => c.name === "datastore")!;
     expect(ds.status).toBe("PASS");
     expect(ds.detail).toContain("s3://loom/happy");
     expect(checks.find((c) => c.name === "metadata")!.status).toBe("PASS");
-    expect(checks.find((c) => c.name === "data objects")!.detail).toMatch(/^2 data object/);
+    expect(checks.find((c) => c.name === "data objects")!.detail).toMatch(/^3 data object/); // + train's event log
   });
 
   test("doctor: a dead endpoint and a missing bucket are one actionable line each", async () => {
-    const dead = await loom(["doctor", "--json"], { cwd: ws, env: { ...env, METAFLOW_S3_ENDPOINT_URL: "http://127.0.0.1:9" } });
+    const other = tempWorkspace();
+    mkdirSync(join(other, ".loom"));
+    // three independent doctors side by side (each is mostly imports and S3 round trips)
+    const [dead, nob, warn] = await Promise.all([
+      loom(["doctor", "--json"], { cwd: ws, env: { ...env, METAFLOW_S3_ENDPOINT_URL: "http://127.0.0.1:9" } }),
+      loom(["doctor", "--json"], { cwd: other, env: { ...env, METAFLOW_DATASTORE_SYSROOT_S3: "s3://no-such-bucket/x" } }),
+      loom(["doctor", "--json"], { cwd: ws, env: { ...env, LOOM_METAFLOW_WITH: "kubernetes" } }),
+    ]);
     const c1 = dead.json.summary.checks.find((c: { name: string }) => c.name === "datastore");
     expect(c1.status).toBe("FAIL");
     expect(c1.fix).toContain("METAFLOW_S3_ENDPOINT_URL");
-    const other = tempWorkspace();
-    mkdirSync(join(other, ".loom"));
-    const nob = await loom(["doctor", "--json"], { cwd: other, env: { ...env, METAFLOW_DATASTORE_SYSROOT_S3: "s3://no-such-bucket/x" } });
     const c2 = nob.json.summary.checks.find((c: { name: string }) => c.name === "datastore");
     expect(c2.status).toBe("FAIL");
     expect(c2.detail).toContain("'no-such-bucket' does not exist");
     // remote compute with local metadata: a warning, not a failure (the runs launched here stay visible here)
-    const warn = await loom(["doctor", "--json"], { cwd: ws, env: { ...env, LOOM_METAFLOW_WITH: "kubernetes" } });
     const c3 = warn.json.summary.checks.find((c: { name: string }) => c.name === "remote metadata");
     expect(c3.status).toBe("WARN");
     expect(c3.fix).toContain("METAFLOW_DEFAULT_METADATA=service");
@@ -257,39 +400,38 @@ test("a Metaflow profile names the datastore: METAFLOW_PROFILE → config_<name>
   const ws = tempWorkspace();
   mkdirSync(join(ws, ".loom"));
   const env = { METAFLOW_HOME: home, METAFLOW_PROFILE: "shared", AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test", AWS_DEFAULT_REGION: "us-east-1" };
-  const d = await loom(["doctor", "--json"], { cwd: ws, env });
+  const [d, missing] = await Promise.all([
+    loom(["doctor", "--json"], { cwd: ws, env }),
+    loom(["doctor", "--json"], { cwd: ws, env: { ...env, METAFLOW_PROFILE: "nope" } }),
+  ]);
   const c = d.json.summary.checks.find((x: { name: string }) => x.name === "datastore");
   expect(c.status).toBe("PASS");
   expect(c.detail).toContain("s3://loom/profiled");
-  const missing = await loom(["doctor", "--json"], { cwd: ws, env: { ...env, METAFLOW_PROFILE: "nope" } });
   const m = missing.json.summary.checks.find((x: { name: string }) => x.name === "datastore config");
   expect(m.status).toBe("FAIL");
   expect(m.detail).toContain("METAFLOW_PROFILE=nope but");
 }, 60_000);
 
-test("Argo Workflows: a flow compiles to a WorkflowTemplate naming the code package, the image, each step and its @resources", () => {
-  const env = s3env("argo");
-  const wsDir = join(tempWorkspace(), ".loom");
-  mkdirSync(wsDir, { recursive: true });
-  const p = Bun.spawnSync([loomPython(), join(ROOT, "flows", "validate_flow.py"), "--no-pylint", "argo-workflows", "create", "--only-json"], {
-    cwd: wsDir,
-    env: {
-      ...process.env, ...env, METAFLOW_USER: "loom", METAFLOW_DEFAULT_METADATA: "local", METAFLOW_DATASTORE_SYSROOT_LOCAL: wsDir,
-      METAFLOW_KUBERNETES_CONTAINER_IMAGE: "registry.example/loom-runtime:0.1", PYTHONPATH: join(ROOT, "py"),
-    },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  if (p.exitCode !== 0) throw new Error(p.stderr.toString().slice(-2000));
-  const out = p.stdout.toString();
-  const tpl = JSON.parse(out.slice(out.indexOf("{")));
-  expect(tpl.kind).toBe("WorkflowTemplate");
-  const steps = tpl.spec.templates.map((t: { name: string }) => t.name);
-  expect(steps).toEqual(expect.arrayContaining(["start", "end"]));
-  const start = tpl.spec.templates.find((t: { name: string }) => t.name === "start");
-  expect(start.container.image).toBe("registry.example/loom-runtime:0.1");
-  expect(start.container.resources.requests).toMatchObject({ cpu: "2.0", memory: "8192.0M" }); // @resources(**task_resources("validate"))
-  const cmd = JSON.stringify(start.container);
-  expect(cmd).toMatch(/s3:\/\/loom\/argo\/ValidateFlow\/data\/[0-9a-f]{2}\/[0-9a-f]{40}/); // the code package, uploaded
-  expect(cmd).toContain(".mf_code"); // PYTHONPATH of the extracted package: loom_py comes from there
-}, 120_000);
+test("pipeline --deploy-to argo: the local datastore, a missing image, a keyed proposer: one line, exit 2, nothing written", async () => {
+  const ws = tempWorkspace();
+  mkdirSync(join(ws, ".loom", ".metaflow"), { recursive: true }); // a local workspace
+  const args = ["pipeline", "--dataset", "IngestDataset/1", "--target", "y", "--metric", "Maximize ROC-AUC", "--deploy-to", "argo"];
+  const img = { METAFLOW_HOME: mfHome, METAFLOW_KUBERNETES_CONTAINER_IMAGE: "registry.example/loom-runtime:0.1" };
+  const local = await loom(args, { cwd: ws, env: img });
+  expect(local.code).toBe(2);
+  expect(local.stderr.trim().split("\n")).toEqual([
+    "loom pipeline: --deploy-to argo needs a shared datastore: a cluster's pods cannot read this machine's .loom; set METAFLOW_DEFAULT_DATASTORE=s3 and METAFLOW_DATASTORE_SYSROOT_S3=s3://BUCKET/PREFIX (or a Metaflow profile) in a new workspace",
+  ]);
+  const s3 = s3env("argo-refused");
+  const other = tempWorkspace();
+  mkdirSync(join(other, ".loom"));
+  writeFileSync(join(other, ".loom", "config.json"), JSON.stringify({ datastore: { type: "s3", root: "s3://loom/argo-refused" } }));
+  const noImage = await loom(args, { cwd: other, env: { ...s3, METAFLOW_KUBERNETES_CONTAINER_IMAGE: undefined } });
+  expect(noImage.code).toBe(2);
+  expect(noImage.stderr.trim()).toStartWith("loom pipeline: --deploy-to argo needs an image with Loom's pinned requirements: set METAFLOW_KUBERNETES_CONTAINER_IMAGE");
+  const keyed = await loom([...args, "--model-provider", "anthropic"], { cwd: other, env: { ...s3, ...img, METAFLOW_HOME: mfHome } });
+  expect(keyed.code).toBe(2);
+  expect(keyed.stderr.trim()).toBe("loom pipeline: --deploy-to argo runs the search on the cluster, where the anthropic API key must not go: use --model-provider offline");
+  expect(existsSync(join(ws, ".loom", "artifacts"))).toBe(false);
+  expect(existsSync(join(other, ".loom", "artifacts"))).toBe(false);
+});

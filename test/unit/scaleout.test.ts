@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { datastoreEnv, remotePreflight, resolveDatastore, withOptions, withSpecs, type DatastoreChoice } from "../../src/core/scaleout";
+import { argoPreflight, datastoreEnv, remotePreflight, resolveDatastore, withOptions, withSpecs, type DatastoreChoice } from "../../src/core/scaleout";
 
 describe("resolveDatastore: the environment over the profile over the record", () => {
   const s3 = { METAFLOW_DEFAULT_DATASTORE: "s3", METAFLOW_DATASTORE_SYSROOT_S3: "s3://b/p/" };
@@ -66,5 +66,18 @@ describe("remotePreflight: the first missing prerequisite, one line", () => {
     const got = facts(over as Partial<Parameters<typeof remotePreflight>[0]>);
     if (want === null) expect(got).toBeNull();
     else expect(got).toContain(want);
+  });
+});
+
+describe("argoPreflight: pipeline --deploy-to argo needs a shared datastore and an image", () => {
+  const s3: DatastoreChoice = { type: "s3", root: "s3://b/p", metadata: "local", source: "test" };
+  const local: DatastoreChoice = { type: "local", root: null, metadata: "local", source: "default" };
+  test("local datastore refused whatever the image", () => {
+    expect(argoPreflight(local, { METAFLOW_KUBERNETES_CONTAINER_IMAGE: "i" }, {})).toContain("needs a shared datastore");
+  });
+  test("the image from the environment or the profile; none is refused", () => {
+    expect(argoPreflight(s3, { METAFLOW_KUBERNETES_CONTAINER_IMAGE: "i" }, {})).toBeNull();
+    expect(argoPreflight(s3, {}, { METAFLOW_KUBERNETES_CONTAINER_IMAGE: "i" })).toBeNull();
+    expect(argoPreflight(s3, { METAFLOW_KUBERNETES_CONTAINER_IMAGE: "" }, {})).toContain("set METAFLOW_KUBERNETES_CONTAINER_IMAGE");
   });
 });

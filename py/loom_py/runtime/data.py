@@ -511,6 +511,30 @@ def probe_datastore(params: dict | None = None) -> dict:
     return {"status": "OK", "summary": {"checks": checks}}
 
 
+def remote_datastore_bytes() -> int | None:
+    """Bytes under the s3 datastore's root (artifacts, code packages, cards), listed in this process with boto3
+    (Metaflow's own S3 client starts a worker process per call); None on the local datastore or when the
+    bucket cannot be listed (``loom doctor`` says why)."""
+    if datastore_type() != "s3":
+        return None
+    try:
+        import boto3
+        from botocore.config import Config
+
+        try:
+            from metaflow.metaflow_config import S3_ENDPOINT_URL as endpoint
+        except Exception:
+            endpoint = os.environ.get("METAFLOW_S3_ENDPOINT_URL")
+        bucket, _, prefix = datastore_root()[len("s3://"):].partition("/")
+        s3 = boto3.client("s3", endpoint_url=endpoint or None, config=Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2}))
+        total = 0
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/" if prefix else ""):
+            total += sum(int(o.get("Size") or 0) for o in page.get("Contents", []))
+        return total
+    except Exception:
+        return None
+
+
 # ---- what a heavy step asks of remote compute (@resources; ignored on this machine) ------------------
 
 def size_basis(pathspec: str) -> dict:

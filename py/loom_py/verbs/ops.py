@@ -18,7 +18,7 @@ import os
 import re
 import statistics
 
-from loom_py.runtime.data import client, datastore_root, require_datastore
+from loom_py.runtime.data import client, datastore_root, remote_datastore_bytes, require_datastore
 from loom_py.runtime.errors import UsageError
 
 RUNS_PER_FLOW = 200  # the newest runs of each flow that health reads
@@ -131,8 +131,10 @@ def _iso(t) -> str | None:
 
 def health(params: dict) -> dict:
     root = require_datastore()
+    # the workspace on this machine: local metadata, the artifacts, the launchers' cwd (root is s3://… on s3)
+    here = os.environ.get("METAFLOW_DATASTORE_SYSROOT_LOCAL") or root
     mf = client()
-    live = _live_flows(root)
+    live = _live_flows(here)
     flows, failures, unfinished = [], [], []
     try:
         all_flows = sorted(mf.Metaflow(), key=lambda f: f.id)
@@ -181,8 +183,9 @@ def health(params: dict) -> dict:
     if unfinished:
         attention.append(f"{len(unfinished)} run(s) started but never finished (a killed process): "
                          + ", ".join(u["pathspec"] for u in unfinished[:5]))
-    size = {"metaflow_bytes": _dir_size(os.path.join(root, ".metaflow")),
-            "artifacts_bytes": _dir_size(os.path.join(root, "artifacts"))}
+    size = {"metaflow_bytes": _dir_size(os.path.join(here, ".metaflow")),
+            "artifacts_bytes": _dir_size(os.path.join(here, "artifacts"))}
+    size["metaflow_bytes"] += remote_datastore_bytes() or 0  # an s3 datastore: the bucket's share (decision 0900)
     size["total_bytes"] = size["metaflow_bytes"] + size["artifacts_bytes"]
     from loom_py.verbs.deploy import deployed_aliases
 
