@@ -110,3 +110,15 @@ export function expectNoTraceback(r: LoomResult): void {
   if (/Traceback \(most recent call last\)|^\s+at .*\(.*:\d+:\d+\)/m.test(all)) throw new Error(`traceback leaked:\n${all}`);
 }
 
+
+/** a workspace's MLflow registry (.loom/mlflow/mlflow.db) read or changed with MLflow's own client, not Loom's
+ * code: `code` runs with `c = MlflowClient()`; its last printed line is parsed as JSON */
+export function mlflowRegistry(ws: string, code: string): any {
+  const p = Bun.spawnSync([loomPython(), "-c", `import json, os\nos.environ["MLFLOW_DISABLE_TELEMETRY"]="true"\nfrom mlflow import MlflowClient\nc = MlflowClient()\n${code}`], {
+    env: { ...process.env, MLFLOW_TRACKING_URI: `sqlite:///${ws}/.loom/mlflow/mlflow.db` },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  if (p.exitCode !== 0) throw new Error(p.stderr.toString());
+  return JSON.parse(p.stdout.toString().trim().split("\n").pop()!);
+}

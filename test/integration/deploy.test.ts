@@ -12,7 +12,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { expectNoTraceback, loom, LOOM, loomPython, ROOT, runsOf, tempWorkspace } from "../helpers";
+import { expectNoTraceback, loom, LOOM, loomPython, mlflowRegistry as registry, ROOT, runsOf, tempWorkspace } from "../helpers";
 
 const GEN = `
 import sys, numpy as np, pandas as pd
@@ -40,16 +40,6 @@ async function inPty(answer: "y" | "n", args: string[], cwd: string, kill?: [str
   return JSON.parse(out) as { code: number; asked: boolean; killed: boolean; output: string };
 }
 
-/** the registry read back with MLflow's client, not Loom's code */
-function registry(ws: string, code: string): any {
-  const p = Bun.spawnSync([loomPython(), "-c", `import json, os\nos.environ["MLFLOW_DISABLE_TELEMETRY"]="true"\nfrom mlflow import MlflowClient\nc = MlflowClient()\n${code}`], {
-    env: { ...process.env, MLFLOW_TRACKING_URI: `sqlite:///${ws}/.loom/mlflow/mlflow.db` },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  if (p.exitCode !== 0) throw new Error(p.stderr.toString());
-  return JSON.parse(p.stdout.toString().trim().split("\n").pop()!);
-}
 const aliasOf = (ws: string) => registry(ws, `print(json.dumps(int(c.get_model_version_by_alias("m", "champion").version)))`);
 const journal = (ws: string) => {
   const d = join(ws, ".loom", "deploy", "journal");

@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { expectNoTraceback, LOOM, loom, loomPython, rng, ROOT, runsOf, tempWorkspace } from "../helpers";
+import { expectNoTraceback, LOOM, loom, loomPython, mlflowRegistry as mlflowClient, rng, ROOT, runsOf, tempWorkspace } from "../helpers";
 
 type R = Awaited<ReturnType<typeof loom>>;
 
@@ -231,16 +231,6 @@ table(2, 1200, shift=1.0).to_csv(sys.argv[1] + "/shifted.csv", index=False)
 table(3, 300, shift=1.0).drop(columns=["x3"]).to_csv(sys.argv[1] + "/nox3.csv", index=False)
 `;
 
-/** the workspace's MLflow registry read (or changed) with MLflow's own client, not Loom's code */
-function mlflowClient(ws: string, code: string): any {
-  const p = Bun.spawnSync([loomPython(), "-c", `import json, os\nos.environ["MLFLOW_DISABLE_TELEMETRY"]="true"\nfrom mlflow import MlflowClient\nc = MlflowClient()\n${code}`], {
-    env: { ...process.env, MLFLOW_TRACKING_URI: `sqlite:///${ws}/.loom/mlflow/mlflow.db` },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  if (p.exitCode !== 0) throw new Error(p.stderr.toString());
-  return JSON.parse(p.stdout.toString().trim().split("\n").pop()!);
-}
 
 const cardText = (path: string) => {
   const html = readFileSync(path, "utf8");
