@@ -188,7 +188,8 @@ export default defineVerb({
       if (res?.leftovers?.length) {
         const mb = res.leftovers.reduce((a, l) => a + l.bytes, 0) / 2 ** 20;
         add("leftover staging", "WARN", `${res.leftovers.length} staging file(s) or folder(s) left by runs that were killed (${mb.toFixed(1)} MiB) (in ${join(ws.dir, "tmp")} and the sandbox roots loom-sbx-* in the temp directory)`,
-          `rm -rf ${res.leftovers.slice(0, 5).map((l) => JSON.stringify(l.path)).join(" ")}${res.leftovers.length > 5 ? " …" : ""}`);
+          // every path, the workspace's own first: the fix runs as printed (a cut list would not)
+          `rm -rf ${[...res.leftovers].sort((a, b) => Number(!a.path.startsWith(ws.dir)) - Number(!b.path.startsWith(ws.dir))).map((l) => JSON.stringify(l.path)).join(" ")}`);
       }
     }
 
