@@ -6,7 +6,10 @@
  * the local datastore. Then, with the files those flows wrote on this machine removed (a remote task writes
  * them in its container) and from a directory outside the workspace, the verbs that read runs: ops (health,
  * leaderboard), collab (a bundle from the S3-stored cards), deploy's PLAN, viz, and pipeline --deploy-to argo
- * (Metaflow's Argo Workflows template, no cluster). Then the remote-compute preflights: one line, exit 2, no
+ * (Metaflow's Argo Workflows template, no cluster). Then the files those runs wrote are removed here as well
+ * (deploy's stage, collab's bundle, viz's PNGs; the report's model card already was): `deploy --apply` in a
+ * real pty, `collab --send` and `loom open` bring them back from the runs' artifacts (runtime/wsfiles.py) with
+ * equal sha256s. Then the remote-compute preflights: one line, exit 2, no
  * run, before the gate.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
