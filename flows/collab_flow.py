@@ -29,13 +29,14 @@ class CollabFlow(FlowSpec):
     def _work(self):
         import os
 
-        from loom_py.runtime import events, flowkit
+        from loom_py.runtime import events, flowkit, wsfiles
         from loom_py.verbs import collab
 
         ws = os.environ.get("LOOM_WORKSPACE_DIR") or os.getcwd()
         out_dir = os.path.join(ws, "artifacts", "collab", str(current.run_id))
         events.progress(f"bundling {self.run}" + (" and its lineage" if self.include_lineage else ""))
         b = collab.build_bundle(self.run, bool(self.include_lineage), out_dir, ws_dir=ws)
+        wsfiles.keep(self, b["bundle"])  # the bundle travels with the run; `--send` reads it on the launching machine
         removed = b["removed"]
         summary = {"run": self.run, "include_lineage": bool(self.include_lineage), "bundle_path": b["bundle"],
                    "sha256": b["sha256"], "bytes": b["bytes"], "runs": b["runs"], "files": b["files"],

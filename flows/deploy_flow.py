@@ -42,6 +42,9 @@ class DeployFlow(FlowSpec):
         if self.mode == "plan":
             events.progress(f"staging {self.validate} as {name}@{alias}")
             plan = deploy.stage(current.run_id, p)
+            from loom_py.runtime import wsfiles
+
+            wsfiles.keep(self, plan["stage_dir"])  # the staged model travels with the run; --apply re-verifies it
             self.staged_plan = plan
             m = plan["manifest"]
             s = {"mode": "plan", "validate": self.validate, "name": name, "alias": alias, "registry": uri,

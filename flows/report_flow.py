@@ -28,7 +28,7 @@ class ReportFlow(FlowSpec):
     def _work(self):
         import os
 
-        from loom_py.runtime import events, flowkit
+        from loom_py.runtime import events, flowkit, wsfiles
         from loom_py.verbs import report
 
         if self.run:
@@ -50,6 +50,7 @@ class ReportFlow(FlowSpec):
             f.write(md)
         with open(html_path, "w") as f:
             f.write(page)
+        wsfiles.keep(self, md_path, html_path)  # the files travel with the run (a remote task writes them in its container)
         self.model_card_md = md
         self.model_card_html = page
         self.report_lineage = [r["pathspec"] for r in built["runs"]]

@@ -61,6 +61,10 @@ class TrainFlow(FlowSpec):
             workdir = os.path.join(os.environ.get("LOOM_WORKSPACE_DIR") or os.getcwd(), "artifacts", "train",
                                    f"TrainFlow-{current.run_id}")
             out = provider.execute(req, self.plan, df, cols, workdir)
+            if os.path.isdir(workdir):
+                from loom_py.runtime import wsfiles
+
+                wsfiles.keep(self, workdir)  # the work dir travels with the run (capped: runtime/wsfiles.py)
             for k, v in out.artifacts.items():
                 setattr(self, k, v)
             summary = dict(out.summary)

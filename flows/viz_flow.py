@@ -57,6 +57,9 @@ class VizFlow(FlowSpec):
                 extra = {"rows": len(df), "columns": int(df.shape[1]),
                          "sampled_for_plots": len(df) > viz.PLOT_SAMPLE}
             paths = viz.save(figs, out_dir)
+            from loom_py.runtime import wsfiles
+
+            wsfiles.keep(self, *paths)  # the PNGs travel with the run (a remote task writes them in its container)
             self.plot_paths = paths
             self.viz_lineage = lineage
             summary = {"kinds": kinds, "plots": [{"name": n, "path": p} for (n, _), p in zip(figs, paths)],

@@ -6,7 +6,12 @@ import { defineVerb, type Outcome } from "../core/define";
 import { openCard } from "../core/open";
 import { kv } from "../core/ui";
 
-const Summary = v.object({ card_path: v.string(), opened_with: v.nullable(v.string()), run: v.string() });
+const Summary = v.object({
+  card_path: v.string(),
+  opened_with: v.nullable(v.string()),
+  run: v.string(),
+  files_restored: v.optional(v.array(v.string())), // the run's files brought back from the datastore (runtime/wsfiles.py)
+});
 
 export default defineVerb({
   name: "open",
@@ -26,7 +31,8 @@ export default defineVerb({
     const out = await ctx.call("loom_py.verbs.open:card", { run: input.run });
     const path = out.card_path!;
     const opened = openCard(path);
-    out.summary = { card_path: path, opened_with: opened, run: out.inputs[0] ?? input.run };
+    const restored = ((out.summary ?? {}) as { files_restored?: string[] }).files_restored ?? [];
+    out.summary = { card_path: path, opened_with: opened, run: out.inputs[0] ?? input.run, files_restored: restored };
     return out;
   },
 });

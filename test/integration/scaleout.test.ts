@@ -6,13 +6,21 @@
  * the local datastore. Then, with the files those flows wrote on this machine removed (a remote task writes
  * them in its container) and from a directory outside the workspace, the verbs that read runs: ops (health,
  * leaderboard), collab (a bundle from the S3-stored cards), deploy's PLAN, viz, and pipeline --deploy-to argo
- * (Metaflow's Argo Workflows template, no cluster). Then the remote-compute preflights: one line, exit 2, no
+ * (Metaflow's Argo Workflows template, no cluster). Then the files those runs wrote are removed here as well
+ * (deploy's stage, collab's bundle, viz's PNGs; the report's model card already was): `deploy --apply` in a
+ * real pty, `collab --send` and `loom open` bring them back from the runs' artifacts (runtime/wsfiles.py) with
+ * equal sha256s. Then the remote-compute preflights: one line, exit 2, no
  * run, before the gate.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { ROOT, expectNoTraceback, loom, loomPython, rng, tempDir, tempWorkspace } from "../helpers";
+import { LOOM, ROOT, expectNoTraceback, loom, loomPython, rng, tempDir, tempWorkspace } from "../helpers";
+
+const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
+/** every file under a directory with its sha256 (relative paths) */
+const hashes = (dir: string) => Object.fromEntries(walk(dir).sort().map((f) => [f, sha(join(dir, f))]));
 
 type R = Awaited<ReturnType<typeof loom>>;
 
@@ -102,6 +110,10 @@ describe("the happy path on an S3 datastore", () => {
   let ingest: R, eda: R, features: R, run: R, validate: R, report: R, datasets: R, doctor: R;
   // read back from elsewhere, with the launcher's own files gone
   let health: R, board: R, collab: R, deploy: R, viz: R, argo: R, evIngest: R, train: R;
+  // the files those runs wrote, removed (a remote task leaves them in its container) and brought back from the datastore
+  let reportMd = "", stageBefore: Record<string, string> = {}, bundleBefore = "", pngBefore: string[] = [];
+  let apply: { code: number; asked: boolean; output: string }, send: { code: number; asked: boolean; output: string };
+  let openReport: R, openViz: R, sentSha = "";
   const cardHtml: Record<string, string> = {};
   const elsewhere = tempDir("loom-elsewhere-");
 
@@ -127,6 +139,7 @@ describe("the happy path on an S3 datastore", () => {
     report = await go(["report", "--run", validate.json.pathspec]);
     [datasets, doctor] = await Promise.all([go(["datasets"]), loom(["doctor", "--json"], { cwd: ws, env })]);
     for (const r of [ingest, eda, features, validate, report]) cardHtml[r.json.pathspec] = readFileSync(r.json.card_path, "utf8");
+    reportMd = sha(report.json.summary.markdown_path);
     // what the flows wrote into this workspace (cards fetched, reports, work dirs) would be in a remote task's
     // container: gone, so the verbs below can only have read the runs from the datastore
     rmSync(join(ws, ".loom", "cards"), { recursive: true, force: true });
@@ -147,6 +160,33 @@ describe("the happy path on an S3 datastore", () => {
       away(["pipeline", "--dataset", ds, "--target", "y", "--metric", "Maximize ROC-AUC", "--steps", "3", "--deploy-to", "argo"],
         { METAFLOW_KUBERNETES_CONTAINER_IMAGE: "registry.example/loom-runtime:0.1" }),
     ]);
+    // the plan's stage, the bundle and the PNGs as a remote task leaves them: in its container, not here. What
+    // reads them on this machine brings them back from the runs' kept files (runtime/wsfiles.py), sha256-checked
+    stageBefore = hashes(deploy.json.summary.stage_dir);
+    bundleBefore = sha(collab.json.summary.bundle_path);
+    pngBefore = (viz.json.summary.plots as { path: string }[]).map((p) => sha(p.path));
+    for (const d of ["deploy", "collab", "viz"]) rmSync(join(ws, ".loom", "artifacts", d), { recursive: true, force: true });
+    const aws = { ...env, LOOM_WORKSPACE: ws, AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` };
+    const inPty = async (args: string[]) => {
+      const p = Bun.spawn([loomPython(), join(ROOT, "test", "fixtures", "pty_answer.py"), "y", LOOM, ...args],
+        { cwd: elsewhere, env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "METAFLOW_USER" && k !== "LOOM_WORKSPACE")), ...aws }, stdout: "pipe", stderr: "pipe" });
+      const out = await new Response(p.stdout).text();
+      await p.exited;
+      return JSON.parse(out) as { code: number; asked: boolean; output: string };
+    };
+    [apply, send, openReport, openViz] = await Promise.all([
+      inPty(["deploy", "--validate", validate.json.pathspec, "--name", "m", "--apply", "--json"]),
+      inPty(["collab", "--run", collab.json.pathspec, "--send", "s3://loom/shared", "--json"]),
+      away(["open", report.json.pathspec], { BROWSER: "", DISPLAY: "", WAYLAND_DISPLAY: "" }),
+      away(["open", viz.json.pathspec], { BROWSER: "", DISPLAY: "", WAYLAND_DISPLAY: "" }),
+    ]);
+    const got = clientFrom(tempDir(), ws, env, `
+import json, boto3, hashlib, os
+s3 = boto3.client("s3", endpoint_url=os.environ["METAFLOW_S3_ENDPOINT_URL"])
+keys = [o["Key"] for o in s3.list_objects_v2(Bucket="loom", Prefix="shared/").get("Contents", [])]
+print(json.dumps(hashlib.sha256(s3.get_object(Bucket="loom", Key=keys[0])["Body"].read()).hexdigest() if len(keys) == 1 else len(keys)))
+`);
+    sentSha = String(got);
   }, 900_000);
 
   test("the workspace records its datastore; Loom's env came from Metaflow's own variables", () => {
@@ -257,6 +297,30 @@ print(json.dumps(out))
     expect(deploy.json.inputs).toContain(validate.json.pathspec);
     expect(deploy.json.summary.files).toBeGreaterThan(3);
     expect(existsSync(join(deploy.json.summary.stage_dir, "model"))).toBe(true);
+  });
+
+  test("files a run wrote and this machine lost come back from the datastore with equal hashes; --apply and --send use them", () => {
+    // deploy PLAN → the stage removed here → --apply (confirmed in a real pty) brings it back and re-verifies the manifest
+    expect(apply.asked).toBe(true);
+    expect(apply.code).toBe(0);
+    const j = JSON.parse(apply.output.slice(apply.output.indexOf('{"verb"')).trim());
+    expect(j.status).toBe("APPLIED");
+    expect(j.summary.version).toBe(1);
+    expect(Object.keys(stageBefore).length).toBeGreaterThan(3);
+    expect(hashes(deploy.json.summary.stage_dir)).toEqual(stageBefore);
+    // collab --send: the bundle brought back, sent byte for byte
+    expect(send.asked).toBe(true);
+    expect(send.code).toBe(0);
+    expect(sha(collab.json.summary.bundle_path)).toBe(bundleBefore);
+    expect(sentSha).toBe(bundleBefore);
+    // loom open: the report's model card (removed before any read-back verb ran) and the PNGs are back
+    expect(openReport.code).toBe(0);
+    expect(sha(report.json.summary.markdown_path)).toBe(reportMd);
+    expect(existsSync(report.json.summary.html_path)).toBe(true);
+    const rid = report.json.pathspec.split("/")[1];
+    expect(openReport.json.summary.files_restored).toEqual([`artifacts/reports/${rid}/model_card.html`, `artifacts/reports/${rid}/model_card.md`]);
+    expect(openViz.code).toBe(0);
+    expect((viz.json.summary.plots as { path: string }[]).map((p) => sha(p.path))).toEqual(pngBefore);
   });
 
   test("viz plots the search's leaderboard and its card comes from S3", () => {

@@ -83,6 +83,26 @@ def card_path_of(run) -> str | None:
     return None
 
 
+def bring_files(run, res: dict) -> dict:
+    """The files the run's task kept (runtime/wsfiles.py) materialized in this workspace where missing or
+    different, and the result's paths under the task's workspace dir named as this machine's."""
+    from loom_py.runtime import wsfiles
+
+    got = wsfiles.materialize(run)
+    if not got["files"]:
+        return res
+    res = wsfiles.remap(dict(res), got["root"])
+    msgs = list(res.get("messages") or [])
+    if got["restored"]:
+        msgs.append(f"brought {len(got['restored'])} file(s) this run wrote back from the datastore into {got['ws']}")
+    lost = got["not_stored"] + got["refused"]
+    if lost:
+        msgs.append(f"{len(lost)} file(s) this run wrote are not here and could not be brought back "
+                    f"(over the {wsfiles.cap_bytes() >> 20} MiB cap, or not matching their hash): {', '.join(lost[:3])}")
+    res["messages"] = msgs
+    return res
+
+
 def fetch_card(card, pathspec: str) -> str | None:
     """A remote card's HTML written to <workspace>/cards/<Flow>-<run>-<step>-<task>-<hash>.html."""
     ws = os.environ.get("LOOM_WORKSPACE_DIR") or os.getcwd()
@@ -234,6 +254,7 @@ def run_flow(req: dict, emit=None) -> dict:
         namespace(None)
         run = Run(pathspec)
         res = run.data.loom_result
+        res = bring_files(run, res)  # what the task wrote into its workspace (a remote one's container), here
         out = {"ok": True, "pathspec": pathspec, "card_path": card_path_of(run),
                "flow_seconds": round(time.time() - t0, 3), **res}
         out["inputs"] = list(dict.fromkeys(inputs + list(res.get("inputs") or [])))

@@ -611,6 +611,12 @@ def send(params: dict) -> dict:
     run = resolve_run(p, ("CollabFlow",), what="bundle run")
     res = run.data.loom_result
     s = dict(res.get("summary") or {})
+    # the bundle as this workspace's file: the run's task may have built it elsewhere (a remote container), or
+    # it was removed here; a missing one comes back from the run's kept files (runtime/wsfiles.py, sha256-checked)
+    from loom_py.runtime import wsfiles
+
+    got = wsfiles.materialize(run, only_missing=True)
+    s = wsfiles.remap(s, got["root"])
     path = s.get("bundle_path") or ""
     sent = send_file(path, s["sha256"], dest)
     sent["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

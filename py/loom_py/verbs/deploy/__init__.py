@@ -435,9 +435,17 @@ def find_plan(validate: str, name: str, alias: str, uri: str):
 
 
 def verify_plan(run) -> dict:
-    """The staged files are the ones the plan hashed (exit 2 otherwise: plan again)."""
-    p = run.data.staged_plan
-    root = p["stage_dir"]
+    """The staged files are the ones the plan hashed (exit 2 otherwise: plan again). The stage is this
+    workspace's ``artifacts/deploy/<plan id>/``: where the plan's task ran elsewhere (a remote container) or the
+    directory is gone, it is first brought back from the plan run's kept files (runtime/wsfiles.py), which only
+    writes bytes whose sha256 matches what the plan's task recorded, and only files that are missing (one
+    changed here is left, and refused below); the manifest check then holds for it as for a stage written here."""
+    from loom_py.runtime import wsfiles
+
+    p = dict(run.data.staged_plan)
+    root = stage_dir(run.id)
+    wsfiles.materialize(run, only_missing=True)
+    p["stage_dir"] = root
     mpath = os.path.join(root, MANIFEST)
     fix = f"plan again (`loom deploy --validate {p['manifest']['validate']}`) and apply that plan"
     if not os.path.exists(mpath):
