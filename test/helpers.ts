@@ -122,3 +122,28 @@ export function mlflowRegistry(ws: string, code: string): any {
   if (p.exitCode !== 0) throw new Error(p.stderr.toString());
   return JSON.parse(p.stdout.toString().trim().split("\n").pop()!);
 }
+
+/** the local S3-compatible server (test/fixtures/s3-server.py, moto on loopback, bucket `bucket`): resolves once it
+ * listens; `stop()` closes its stdin (it stops by itself when the test process goes, too) */
+export async function startS3Server(bucket = "loom"): Promise<{ port: number; stop: () => void }> {
+  const server = Bun.spawn([loomPython(), join(ROOT, "test", "fixtures", "s3-server.py"), bucket], { stdin: "pipe", stdout: "pipe", stderr: "ignore" });
+  const stop = () => {
+    try {
+      (server.stdin as { end?: () => void } | undefined)?.end?.();
+    } catch {
+      /* already gone */
+    }
+    server.kill();
+  };
+  const reader = (server.stdout as ReadableStream<Uint8Array>).getReader();
+  let buf = "";
+  while (!/ready \d+/.test(buf)) {
+    const { value, done } = await reader.read();
+    if (done) {
+      stop();
+      throw new Error(`the S3 test server did not start: ${buf}`);
+    }
+    buf += new TextDecoder().decode(value);
+  }
+  return { port: Number(/ready (\d+)/.exec(buf)![1]), stop };
+}

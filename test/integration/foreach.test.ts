@@ -10,7 +10,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, loom, loomPython, plainMetaflow, rng, tempDir, tempWorkspace } from "../helpers";
+import { ROOT, loom, loomPython, plainMetaflow, rng, startS3Server, tempDir, tempWorkspace } from "../helpers";
 
 /** The card's content: Metaflow embeds it as base64 JSON in the HTML. */
 function cardText(path: string): string {
@@ -181,16 +181,9 @@ describe("@resources sized from the data, recorded with the run", () => {
 });
 
 test("an Argo template compiled with the loom_resources config requests those resources (scaleout.test.ts checks the default)", async () => {
-  const server = Bun.spawn([loomPython(), join(ROOT, "test", "fixtures", "s3-server.py"), "loom"], { stdin: "pipe", stdout: "pipe", stderr: "ignore" });
+  const server = await startS3Server("loom");
   try {
-    const reader = (server.stdout as ReadableStream<Uint8Array>).getReader();
-    let buf = "";
-    while (!/ready \d+/.test(buf)) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`the S3 test server did not start: ${buf}`);
-      buf += new TextDecoder().decode(value);
-    }
-    const port = Number(/ready (\d+)/.exec(buf)![1]);
+    const port = server.port;
     const wsDir = join(tempDir("loom-argo-"), ".loom");
     mkdirSync(wsDir, { recursive: true });
     const compile = (extra: string[]) => {
@@ -215,7 +208,6 @@ test("an Argo template compiled with the loom_resources config requests those re
     expect(compile(["--config-value", "loom_resources", JSON.stringify({ cpu: 2, memory: 7168, basis: { rows: 2000000, columns: 50 }, rule: "t" })]))
       .toMatchObject({ cpu: "2.0", memory: "7168.0M" });
   } finally {
-    (server.stdin as { end?: () => void } | undefined)?.end?.();
-    server.kill();
+    server.stop();
   }
 }, 120_000);

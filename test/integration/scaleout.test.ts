@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { LOOM, ROOT, expectNoTraceback, loom, loomPython, rng, tempDir, tempWorkspace } from "../helpers";
+import { LOOM, ROOT, expectNoTraceback, loom, loomPython, rng, startS3Server, tempDir, tempWorkspace } from "../helpers";
 
 const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
 /** every file under a directory with its sha256 (relative paths) */
@@ -58,7 +58,7 @@ function walk(dir: string, base = dir): string[] {
   });
 }
 
-let server: ReturnType<typeof Bun.spawn> | null = null;
+let server: Awaited<ReturnType<typeof startS3Server>> | null = null;
 let port = 0;
 const mfHome = tempDir("loom-mfhome-"); // no user profile leaks in
 const s3env = (prefix: string): Record<string, string> => ({
@@ -72,25 +72,11 @@ const s3env = (prefix: string): Record<string, string> => ({
 });
 
 beforeAll(async () => {
-  server = Bun.spawn([loomPython(), join(ROOT, "test", "fixtures", "s3-server.py"), "loom"], { stdin: "pipe", stdout: "pipe", stderr: "ignore" });
-  const reader = (server.stdout as ReadableStream<Uint8Array>).getReader();
-  let buf = "";
-  while (!/ready \d+/.test(buf)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the S3 test server did not start: ${buf}`);
-    buf += new TextDecoder().decode(value);
-  }
-  port = Number(/ready (\d+)/.exec(buf)![1]);
+  server = await startS3Server("loom");
+  port = server.port;
 }, 60_000);
 
-afterAll(() => {
-  try {
-    (server?.stdin as { end?: () => void } | undefined)?.end?.(); // the server stops when its stdin closes
-  } catch {
-    /* already gone */
-  }
-  server?.kill();
-});
+afterAll(() => server?.stop());
 
 /** Python with plain Metaflow, from a directory outside any workspace, pointed at the S3 datastore. */
 function clientFrom(cwd: string, wsRoot: string, env: Record<string, string>, code: string): any {
