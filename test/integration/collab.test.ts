@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { expectNoTraceback, LOOM, loom, loomPython, tempDir, tempWorkspace } from "../helpers";
+import { expectNoTraceback, LOOM, loom, loomPython, ROOT, tempDir, tempWorkspace } from "../helpers";
 
 type R = Awaited<ReturnType<typeof loom>>;
 
@@ -30,44 +30,15 @@ const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("
 const walk = (d: string): string[] => readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? walk(join(d, n)) : [join(d, n)]));
 
 /** Drive build/loom in a real pseudo-terminal; answer the gate's y/N with `answer`. */
-const PTY = `
-import fcntl, json, os, pty, re, select, struct, sys, termios, time
-argv, answer, env = json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
-pid, fd = pty.fork()
-if pid == 0:
-    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # a terminal 160 columns wide
-    os.chdir(env.pop("__cwd"))
-    os.execve(argv[0], argv, {**os.environ, **env})
-out, sent, t0, status = b"", False, time.time(), None
-while time.time() - t0 < 100:
-    r, _, _ = select.select([fd], [], [], 0.1)
-    if r:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            chunk = b""
-        out += chunk
-    if not sent and "Proceed" in re.sub(r"\\x1b\\[[0-9;?]*[A-Za-z]|\\s", "", out.decode(errors="replace")):
-        time.sleep(0.3)
-        os.write(fd, answer.encode())
-        sent = True
-    done, st = os.waitpid(pid, os.WNOHANG)
-    if done:
-        status = st
-        break
-if status is None:
-    os.kill(pid, 9)
-    _, status = os.waitpid(pid, 0)
-print(json.dumps({"code": os.waitstatus_to_exitcode(status), "out": out.decode(errors="replace"), "asked": sent}))
-`;
 
 /** async: the test's own HTTP server must keep answering while loom runs */
+/** the gate answered in a real pty by test/fixtures/pty_answer.py, which reads the terminal to its end */
 async function inPty(args: string[], answer: string, cwd: string, env: Record<string, string>) {
-  const envAll = { ...env, __cwd: cwd };
-  const p = Bun.spawn([loomPython(), "-c", PTY, JSON.stringify([LOOM, ...args]), answer, JSON.stringify(envAll)], { stdout: "pipe", stderr: "pipe" });
+  const p = Bun.spawn([loomPython(), join(ROOT, "test", "fixtures", "pty_answer.py"), answer, LOOM, ...args], { cwd, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
   const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text()]);
   if ((await p.exited) !== 0) throw new Error(err);
-  return JSON.parse(out) as { code: number; out: string; asked: boolean };
+  const r = JSON.parse(out) as { code: number; output: string; asked: boolean };
+  return { code: r.code, out: r.output, asked: r.asked };
 }
 
 describe("collab", () => {

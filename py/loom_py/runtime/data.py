@@ -16,6 +16,15 @@ import re
 
 from loom_py.runtime.errors import UsageError, did_you_mean
 
+
+def sha256_file(path: str) -> str:
+    """The sha256 (hex) of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
 DATASET_FLOWS = ("IngestDataset", "FeaturesFlow")
 PATHSPEC_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*/[A-Za-z0-9_.-]+$")
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import os
 
+from loom_py.runtime.data import sha256_file
+
 INDEX = "loom_workspace_index"
 FILES = "loom_workspace_files"
 DEFAULT_CAP_MB = 256
@@ -36,14 +38,6 @@ def cap_bytes() -> int:
         return int(float(os.environ.get("LOOM_WORKSPACE_FILES_MAX_MB") or DEFAULT_CAP_MB) * (1 << 20))
     except ValueError:
         return DEFAULT_CAP_MB << 20
-
-
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _files_under(path: str) -> list[str]:
@@ -138,7 +132,7 @@ def materialize(run, ws: str | None = None, index: dict | None = None, *, only_m
             continue
         if os.path.lexists(dest) and (only_missing or (os.path.isfile(dest) and not os.path.islink(dest)
                                                          and os.path.getsize(dest) == e["bytes"]
-                                                         and _sha256_file(dest) == e["sha256"])):
+                                                         and sha256_file(dest) == e["sha256"])):
             continue  # here already, the same bytes (or, only_missing, here at all): nothing is rewritten
         if not e.get("stored"):
             out["not_stored"].append(e["path"])

@@ -28,7 +28,6 @@ Sanitizing, in this order, on every string of every file before it is written:
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import re
@@ -38,7 +37,7 @@ import tempfile
 import time
 import uuid
 
-from loom_py.runtime.data import client, require_datastore, resolve_run
+from loom_py.runtime.data import client, require_datastore, resolve_run, sha256_file
 from loom_py.runtime.errors import DomainError, UsageError
 
 SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|apikey|credential|auth|private[_-]?key|access[_-]?key)", re.I)
@@ -393,14 +392,6 @@ def final_check(paths: list[str], san: Sanitizer, stage: str, scan: list[str] | 
 
 # ---- building a bundle -----------------------------------------------------------------------------------
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _safe_name(p: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", p.replace("/", "-"))
 
@@ -454,7 +445,7 @@ def build_bundle(root: str, include_lineage: bool, out_dir: str, *, ws_dir: str,
                    "messages": n.get("messages") or [], "summary": n.get("summary") or {},
                    "dataset": n.get("dataset")}
             sp = write(f"{d}/summary.json", json.dumps(san.json(rec), indent=1, default=str, sort_keys=True))
-            hashes.setdefault(p, "sha256:" + _sha256(sp))
+            hashes.setdefault(p, "sha256:" + sha256_file(sp))
             san.hash_value(hashes[p])
             try:
                 comps = card_components(mf.Run(p))
@@ -480,12 +471,12 @@ def build_bundle(root: str, include_lineage: bool, out_dir: str, *, ws_dir: str,
                 rewritten.add(f["file"])
         removed = dict(sorted(san.removed.items()))
         for p in files:
-            san.hash_value(_sha256(p))
+            san.hash_value(sha256_file(p))
         for h in hashes.values():
             san.hash_value(h)
         manifest = {"bundle_of": root, "include_lineage": include_lineage, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "runs": runs_out, "removed": removed,
-                    "files": [{"path": os.path.relpath(p, stage), "sha256": _sha256(p), "bytes": os.path.getsize(p)}
+                    "files": [{"path": os.path.relpath(p, stage), "sha256": sha256_file(p), "bytes": os.path.getsize(p)}
                               for p in sorted(files)]}
         write("manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
         # pass 2, with Loom's own checks: anything left and the bundle is not written
@@ -508,7 +499,7 @@ def build_bundle(root: str, include_lineage: bool, out_dir: str, *, ws_dir: str,
                 with open(p, "rb") as fh:
                     tar.addfile(info, fh)
         os.replace(tmp, bundle)
-        digest = _sha256(bundle)
+        digest = sha256_file(bundle)
         return {"bundle": bundle, "sha256": digest, "bytes": os.path.getsize(bundle), "runs": runs_out,
                 "files": manifest["files"], "removed": removed, "secrets_found_after_sanitizing": 0,
                 "raw_rows_included": 0, "seconds": round(time.perf_counter() - t0, 3)}
@@ -549,7 +540,7 @@ def send_file(path: str, sha256: str, dest: str) -> dict:
     AWS variables; AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL for S3-compatible stores), https:// as a PUT."""
     from urllib.parse import urlsplit
 
-    if not os.path.exists(path) or _sha256(path) != sha256:
+    if not os.path.exists(path) or sha256_file(path) != sha256:
         raise DomainError("the bundle on disk is not the one built (its sha256 differs or it is gone): build it again; nothing was sent")
     u = urlsplit(dest)
     name = os.path.basename(os.path.dirname(path)) + "-" + os.path.basename(path)

@@ -122,11 +122,10 @@ def client(uri: str):
 
 
 def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
+    """The manifest's form of a file's hash: ``sha256:<hex>``."""
+    from loom_py.runtime.data import sha256_file as hex_of
+
+    return "sha256:" + hex_of(path)
 
 
 def sha256_bytes(b: bytes) -> str:
