@@ -78,3 +78,15 @@ def ratio(spec, loom_score: float, ref_score: float) -> float:
 
 def spec_for(name):
     return metric_spec.parse_metric(DATASETS[name][1])
+
+
+def use_sandbox(config: str) -> tuple[str, str]:
+    """Set the launcher and the OS sandbox for a bench config "zygote|process/bwrap|hook"; (launcher, box)."""
+    from loom_py.verbs.optimize import sandbox
+
+    launcher, box = config.split("/")
+    os.environ["LOOM_SANDBOX_ZYGOTE"] = "1" if launcher == "zygote" else "0"
+    os.environ["LOOM_SANDBOX_BWRAP"] = "1" if box == "bwrap" else "0"
+    sandbox._bwrap_works.cache_clear()
+    assert (sandbox.os_sandbox() is not None) == (box == "bwrap"), f"{config}: bubblewrap does not run here"
+    return launcher, box

@@ -13,19 +13,14 @@ import statistics
 import sys
 import time
 
-from optimize_common import dev_test, load, loom_search, spec_for
+from optimize_common import dev_test, load, loom_search, spec_for, use_sandbox
 
-from loom_py.verbs.optimize import sandbox  # noqa: E402
 
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 configs = (sys.argv[2] if len(sys.argv) > 2 else "zygote/bwrap,zygote/hook,process/bwrap,process/hook").split(",")
 rows = []
 for config in configs:
-    launcher, box = config.split("/")
-    os.environ["LOOM_SANDBOX_ZYGOTE"] = "1" if launcher == "zygote" else "0"
-    os.environ["LOOM_SANDBOX_BWRAP"] = "1" if box == "bwrap" else "0"
-    sandbox._bwrap_works.cache_clear()
-    assert (sandbox.os_sandbox() is not None) == (box == "bwrap"), f"{config}: bubblewrap does not run here"
+    launcher, box = use_sandbox(config)
     for name in ("breast_cancer", "diabetes"):
         df = load(name)
         spec = spec_for(name)

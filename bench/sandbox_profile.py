@@ -17,7 +17,7 @@ import os
 import statistics
 import sys
 
-from optimize_common import dev_test, load, loom_search, spec_for
+from optimize_common import dev_test, load, loom_search, spec_for, use_sandbox
 
 from loom_py.verbs.optimize import sandbox  # noqa: E402
 
@@ -47,11 +47,7 @@ def _recording_wait(self):
 sandbox.Running.wait = _recording_wait
 table = {}
 for config in configs:
-    launcher, box = config.split("/")
-    os.environ["LOOM_SANDBOX_ZYGOTE"] = "1" if launcher == "zygote" else "0"
-    os.environ["LOOM_SANDBOX_BWRAP"] = "1" if box == "bwrap" else "0"
-    sandbox._bwrap_works.cache_clear()
-    assert (sandbox.os_sandbox() is not None) == (box == "bwrap"), f"{config}: bubblewrap does not run here"
+    launcher, box = use_sandbox(config)
     seen.clear()
     for name in ("breast_cancer", "diabetes"):
         df = load(name)

@@ -14,6 +14,8 @@ import { join } from "node:path";
 import { fakeAnthropic } from "../fixtures/llm-servers";
 import { expectNoTraceback, loom, plainMetaflow, rng, runsOf, tempWorkspace } from "../helpers";
 
+// the attack cases need the OS sandbox itself; where bubblewrap is missing they are skipped (.ci/run installs it, and the
+// refusal without a sandbox is tested here either way)
 const bwrap = Bun.spawnSync(["sh", "-c", "command -v bwrap"]).exitCode === 0;
 
 function dataCsv(): string {
